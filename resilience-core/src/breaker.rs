@@ -1,0 +1,292 @@
+//! The circuit breaker: stop calling a dependency that keeps failing.
+//!
+//! CLOSED lets every attempt through and counts consecutive failures. At
+//! `failure_threshold` it goes OPEN: calls fail at once without touching the dependency,
+//! which gives a restarting server room to come back. After `recovery_timeout` it goes
+//! HALF_OPEN and admits at most `success_threshold` probes at a time (not every waiting
+//! caller); that many successes close it, one failure reopens it. Rejected calls do not
+//! extend the open period, so steady traffic cannot keep a healed breaker open. Errors
+//! of ignored classes (bad credentials, bad input) say nothing about the dependency's
+//! health: they neither count as failures nor reset the count.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::time::Instant;
+
+use crate::policy::BreakerPolicy;
+
+/// The three states of a breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum BreakerState {
+    /// Calls go through.
+    Closed,
+    /// Calls fail at once.
+    Open,
+    /// A bounded number of probes go through.
+    HalfOpen,
+}
+
+impl BreakerState {
+    /// `CLOSED`, `OPEN` or `HALF_OPEN`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            BreakerState::Closed => "CLOSED",
+            BreakerState::Open => "OPEN",
+            BreakerState::HalfOpen => "HALF_OPEN",
+        }
+    }
+
+    fn from_u8(v: u8) -> Self {
+        match v {
+            1 => BreakerState::Open,
+            2 => BreakerState::HalfOpen,
+            _ => BreakerState::Closed,
+        }
+    }
+}
+
+/// How an attempt ended, as the breaker sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The dependency answered.
+    Success,
+    /// The dependency failed (a class the breaker does not ignore).
+    Failure,
+    /// An ignored class: says nothing about the dependency.
+    Ignored,
+}
+
+/// Leave to make one attempt, from [`CircuitBreaker::acquire`]. Hand it back through
+/// [`CircuitBreaker::record`] or, when the attempt never ran, [`CircuitBreaker::release`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub struct Permit {
+    probe: bool,
+    generation: u64,
+}
+
+/// A state change, returned so the caller can log it and react (start probing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    /// CLOSED or HALF_OPEN to OPEN, after this many consecutive failures.
+    Opened {
+        /// Consecutive failures counted.
+        failures: u32,
+    },
+    /// OPEN to HALF_OPEN.
+    HalfOpened,
+    /// HALF_OPEN to CLOSED.
+    Closed,
+}
+
+#[derive(Debug)]
+struct Inner {
+    state: BreakerState,
+    failures: u32,
+    opened_at: Instant,
+    probes_in_flight: u32,
+    probe_successes: u32,
+    /// Bumped on every transition; a permit from an older generation reports nothing.
+    generation: u64,
+}
+
+/// A circuit breaker for one policy and key.
+#[derive(Debug)]
+pub struct CircuitBreaker {
+    policy: BreakerPolicy,
+    inner: Mutex<Inner>,
+    state: AtomicU8,
+}
+
+impl CircuitBreaker {
+    /// A closed breaker.
+    pub fn new(policy: &BreakerPolicy) -> Self {
+        CircuitBreaker {
+            policy: policy.clone(),
+            inner: Mutex::new(Inner {
+                state: BreakerState::Closed,
+                failures: 0,
+                opened_at: Instant::now(),
+                probes_in_flight: 0,
+                probe_successes: 0,
+                generation: 0,
+            }),
+            state: AtomicU8::new(0),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn set(&self, inner: &mut Inner, state: BreakerState, now: Instant) {
+        inner.state = state;
+        inner.generation += 1;
+        inner.probes_in_flight = 0;
+        inner.probe_successes = 0;
+        if state == BreakerState::Open {
+            inner.opened_at = now;
+        }
+        if state == BreakerState::Closed {
+            inner.failures = 0;
+        }
+        self.state.store(state as u8, Ordering::Release);
+    }
+
+    /// The state as last set (a breaker whose open period has passed reports OPEN until
+    /// the next [`acquire`](Self::acquire) or [`state`](Self::state)).
+    pub fn state_now(&self) -> BreakerState {
+        BreakerState::from_u8(self.state.load(Ordering::Acquire))
+    }
+
+    /// The state at `now`, moving OPEN to HALF_OPEN when the open period has passed.
+    pub fn state(&self, now: Instant) -> (BreakerState, Option<Transition>) {
+        let mut inner = self.lock();
+        let t = self.maybe_half_open(&mut inner, now);
+        (inner.state, t)
+    }
+
+    fn maybe_half_open(&self, inner: &mut Inner, now: Instant) -> Option<Transition> {
+        if inner.state == BreakerState::Open
+            && now.saturating_duration_since(inner.opened_at) >= self.policy.recovery_timeout
+        {
+            self.set(inner, BreakerState::HalfOpen, now);
+            Some(Transition::HalfOpened)
+        } else {
+            None
+        }
+    }
+
+    /// Asks to make one attempt. `Err` carries how long until a probe may go.
+    pub fn acquire(&self, now: Instant) -> (Result<Permit, Duration>, Option<Transition>) {
+        if !self.policy.enabled {
+            return (Ok(Permit { probe: false, generation: 0 }), None);
+        }
+        let mut inner = self.lock();
+        let transition = self.maybe_half_open(&mut inner, now);
+        let result = match inner.state {
+            BreakerState::Closed => Ok(Permit { probe: false, generation: inner.generation }),
+            BreakerState::Open => Err(self
+                .policy
+                .recovery_timeout
+                .saturating_sub(now.saturating_duration_since(inner.opened_at))),
+            BreakerState::HalfOpen => {
+                if inner.probes_in_flight < self.policy.success_threshold.get() {
+                    inner.probes_in_flight += 1;
+                    Ok(Permit { probe: true, generation: inner.generation })
+                } else {
+                    Err(Duration::ZERO)
+                }
+            }
+        };
+        (result, transition)
+    }
+
+    /// Gives back a permit whose attempt never ran (cancelled, or refused later on).
+    pub fn release(&self, permit: Permit) {
+        if permit.probe {
+            let mut inner = self.lock();
+            if inner.generation == permit.generation {
+                inner.probes_in_flight = inner.probes_in_flight.saturating_sub(1);
+            }
+        }
+    }
+
+    /// Records how an attempt ended.
+    pub fn record(&self, permit: Permit, outcome: Outcome, now: Instant) -> Option<Transition> {
+        if !self.policy.enabled {
+            return None;
+        }
+        let mut inner = self.lock();
+        if inner.generation != permit.generation {
+            // The breaker changed state while this attempt ran; its outcome belongs to a
+            // period that is over (and must not extend an open one).
+            return None;
+        }
+        match (inner.state, outcome) {
+            (_, Outcome::Ignored) => {
+                if permit.probe {
+                    inner.probes_in_flight = inner.probes_in_flight.saturating_sub(1);
+                }
+                None
+            }
+            (BreakerState::Closed, Outcome::Success) => {
+                inner.failures = 0;
+                None
+            }
+            (BreakerState::Closed, Outcome::Failure) => {
+                inner.failures += 1;
+                if inner.failures >= self.policy.failure_threshold.get() {
+                    let failures = inner.failures;
+                    self.set(&mut inner, BreakerState::Open, now);
+                    Some(Transition::Opened { failures })
+                } else {
+                    None
+                }
+            }
+            (BreakerState::HalfOpen, Outcome::Success) => {
+                inner.probes_in_flight = inner.probes_in_flight.saturating_sub(1);
+                inner.probe_successes += 1;
+                if inner.probe_successes >= self.policy.success_threshold.get() {
+                    self.set(&mut inner, BreakerState::Closed, now);
+                    Some(Transition::Closed)
+                } else {
+                    None
+                }
+            }
+            (BreakerState::HalfOpen, Outcome::Failure) => {
+                let failures = inner.failures.max(1);
+                self.set(&mut inner, BreakerState::Open, now);
+                Some(Transition::Opened { failures })
+            }
+            (BreakerState::Open, _) => None,
+        }
+    }
+
+    /// Records a background probe's result (the connector's recovery hook reached, or
+    /// failed to reach, the dependency while the breaker was open). Counts like a
+    /// half-open probe, so the breaker can close without user traffic.
+    pub fn record_probe(&self, reachable: bool, now: Instant) -> Vec<Transition> {
+        let mut transitions = Vec::new();
+        if reachable && self.policy.enabled {
+            let mut inner = self.lock();
+            if inner.state == BreakerState::Open {
+                // The dependency answers again: no need to wait out the open period.
+                self.set(&mut inner, BreakerState::HalfOpen, now);
+                transitions.push(Transition::HalfOpened);
+            }
+        }
+        let (result, t) = self.acquire(now);
+        transitions.extend(t);
+        if let Ok(permit) = result {
+            if permit.probe {
+                let outcome = if reachable { Outcome::Success } else { Outcome::Failure };
+                transitions.extend(self.record(permit, outcome, now));
+            } else {
+                self.release(permit);
+            }
+        }
+        transitions
+    }
+
+    /// Opens the breaker now, whatever its state (an operator's switch).
+    pub fn force_open(&self, now: Instant) {
+        let mut inner = self.lock();
+        self.set(&mut inner, BreakerState::Open, now);
+    }
+
+    /// Closes the breaker and forgets the failure count.
+    pub fn reset(&self, now: Instant) {
+        let mut inner = self.lock();
+        self.set(&mut inner, BreakerState::Closed, now);
+    }
+
+    /// Consecutive failures counted while closed.
+    pub fn consecutive_failures(&self) -> u32 {
+        self.lock().failures
+    }
+}

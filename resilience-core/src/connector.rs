@@ -1,0 +1,122 @@
+//! The interface every connector implements: a small lifecycle and the operations a
+//! pipeline or the CLI drives without knowing which database is behind them.
+//!
+//! A connector is created empty, configured once with validated parameters (which also
+//! enables its resilience policy), and becomes ready when a call reaches the server.
+//! Calling an operation before `configure` is an error that says so, not a panic or a
+//! connection attempt with half-made settings. The data types a connector produces
+//! (tables, schemas, batches) are associated types, so this crate needs no driver or
+//! Arrow dependency.
+
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+use serde::{Serialize, Serializer};
+
+use crate::{Resilient, ResilientError};
+
+/// Where a connector is in its lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectorState {
+    /// Created, not configured: only `configure` is allowed.
+    Created,
+    /// Parameters validated and the policy enabled; nothing has reached the server yet.
+    Configured,
+    /// A call has reached the server.
+    Ready,
+    /// Configuration or the last connection test failed; `configure` (or, when
+    /// parameters were accepted, another test) moves it on.
+    Error,
+}
+
+impl ConnectorState {
+    /// The lower-case name (`"ready"`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ConnectorState::Created => "created",
+            ConnectorState::Configured => "configured",
+            ConnectorState::Ready => "ready",
+            ConnectorState::Error => "error",
+        }
+    }
+}
+
+impl fmt::Display for ConnectorState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The answer of [`Connector::test_connection`]: a failure is an answer too, with the
+/// real cause in `message` (refused, authentication failed, unknown database, timeout).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConnectionTestResult {
+    /// Whether a connection was made and answered a query.
+    pub success: bool,
+    /// What happened, in words a person can act on.
+    pub message: String,
+    /// The server's version string, when connected.
+    pub server_version: Option<String>,
+    /// Time from the start of the test to the answer (serialized as `latency_ms`).
+    #[serde(rename = "latency_ms", serialize_with = "millis")]
+    pub latency: Duration,
+}
+
+fn millis<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64() * 1000.0)
+}
+
+/// A data connector driven by pipelines and the CLI.
+///
+/// Every operation except `configure` and `state` runs under the connector's resilience
+/// policy (see [`Resilient`]).
+pub trait Connector: Resilient + Send + Sync {
+    /// Connection parameters.
+    type Params;
+    /// The connector's error type.
+    type Error: ResilientError + std::error::Error + Send + Sync + 'static;
+    /// A table or view as discovery names it.
+    type Table: Send;
+    /// The health report, serializable to JSON.
+    type Health: Serialize + Send;
+
+    /// The lifecycle state.
+    fn state(&self) -> ConnectorState;
+
+    /// Validates the parameters and enables the policy: `Created -> Configured`.
+    fn configure(&mut self, params: Self::Params) -> Result<(), Self::Error>;
+
+    /// Connects directly (not through a pool) and reports the real cause of a failure.
+    fn test_connection(
+        &self,
+    ) -> impl Future<Output = Result<ConnectionTestResult, Self::Error>> + Send;
+
+    /// Tables and views from the catalog.
+    fn discover(&self) -> impl Future<Output = Result<Vec<Self::Table>, Self::Error>> + Send;
+
+    /// Reachability, latency, pool figures and the engine's view of this connector.
+    fn check_health(&self) -> impl Future<Output = Result<Self::Health, Self::Error>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_result_serializes_latency_in_millis() {
+        let r = ConnectionTestResult {
+            success: false,
+            message: "connection refused".into(),
+            server_version: None,
+            latency: Duration::from_micros(1500),
+        };
+        let json = serde_json::to_string(&r).unwrap();
+        assert_eq!(
+            json,
+            r#"{"success":false,"message":"connection refused","server_version":null,"latency_ms":1.5}"#
+        );
+        assert_eq!(ConnectorState::Ready.to_string(), "ready");
+    }
+}

@@ -1,0 +1,52 @@
+//! The trait a connector's error type implements so the engine can act on it.
+
+use std::fmt;
+
+use crate::failure::Failure;
+use crate::ErrorClass;
+
+/// Implemented by a connector's error type so the engine can decide what to do with it.
+///
+/// `class` says what kind of failure the error is; `from_failure` turns the engine's
+/// verdict (retries exhausted, circuit open, rate limited, deadline exceeded) into the
+/// connector's own error type, so a `#[resilient_operation]` keeps its signature. Keep the
+/// original error inside: the caller should see the driver's message unchanged, with the
+/// verdict beside it.
+///
+/// ```
+/// use resilience_core::{ErrorClass, Failure, ResilientError};
+///
+/// #[derive(Debug)]
+/// enum MyError {
+///     Refused,
+///     Stopped(Box<Failure<MyError>>),
+/// }
+///
+/// impl std::fmt::Display for MyError {
+///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+///         match self {
+///             MyError::Refused => f.write_str("connection refused"),
+///             MyError::Stopped(failure) => failure.fmt(f),
+///         }
+///     }
+/// }
+///
+/// impl ResilientError for MyError {
+///     fn class(&self) -> ErrorClass {
+///         match self {
+///             MyError::Refused => ErrorClass::Connection,
+///             MyError::Stopped(failure) => failure.class(),
+///         }
+///     }
+///     fn from_failure(failure: Failure<Self>) -> Self {
+///         MyError::Stopped(Box::new(failure))
+///     }
+/// }
+/// ```
+pub trait ResilientError: Sized + fmt::Display {
+    /// The class of this error.
+    fn class(&self) -> ErrorClass;
+
+    /// Wraps the engine's verdict on a call into this error type.
+    fn from_failure(failure: Failure<Self>) -> Self;
+}

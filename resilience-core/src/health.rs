@@ -1,0 +1,253 @@
+//! Health: what each policy and key has been through, as a snapshot an operator can read.
+//!
+//! Counters are plain atomics bumped on the call path; the "last hour" figures come from
+//! a ring of one-minute buckets, so memory stays fixed however long the process runs.
+//! Operation names are kept up to a fixed number per key.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
+
+use serde::Serialize;
+use tokio::time::Instant;
+
+use crate::ErrorClass;
+use crate::breaker::BreakerState;
+
+const MINUTES: usize = 60;
+const MAX_OPERATIONS: usize = 64;
+
+/// Events counted over the last hour, in one-minute buckets.
+#[derive(Debug)]
+pub(crate) struct HourWindow {
+    origin: Instant,
+    buckets: Mutex<[(u64, u64); MINUTES]>,
+}
+
+impl HourWindow {
+    fn new() -> Self {
+        HourWindow {
+            origin: Instant::now(),
+            buckets: Mutex::new([(u64::MAX, 0); MINUTES]),
+        }
+    }
+
+    fn minute(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.origin).as_secs() / 60
+    }
+
+    pub(crate) fn add(&self, now: Instant) {
+        let minute = self.minute(now);
+        let mut b = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let slot = &mut b[(minute % MINUTES as u64) as usize];
+        if slot.0 != minute {
+            *slot = (minute, 0);
+        }
+        slot.1 += 1;
+    }
+
+    pub(crate) fn sum(&self, now: Instant) -> u64 {
+        let minute = self.minute(now);
+        let b = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        b.iter()
+            .filter(|(m, _)| *m != u64::MAX && *m + (MINUTES as u64) > minute && *m <= minute)
+            .map(|(_, n)| n)
+            .sum()
+    }
+}
+
+#[derive(Debug, Default)]
+struct OpCounters {
+    calls: AtomicU64,
+    failures: AtomicU64,
+}
+
+/// Counters for one policy and key.
+#[derive(Debug)]
+pub(crate) struct Stats {
+    pub(crate) calls: AtomicU64,
+    pub(crate) successes: AtomicU64,
+    pub(crate) failures: AtomicU64,
+    pub(crate) attempts: AtomicU64,
+    pub(crate) retries: AtomicU64,
+    pub(crate) retries_hour: HourWindow,
+    pub(crate) breaker_rejections: AtomicU64,
+    pub(crate) rate_limit_waits: AtomicU64,
+    pub(crate) rate_limit_rejections: AtomicU64,
+    pub(crate) recoveries: AtomicU64,
+    pub(crate) recovery_failures: AtomicU64,
+    pub(crate) timeouts: AtomicU64,
+    last_error: Mutex<Option<(ErrorClass, SystemTime)>>,
+    operations: Mutex<Vec<(&'static str, Arc<OpCounters>)>>,
+}
+
+impl Stats {
+    pub(crate) fn new() -> Self {
+        Stats {
+            calls: AtomicU64::new(0),
+            successes: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            attempts: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+            retries_hour: HourWindow::new(),
+            breaker_rejections: AtomicU64::new(0),
+            rate_limit_waits: AtomicU64::new(0),
+            rate_limit_rejections: AtomicU64::new(0),
+            recoveries: AtomicU64::new(0),
+            recovery_failures: AtomicU64::new(0),
+            timeouts: AtomicU64::new(0),
+            last_error: Mutex::new(None),
+            operations: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub(crate) fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn error(&self, class: ErrorClass) {
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((class, SystemTime::now()));
+    }
+
+    /// Counts a finished call of `operation`.
+    pub(crate) fn finish(&self, operation: &'static str, ok: bool) {
+        Stats::bump(if ok { &self.successes } else { &self.failures });
+        let mut ops = self.operations.lock().unwrap_or_else(|p| p.into_inner());
+        let counters = match ops.iter().find(|(name, _)| *name == operation) {
+            Some((_, c)) => Arc::clone(c),
+            None if ops.len() < MAX_OPERATIONS => {
+                let c = Arc::new(OpCounters::default());
+                ops.push((operation, Arc::clone(&c)));
+                c
+            }
+            None => return,
+        };
+        drop(ops);
+        Stats::bump(&counters.calls);
+        if !ok {
+            Stats::bump(&counters.failures);
+        }
+    }
+
+    pub(crate) fn snapshot(
+        &self,
+        policy: &str,
+        key: &str,
+        breaker: BreakerState,
+        now: Instant,
+    ) -> KeyHealth {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let last = *self.last_error.lock().unwrap_or_else(|p| p.into_inner());
+        let operations = self
+            .operations
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(name, c)| {
+                (
+                    (*name).to_owned(),
+                    OperationHealth {
+                        calls: load(&c.calls),
+                        failures: load(&c.failures),
+                    },
+                )
+            })
+            .collect();
+        KeyHealth {
+            policy: policy.to_owned(),
+            key: key.to_owned(),
+            circuit_breaker_state: breaker,
+            retry_attempts_last_hour: self.retries_hour.sum(now),
+            rate_limit_violations: load(&self.rate_limit_waits) + load(&self.rate_limit_rejections),
+            rate_limit_waits: load(&self.rate_limit_waits),
+            rate_limit_rejections: load(&self.rate_limit_rejections),
+            connection_recovery_events: load(&self.recoveries),
+            recovery_failures: load(&self.recovery_failures),
+            calls: load(&self.calls),
+            successes: load(&self.successes),
+            failures: load(&self.failures),
+            attempts: load(&self.attempts),
+            retries: load(&self.retries),
+            timeouts: load(&self.timeouts),
+            circuit_open_rejections: load(&self.breaker_rejections),
+            last_error_class: last.map(|(c, _)| c),
+            last_error_at: last.map(|(_, t)| humantime::format_rfc3339_seconds(t).to_string()),
+            operations,
+        }
+    }
+}
+
+/// Calls of one operation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OperationHealth {
+    /// Calls finished.
+    pub calls: u64,
+    /// Calls that ended in an error.
+    pub failures: u64,
+}
+
+/// The health of one policy and rate-limit key.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KeyHealth {
+    /// The policy's name.
+    pub policy: String,
+    /// The rate-limit key (host).
+    pub key: String,
+    /// `CLOSED`, `OPEN` or `HALF_OPEN`.
+    pub circuit_breaker_state: BreakerState,
+    /// Retries started in the last hour.
+    pub retry_attempts_last_hour: u64,
+    /// Calls the rate limiter held back (waits plus rejections).
+    pub rate_limit_violations: u64,
+    /// Calls that waited for a token.
+    pub rate_limit_waits: u64,
+    /// Calls the rate limiter refused.
+    pub rate_limit_rejections: u64,
+    /// Connection recoveries run (pool rebuilt, credentials re-read, successful probes).
+    pub connection_recovery_events: u64,
+    /// Recoveries that failed.
+    pub recovery_failures: u64,
+    /// Calls started.
+    pub calls: u64,
+    /// Calls that succeeded.
+    pub successes: u64,
+    /// Calls that ended in an error.
+    pub failures: u64,
+    /// Attempts made (first calls and retries).
+    pub attempts: u64,
+    /// Retries made since start.
+    pub retries: u64,
+    /// Attempts that ran out of time.
+    pub timeouts: u64,
+    /// Calls refused by the open breaker.
+    pub circuit_open_rejections: u64,
+    /// The class of the last error, if any.
+    pub last_error_class: Option<ErrorClass>,
+    /// When the last error happened (RFC 3339, UTC).
+    pub last_error_at: Option<String>,
+    /// Calls per operation name.
+    pub operations: BTreeMap<String, OperationHealth>,
+}
+
+/// The health of every policy and key an engine has served, serializable to JSON.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HealthReport {
+    /// The profile the policies came from, if any.
+    pub profile: Option<String>,
+    /// One entry per policy and key, sorted.
+    pub keys: Vec<KeyHealth>,
+}
+
+impl HealthReport {
+    /// The entry for a policy and key.
+    pub fn get(&self, policy: &str, key: &str) -> Option<&KeyHealth> {
+        self.keys.iter().find(|k| k.policy == policy && k.key == key)
+    }
+
+    /// The report as pretty-printed JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+}

@@ -1,0 +1,108 @@
+//! Policy-driven resilience for data connectors.
+//!
+//! A connector author writes `#[resilient_operation]` on an async method; the method then
+//! runs under a named policy from TOML policy files — retry with jittered exponential
+//! backoff, a circuit breaker, token-bucket rate limiting per host, per-attempt and total
+//! deadlines, and connection recovery — in one fixed order:
+//!
+//! ```text
+//! total deadline
+//!   └ retry loop (attempts, backoff schedule, retry budget)
+//!       └ per attempt: breaker permit → rate-limit permit (key) → attempt deadline → call
+//! ```
+//!
+//! Zero configuration works: the built-in presets (`db`, `api`, `file`) are compiled in,
+//! and `RESILIENCE_POLICY_DIR` / `RESILIENCE_PROFILE` let an operator swap them per
+//! environment without a rebuild.
+//!
+//! # Example
+//!
+//! ```
+//! use std::sync::atomic::{AtomicU32, Ordering};
+//! use resilience_core::{Call, Engine, ErrorClass, Failure, ResilientError};
+//!
+//! #[derive(Debug)]
+//! enum DbError {
+//!     Reset,
+//!     Stopped(Box<Failure<DbError>>),
+//! }
+//!
+//! impl std::fmt::Display for DbError {
+//!     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+//!         match self {
+//!             DbError::Reset => f.write_str("connection reset by peer"),
+//!             DbError::Stopped(failure) => failure.fmt(f),
+//!         }
+//!     }
+//! }
+//!
+//! impl ResilientError for DbError {
+//!     fn class(&self) -> ErrorClass {
+//!         match self {
+//!             DbError::Reset => ErrorClass::Connection,
+//!             DbError::Stopped(failure) => failure.class(),
+//!         }
+//!     }
+//!     fn from_failure(failure: Failure<Self>) -> Self {
+//!         DbError::Stopped(Box::new(failure))
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() {
+//! let engine = Engine::builtin();
+//! let calls = AtomicU32::new(0);
+//! // The first call is reset; the `db` policy retries it after a jittered backoff.
+//! let rows = engine
+//!     .run(Call::new("db", "count_rows").key("127.0.0.1:5432"), || async {
+//!         if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+//!             Err(DbError::Reset)
+//!         } else {
+//!             Ok(42)
+//!         }
+//!     })
+//!     .await
+//!     .unwrap();
+//! assert_eq!(rows, 42);
+//! assert_eq!(calls.load(Ordering::SeqCst), 2);
+//! let health = engine.health();
+//! assert_eq!(health.get("db", "127.0.0.1:5432").unwrap().retries, 1);
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod attempt;
+pub mod backoff;
+pub mod breaker;
+pub mod budget;
+mod engine;
+mod error;
+mod failure;
+pub mod health;
+pub mod limiter;
+pub mod recovery;
+mod resilience;
+mod run;
+mod slot;
+
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+
+/// The policy model and loader (re-exported from `resilience-policy`).
+pub mod policy {
+    pub use resilience_policy::*;
+}
+
+pub use engine::{BreakerHandle, Call, Engine};
+pub use error::ResilientError;
+pub use failure::{Failure, Stop};
+pub use health::HealthReport;
+pub use recovery::{BoxFuture, Recovery, RecoveryCause};
+pub use resilience::{Resilience, Resilient, UnknownPolicyError};
+pub use resilience_policy::{ClassSet, ErrorClass, Policy, PolicyError, PolicySet};
+pub use run::{Attempted, ResultLike, Run};
+
+/// Wraps an `async fn` returning a `Result` in its policy. See the crate docs.
+pub use resilience_macros::resilient_operation;

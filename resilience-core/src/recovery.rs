@@ -1,0 +1,90 @@
+//! Connection recovery: give the connector a chance to mend its connection before the
+//! next attempt.
+//!
+//! A retry on a dead pool fails the same way again. After a connection-class failure the
+//! engine calls the connector's [`Recovery::recover`] hook (rebuild the pool, re-read
+//! credentials where enabled) before the next attempt. The [`RecoveryGate`] bounds this to
+//! `max_attempts` per `check_interval`, so a flapping server cannot make every call
+//! rebuild the pool. While the breaker is open, the engine calls [`Recovery::probe`]
+//! every `check_interval`, so the breaker can close when the server is back even if no
+//! user traffic arrives.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::ErrorClass;
+
+/// A boxed, sendable future (used by the object-safe [`Recovery`] trait).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Why recovery runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecoveryCause {
+    /// The class of the failure that triggered it.
+    pub class: ErrorClass,
+    /// Whether to re-read credentials (the policy enables `credential_refresh`).
+    pub refresh_credentials: bool,
+    /// The operation that failed.
+    pub operation: &'static str,
+}
+
+/// The connector's recovery hook.
+pub trait Recovery: Send + Sync + 'static {
+    /// Mends the connection (rebuild the pool, refresh credentials). An `Err` is logged
+    /// and counted; the next attempt still runs.
+    fn recover(&self, cause: RecoveryCause) -> BoxFuture<'_, Result<(), String>>;
+
+    /// Whether the dependency answers now (a cheap, bounded check).
+    fn probe(&self) -> BoxFuture<'_, bool>;
+}
+
+/// Bounds recoveries to `max_attempts` per `check_interval` window.
+#[derive(Debug)]
+pub struct RecoveryGate {
+    max_attempts: u32,
+    interval: Duration,
+    window: Mutex<(Instant, u32)>,
+}
+
+impl RecoveryGate {
+    /// A gate with an empty window.
+    pub fn new(max_attempts: u32, interval: Duration) -> Self {
+        RecoveryGate {
+            max_attempts,
+            interval,
+            window: Mutex::new((Instant::now(), 0)),
+        }
+    }
+
+    /// Takes a place in the current window; `false` when the window is full.
+    pub fn try_enter(&self, now: Instant) -> bool {
+        let mut w = self.window.lock().unwrap_or_else(|p| p.into_inner());
+        if now.saturating_duration_since(w.0) >= self.interval {
+            *w = (now, 0);
+        }
+        if w.1 < self.max_attempts {
+            w.1 += 1;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn gate_admits_max_attempts_per_window() {
+        let gate = RecoveryGate::new(3, Duration::from_secs(30));
+        let now = Instant::now();
+        assert_eq!((0..5).filter(|_| gate.try_enter(now)).count(), 3);
+        tokio::time::advance(Duration::from_secs(30)).await;
+        assert!(gate.try_enter(Instant::now()));
+    }
+}

@@ -1,0 +1,408 @@
+//! One call through the fixed pipeline:
+//!
+//! ```text
+//! total deadline
+//!   └ retry loop (attempts, backoff schedule, retry budget)
+//!       └ per attempt: breaker permit → rate-limit permit (key) → attempt deadline → call
+//! ```
+//!
+//! [`Run`] is a small state machine driven by a loop of three steps, `before_attempt`,
+//! `attempt` and `after_attempt`. The loop is written out by the caller (by
+//! [`Engine::run`](crate::Engine::run), or inline by `#[resilient_operation]`) so that the
+//! attempt's future is an ordinary `async` block of the caller's body: it may borrow
+//! `self` and arguments, use `?` and `return`, and stays `Send` whenever the body is.
+//!
+//! A run started inside another run's attempt is *nested*: it calls its body once, with
+//! no policy of its own, so nested operations never multiply attempts.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::attempt::{self, AttemptInfo};
+use crate::backoff::Backoff;
+use crate::breaker::{BreakerState, Outcome, Permit};
+use crate::engine::{Call, Engine};
+use crate::failure::{Failure, Stop, fmt_secs};
+use crate::health::Stats;
+use crate::recovery::{Recovery, RecoveryCause};
+use crate::slot::Slot;
+use crate::{ErrorClass, ResilientError};
+
+/// A result type of any name (`Result<T, E>`, `io::Result<T>`), split into its parts.
+pub trait ResultLike {
+    /// The success type.
+    type Ok;
+    /// The error type.
+    type Err;
+    /// The plain `Result`.
+    fn into_result(self) -> Result<Self::Ok, Self::Err>;
+}
+
+impl<T, E> ResultLike for Result<T, E> {
+    type Ok = T;
+    type Err = E;
+    fn into_result(self) -> Self {
+        self
+    }
+}
+
+/// How one attempt ended.
+#[derive(Debug)]
+pub enum Attempted<T, E> {
+    /// The body finished.
+    Done(Result<T, E>),
+    /// The attempt ran out of time; `total` when the call's total deadline was the limit.
+    TimedOut {
+        /// Whether the total deadline (not the per-attempt timeout) ran out.
+        total: bool,
+    },
+}
+
+/// The state of one call. See the module docs.
+pub struct Run<'a> {
+    engine: &'a Engine,
+    policy_name: &'a str,
+    slot: Option<Arc<Slot>>,
+    operation: &'static str,
+    recovery: Option<&'a Arc<dyn Recovery>>,
+    nested: bool,
+    attempt: u32,
+    bonus_attempts: u32,
+    started: Option<Instant>,
+    deadline: Option<Instant>,
+    permit: Option<Permit>,
+    backoff: Option<Backoff>,
+    credentials_refreshed: bool,
+}
+
+impl<'a> Run<'a> {
+    /// A run of `call` on `engine`.
+    pub fn new(engine: &'a Engine, call: Call<'a>) -> Self {
+        let nested = attempt::current().is_some();
+        let key = call.key.unwrap_or(call.policy);
+        Run {
+            engine,
+            policy_name: call.policy,
+            slot: engine.slot(call.policy, key),
+            operation: call.operation,
+            recovery: call.recovery,
+            nested,
+            attempt: 0,
+            bonus_attempts: 0,
+            started: None,
+            deadline: None,
+            permit: None,
+            backoff: None,
+            credentials_refreshed: false,
+        }
+    }
+
+    fn fail<E: ResilientError>(&self, stop: Stop, last_error: Option<E>) -> E {
+        let (policy, key) = match &self.slot {
+            Some(slot) => (Arc::clone(&slot.policy_name), Arc::clone(&slot.key)),
+            None => (Arc::from(self.policy_name), Arc::from(self.policy_name)),
+        };
+        E::from_failure(Failure {
+            stop,
+            policy,
+            operation: self.operation,
+            key,
+            last_error,
+        })
+    }
+
+    /// Ends the call as a failure: counts it and builds the caller's error.
+    fn give_up<T, E: ResilientError>(&self, slot: &Slot, stop: Stop, error: Option<E>) -> Option<Result<T, E>> {
+        self.finish(slot, false);
+        Some(Err(self.fail(stop, error)))
+    }
+
+    fn finish(&self, slot: &Slot, ok: bool) {
+        slot.stats.finish(self.operation, ok);
+        if !ok {
+            slot.meters.failures.increment(1);
+        }
+        if let Some(started) = self.started {
+            slot.meters.call_seconds.record(started.elapsed().as_secs_f64());
+        }
+    }
+
+    /// Takes the breaker's and the rate limiter's permits for the next attempt. `Some`
+    /// ends the call (unknown policy, circuit open, rate limited).
+    pub async fn before_attempt<T, E: ResilientError>(&mut self) -> Option<Result<T, E>> {
+        if self.nested {
+            self.attempt += 1;
+            return None;
+        }
+        let Some(slot) = self.slot.clone() else {
+            let known = self.engine.policies().names().map(str::to_owned).collect();
+            return Some(Err(self.fail(Stop::UnknownPolicy { known }, None)));
+        };
+        let now = Instant::now();
+        if self.started.is_none() {
+            self.started = Some(now);
+            self.deadline = Some(now + slot.policy.timeout.total);
+            Stats::bump(&slot.stats.calls);
+            slot.meters.calls.increment(1);
+            slot.budget.deposit(now);
+        }
+
+        let (permit, transition) = slot.breaker.acquire(now);
+        if let Some(t) = transition {
+            slot.on_transition(t, self.recovery);
+        }
+        match permit {
+            Ok(permit) => self.permit = Some(permit),
+            Err(retry_in) => {
+                Stats::bump(&slot.stats.breaker_rejections);
+                slot.meters.circuit_rejections.increment(1);
+                tracing::debug!(policy = &*slot.policy_name, key = &*slot.key, operation = self.operation, "circuit open, failing fast");
+                return self.give_up(&slot, Stop::CircuitOpen { retry_in }, None);
+            }
+        }
+
+        if slot.policy.rate_limit.enabled {
+            let waiting = slot.bucket.acquire(self.deadline, |wait| {
+                tracing::info!(
+                    policy = &*slot.policy_name,
+                    key = &*slot.key,
+                    operation = self.operation,
+                    wait_secs = wait.as_secs_f64(),
+                    "Rate limit applied for {}. Waiting {} seconds",
+                    slot.key,
+                    fmt_secs(wait).trim_end_matches('s'),
+                );
+            });
+            match waiting.await {
+                Ok(crate::limiter::Admission::Immediate) => {}
+                Ok(crate::limiter::Admission::Waited(_)) => {
+                    Stats::bump(&slot.stats.rate_limit_waits);
+                    slot.meters.rate_limit_waits.increment(1);
+                }
+                Err(limited) => {
+                    if let Some(permit) = self.permit.take() {
+                        slot.breaker.release(permit);
+                    }
+                    Stats::bump(&slot.stats.rate_limit_rejections);
+                    slot.meters.rate_limit_rejections.increment(1);
+                    tracing::warn!(
+                        policy = &*slot.policy_name,
+                        key = &*slot.key,
+                        operation = self.operation,
+                        retry_after_secs = limited.retry_after.as_secs_f64(),
+                        "rate limit: call refused, retry after {}",
+                        fmt_secs(limited.retry_after)
+                    );
+                    let stop = Stop::RateLimited { retry_after: limited.retry_after };
+                    return self.give_up(&slot, stop, None);
+                }
+            }
+        }
+
+        self.attempt += 1;
+        Stats::bump(&slot.stats.attempts);
+        slot.meters.attempts.increment(1);
+        None
+    }
+
+    /// Runs one attempt's future under the attempt deadline.
+    pub async fn attempt<R, F>(&mut self, fut: F) -> Attempted<R::Ok, R::Err>
+    where
+        R: ResultLike,
+        F: Future<Output = R>,
+    {
+        let Some(slot) = self.slot.as_ref().filter(|_| !self.nested) else {
+            return Attempted::Done(fut.await.into_result());
+        };
+        let now = Instant::now();
+        let attempt_deadline = now + slot.policy.timeout.attempt;
+        let (deadline, total) = match self.deadline {
+            Some(total) if total <= attempt_deadline => (total, true),
+            _ => (attempt_deadline, false),
+        };
+        let info = AttemptInfo {
+            number: self.attempt,
+            max_attempts: slot.policy.retry.max_attempts.get() + self.bonus_attempts,
+            operation: self.operation,
+            deadline: Some(deadline),
+        };
+        match tokio::time::timeout_at(deadline, attempt::scope(info, fut)).await {
+            Ok(result) => Attempted::Done(result.into_result()),
+            Err(_) => Attempted::TimedOut { total },
+        }
+    }
+
+    /// Records how the attempt ended and decides: `Some` ends the call with its result;
+    /// `None` means retry (after recovery and the backoff delay, already waited).
+    pub async fn after_attempt<T, E: ResilientError>(
+        &mut self,
+        outcome: Attempted<T, E>,
+    ) -> Option<Result<T, E>> {
+        let slot = match (&self.slot, self.nested) {
+            (Some(slot), false) => Arc::clone(slot),
+            _ => {
+                return Some(match outcome {
+                    Attempted::Done(result) => result,
+                    Attempted::TimedOut { .. } => Err(self.fail(
+                        Stop::AttemptTimedOut { timeout: Duration::ZERO, attempts: self.attempt },
+                        None,
+                    )),
+                });
+            }
+        };
+        let policy = Arc::clone(&slot.policy);
+        let permit = self.permit.take();
+        let now = Instant::now();
+        let total_ran_out = matches!(outcome, Attempted::TimedOut { total: true });
+        let (class, error) = match outcome {
+            Attempted::Done(Ok(value)) => {
+                if let Some(permit) = permit {
+                    if let Some(t) = slot.breaker.record(permit, Outcome::Success, now) {
+                        slot.on_transition(t, self.recovery);
+                    }
+                }
+                self.finish(&slot, true);
+                return Some(Ok(value));
+            }
+            Attempted::Done(Err(e)) => (e.class(), Some(e)),
+            Attempted::TimedOut { .. } => {
+                Stats::bump(&slot.stats.timeouts);
+                (ErrorClass::Timeout, None)
+            }
+        };
+        slot.stats.error(class);
+        if let Some(permit) = permit {
+            let seen = if policy.circuit_breaker.ignore.contains(class) {
+                Outcome::Ignored
+            } else {
+                Outcome::Failure
+            };
+            if let Some(t) = slot.breaker.record(permit, seen, now) {
+                slot.on_transition(t, self.recovery);
+            }
+        }
+        let total_timeout = policy.timeout.total;
+        if total_ran_out {
+            let stop = Stop::DeadlineExceeded { timeout: total_timeout, attempts: self.attempt };
+            return self.give_up(&slot, stop, None);
+        }
+
+        if class == ErrorClass::Auth && !self.credentials_refreshed && policy.recovery.enabled && policy.recovery.credential_refresh {
+            if let Some(hook) = self.recovery {
+                self.credentials_refreshed = true;
+                if self.recover(&slot, hook, class, true).await {
+                    self.bonus_attempts += 1;
+                    return None;
+                }
+            }
+        }
+
+        if !policy.retry.retry_on.contains(class) {
+            self.finish(&slot, false);
+            return Some(Err(match error {
+                Some(e) => e,
+                None => self.fail(
+                    Stop::AttemptTimedOut { timeout: policy.timeout.attempt, attempts: self.attempt },
+                    None,
+                ),
+            }));
+        }
+        let max_attempts = policy.retry.max_attempts.get() + self.bonus_attempts;
+        if self.attempt >= max_attempts {
+            let stop = match error {
+                Some(_) => Stop::RetriesExhausted { attempts: self.attempt },
+                None => Stop::AttemptTimedOut { timeout: policy.timeout.attempt, attempts: self.attempt },
+            };
+            return self.give_up(&slot, stop, error);
+        }
+        if slot.breaker.state_now() == BreakerState::Open {
+            let retry_in = policy.circuit_breaker.recovery_timeout;
+            return self.give_up(&slot, Stop::CircuitOpen { retry_in }, error);
+        }
+        if !slot.budget.try_withdraw(now) {
+            tracing::warn!(policy = &*slot.policy_name, key = &*slot.key, operation = self.operation, "retry budget exhausted: not retrying");
+            return self.give_up(&slot, Stop::BudgetExhausted { attempts: self.attempt }, error);
+        }
+
+        if class == ErrorClass::Connection && policy.recovery.enabled {
+            if let Some(hook) = self.recovery {
+                if slot.gate.try_enter(now) {
+                    self.recover(&slot, hook, class, false).await;
+                }
+            }
+        }
+
+        let retry = self.attempt;
+        let backoff = self.backoff.get_or_insert_with(|| Backoff::new(&policy.retry));
+        let delay = self.engine.with_rng(|rng| backoff.delay(retry, rng));
+        let deadline = self.deadline.unwrap_or_else(|| now + total_timeout);
+        if Instant::now() + delay >= deadline {
+            let stop = Stop::DeadlineExceeded { timeout: total_timeout, attempts: self.attempt };
+            return self.give_up(&slot, stop, error);
+        }
+        let reason = match &error {
+            Some(e) => e.to_string(),
+            None => format!("attempt timed out after {}", fmt_secs(policy.timeout.attempt)),
+        };
+        tracing::warn!(
+            policy = &*slot.policy_name,
+            key = &*slot.key,
+            operation = self.operation,
+            attempt = retry + 1,
+            max_attempts,
+            class = class.as_str(),
+            delay_secs = delay.as_secs_f64(),
+            "Retry attempt {}/{} for operation {} after error: {}. Next retry in {}",
+            retry + 1,
+            max_attempts,
+            self.operation,
+            reason,
+            fmt_secs(delay),
+        );
+        Stats::bump(&slot.stats.retries);
+        slot.stats.retries_hour.add(now);
+        slot.meters.retries.increment(1);
+        tokio::time::sleep(delay).await;
+        None
+    }
+
+    /// Runs the recovery hook within the call's deadline; `true` when it succeeded.
+    async fn recover(&self, slot: &Slot, hook: &Arc<dyn Recovery>, class: ErrorClass, refresh: bool) -> bool {
+        let cause = RecoveryCause {
+            class,
+            refresh_credentials: refresh || slot.policy.recovery.credential_refresh,
+            operation: self.operation,
+        };
+        let deadline = self.deadline.unwrap_or_else(|| Instant::now() + slot.policy.timeout.total);
+        let result = match tokio::time::timeout_at(deadline, hook.recover(cause)).await {
+            Ok(result) => result,
+            Err(_) => Err("recovery ran past the call's deadline".to_owned()),
+        };
+        match result {
+            Ok(()) => {
+                Stats::bump(&slot.stats.recoveries);
+                slot.meters.recoveries.increment(1);
+                tracing::info!(policy = &*slot.policy_name, key = &*slot.key, operation = self.operation, refresh_credentials = cause.refresh_credentials, "connection recovered");
+                true
+            }
+            Err(error) => {
+                Stats::bump(&slot.stats.recovery_failures);
+                tracing::warn!(policy = &*slot.policy_name, key = &*slot.key, operation = self.operation, %error, "connection recovery failed");
+                false
+            }
+        }
+    }
+}
+
+impl Drop for Run<'_> {
+    fn drop(&mut self) {
+        // A call cancelled between taking the breaker's permit and finishing its attempt
+        // gives the permit back, so a cancelled probe does not hold HALF_OPEN hostage.
+        if let (Some(permit), Some(slot)) = (self.permit.take(), &self.slot) {
+            slot.breaker.release(permit);
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! The runtime state of one policy and rate-limit key: its breaker, budget, recovery
+//! gate, token bucket, counters and metric handles.
+//!
+//! A slot is created on the first call for its policy and key and lives as long as the
+//! engine. Metric handles are registered once here, so the call path only bumps them.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use metrics::{Counter, Gauge, Histogram};
+use tokio::time::Instant;
+
+use crate::breaker::{BreakerState, CircuitBreaker, Transition};
+use crate::budget::RetryBudget;
+use crate::health::{KeyHealth, Stats};
+use crate::limiter::TokenBucket;
+use crate::policy::Policy;
+use crate::recovery::{Recovery, RecoveryGate};
+
+/// Metric handles of one slot.
+pub(crate) struct Meters {
+    pub(crate) calls: Counter,
+    pub(crate) failures: Counter,
+    pub(crate) attempts: Counter,
+    pub(crate) retries: Counter,
+    pub(crate) circuit_rejections: Counter,
+    pub(crate) rate_limit_waits: Counter,
+    pub(crate) rate_limit_rejections: Counter,
+    pub(crate) recoveries: Counter,
+    pub(crate) call_seconds: Histogram,
+    pub(crate) breaker_state: Gauge,
+}
+
+impl Meters {
+    fn new(policy: &str, key: &str) -> Self {
+        let labels = [("policy", policy.to_owned()), ("key", key.to_owned())];
+        Meters {
+            calls: metrics::counter!("resilience_calls_total", &labels),
+            failures: metrics::counter!("resilience_call_failures_total", &labels),
+            attempts: metrics::counter!("resilience_attempts_total", &labels),
+            retries: metrics::counter!("resilience_retries_total", &labels),
+            circuit_rejections: metrics::counter!("resilience_circuit_open_rejections_total", &labels),
+            rate_limit_waits: metrics::counter!("resilience_rate_limit_waits_total", &labels),
+            rate_limit_rejections: metrics::counter!("resilience_rate_limit_rejections_total", &labels),
+            recoveries: metrics::counter!("resilience_connection_recoveries_total", &labels),
+            call_seconds: metrics::histogram!("resilience_call_duration_seconds", &labels),
+            breaker_state: metrics::gauge!("resilience_circuit_breaker_state", &labels),
+        }
+    }
+}
+
+/// State for one policy and key.
+pub(crate) struct Slot {
+    pub(crate) policy_name: Arc<str>,
+    pub(crate) key: Arc<str>,
+    pub(crate) policy: Arc<Policy>,
+    pub(crate) breaker: CircuitBreaker,
+    pub(crate) budget: RetryBudget,
+    pub(crate) gate: RecoveryGate,
+    pub(crate) bucket: Arc<TokenBucket>,
+    pub(crate) stats: Stats,
+    pub(crate) meters: Meters,
+    probing: AtomicBool,
+}
+
+impl Slot {
+    pub(crate) fn new(
+        policy_name: Arc<str>,
+        key: Arc<str>,
+        policy: Arc<Policy>,
+        bucket: Arc<TokenBucket>,
+    ) -> Self {
+        Slot {
+            breaker: CircuitBreaker::new(&policy.circuit_breaker),
+            budget: RetryBudget::new(&policy.retry.budget),
+            gate: RecoveryGate::new(
+                policy.recovery.max_attempts.get(),
+                policy.recovery.check_interval,
+            ),
+            stats: Stats::new(),
+            meters: Meters::new(&policy_name, &key),
+            probing: AtomicBool::new(false),
+            policy_name,
+            key,
+            policy,
+            bucket,
+        }
+    }
+
+    /// Logs a breaker transition and reacts to it: an opened breaker starts background
+    /// probing through the recovery hook, when there is one.
+    pub(crate) fn on_transition(
+        self: &Arc<Self>,
+        transition: Transition,
+        hook: Option<&Arc<dyn Recovery>>,
+    ) {
+        let (policy, key) = (&*self.policy_name, &*self.key);
+        match transition {
+            Transition::Opened { failures } => {
+                tracing::error!(
+                    policy,
+                    key,
+                    failures,
+                    recovery_timeout = ?self.policy.circuit_breaker.recovery_timeout,
+                    "Circuit breaker OPEN after {failures} failures"
+                );
+                self.meters.breaker_state.set(1.0);
+                if let Some(hook) = hook {
+                    self.start_probing(hook);
+                }
+            }
+            Transition::HalfOpened => {
+                tracing::warn!(policy, key, "Circuit breaker transitioning to HALF_OPEN");
+                self.meters.breaker_state.set(2.0);
+            }
+            Transition::Closed => {
+                tracing::info!(
+                    policy,
+                    key,
+                    successes = self.policy.circuit_breaker.success_threshold.get(),
+                    "Circuit breaker CLOSED: the dependency answers again"
+                );
+                self.meters.breaker_state.set(0.0);
+            }
+        }
+    }
+
+    fn start_probing(self: &Arc<Self>, hook: &Arc<dyn Recovery>) {
+        if !self.policy.recovery.enabled || tokio::runtime::Handle::try_current().is_err() {
+            return;
+        }
+        if self.probing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let interval = self.policy.recovery.check_interval;
+        tokio::spawn(probe_loop(
+            Arc::downgrade(self),
+            Arc::downgrade(hook),
+            interval,
+        ));
+    }
+
+    pub(crate) fn health(&self, now: Instant) -> KeyHealth {
+        let state = self.breaker.state_now();
+        self.stats.snapshot(&self.policy_name, &self.key, state, now)
+    }
+}
+
+/// Probes the dependency every `interval` while the breaker is not closed. Holds only weak
+/// references, so it ends when the connector or the engine goes away.
+async fn probe_loop(slot: Weak<Slot>, hook: Weak<dyn Recovery>, interval: Duration) {
+    loop {
+        tokio::time::sleep(interval).await;
+        let (Some(slot), Some(hook)) = (slot.upgrade(), hook.upgrade()) else {
+            return;
+        };
+        if slot.breaker.state_now() == BreakerState::Closed {
+            slot.probing.store(false, Ordering::Release);
+            return;
+        }
+        let reachable = tokio::time::timeout(interval, hook.probe())
+            .await
+            .unwrap_or(false);
+        tracing::debug!(policy = &*slot.policy_name, key = &*slot.key, reachable, "recovery probe");
+        for transition in slot.breaker.record_probe(reachable, Instant::now()) {
+            slot.on_transition(transition, None);
+        }
+        if slot.breaker.state_now() == BreakerState::Closed {
+            slot.probing.store(false, Ordering::Release);
+            return;
+        }
+    }
+}
