@@ -164,12 +164,21 @@ impl CircuitBreaker {
     /// Asks to make one attempt. `Err` carries how long until a probe may go.
     pub fn acquire(&self, now: Instant) -> (Result<Permit, Duration>, Option<Transition>) {
         if !self.policy.enabled {
-            return (Ok(Permit { probe: false, generation: 0 }), None);
+            return (
+                Ok(Permit {
+                    probe: false,
+                    generation: 0,
+                }),
+                None,
+            );
         }
         let mut inner = self.lock();
         let transition = self.maybe_half_open(&mut inner, now);
         let result = match inner.state {
-            BreakerState::Closed => Ok(Permit { probe: false, generation: inner.generation }),
+            BreakerState::Closed => Ok(Permit {
+                probe: false,
+                generation: inner.generation,
+            }),
             BreakerState::Open => Err(self
                 .policy
                 .recovery_timeout
@@ -177,7 +186,10 @@ impl CircuitBreaker {
             BreakerState::HalfOpen => {
                 if inner.probes_in_flight < self.policy.success_threshold.get() {
                     inner.probes_in_flight += 1;
-                    Ok(Permit { probe: true, generation: inner.generation })
+                    Ok(Permit {
+                        probe: true,
+                        generation: inner.generation,
+                    })
                 } else {
                     Err(Duration::ZERO)
                 }
@@ -264,7 +276,11 @@ impl CircuitBreaker {
         transitions.extend(t);
         if let Ok(permit) = result {
             if permit.probe {
-                let outcome = if reachable { Outcome::Success } else { Outcome::Failure };
+                let outcome = if reachable {
+                    Outcome::Success
+                } else {
+                    Outcome::Failure
+                };
                 transitions.extend(self.record(permit, outcome, now));
             } else {
                 self.release(permit);

@@ -84,10 +84,9 @@ impl RetryBudget {
             return true;
         }
         let mut w = self.window(now);
-        let (deposits, withdrawals) = w
-            .slots
-            .iter()
-            .fold((0u64, 0u64), |(d, r), s| (d + s.deposits, r + s.withdrawals));
+        let (deposits, withdrawals) = w.slots.iter().fold((0u64, 0u64), |(d, r), s| {
+            (d + s.deposits, r + s.withdrawals)
+        });
         let reserve = self.policy.min_per_second as f64 * self.policy.ttl.as_secs_f64();
         let balance = reserve + self.policy.ratio * deposits as f64 - withdrawals as f64;
         if balance >= 1.0 {

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use tokio::time::Instant;
 
+use crate::ResilientError;
 use crate::backoff::{JitterRng, SplitMix64};
 use crate::breaker::BreakerState;
 use crate::health::HealthReport;
@@ -19,7 +20,6 @@ use crate::policy::{PolicyError, PolicySet};
 use crate::recovery::Recovery;
 use crate::run::Run;
 use crate::slot::Slot;
-use crate::ResilientError;
 
 /// Keys kept per policy; calls with further keys share one overflow slot, so a caller
 /// that makes up keys cannot grow memory without bound.
@@ -102,13 +102,21 @@ impl BreakerHandle {
 
     /// Opens the breaker now: calls fail fast until the recovery timeout passes.
     pub fn force_open(&self) {
-        tracing::warn!(policy = &*self.slot.policy_name, key = &*self.slot.key, "circuit breaker forced OPEN");
+        tracing::warn!(
+            policy = &*self.slot.policy_name,
+            key = &*self.slot.key,
+            "circuit breaker forced OPEN"
+        );
         self.slot.breaker.force_open(Instant::now());
     }
 
     /// Closes the breaker and forgets its failure count.
     pub fn reset(&self) {
-        tracing::info!(policy = &*self.slot.policy_name, key = &*self.slot.key, "circuit breaker reset to CLOSED");
+        tracing::info!(
+            policy = &*self.slot.policy_name,
+            key = &*self.slot.key,
+            "circuit breaker reset to CLOSED"
+        );
         self.slot.breaker.reset(Instant::now());
     }
 }
@@ -226,7 +234,11 @@ impl Engine {
             return Some(Arc::clone(slot));
         }
         let key: Arc<str> = if by_key.len() >= MAX_KEYS_PER_POLICY {
-            tracing::warn!(policy, key, "too many rate-limit keys; sharing the overflow slot");
+            tracing::warn!(
+                policy,
+                key,
+                "too many rate-limit keys; sharing the overflow slot"
+            );
             if let Some(slot) = by_key.get(OVERFLOW_KEY) {
                 return Some(Arc::clone(slot));
             }

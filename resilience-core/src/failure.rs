@@ -158,7 +158,9 @@ impl<E: fmt::Display> fmt::Display for Failure<E> {
 
 impl<E: Error + 'static> Error for Failure<E> {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
-        self.last_error.as_ref().map(|e| e as &(dyn Error + 'static))
+        self.last_error
+            .as_ref()
+            .map(|e| e as &(dyn Error + 'static))
     }
 }
 

@@ -5,8 +5,8 @@
 //! Operation names are kept up to a fixed number per key.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use serde::Serialize;
@@ -243,7 +243,9 @@ pub struct HealthReport {
 impl HealthReport {
     /// The entry for a policy and key.
     pub fn get(&self, policy: &str, key: &str) -> Option<&KeyHealth> {
-        self.keys.iter().find(|k| k.policy == policy && k.key == key)
+        self.keys
+            .iter()
+            .find(|k| k.policy == policy && k.key == key)
     }
 
     /// The report as pretty-printed JSON.

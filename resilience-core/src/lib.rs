@@ -76,6 +76,7 @@ pub mod attempt;
 pub mod backoff;
 pub mod breaker;
 pub mod budget;
+pub mod connector;
 mod engine;
 mod error;
 mod failure;

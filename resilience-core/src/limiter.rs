@@ -89,7 +89,9 @@ impl TokenBucket {
             t.available -= 1.0;
             Ok(())
         } else {
-            Err(Duration::from_secs_f64((1.0 - t.available) / self.per_second))
+            Err(Duration::from_secs_f64(
+                (1.0 - t.available) / self.per_second,
+            ))
         }
     }
 
@@ -140,7 +142,9 @@ impl TokenBucket {
         let missing = (1.0 + ahead as f64 - self.available(start)).max(0.0);
         let expected = Duration::from_secs_f64(missing / self.per_second);
         if start + expected > limit {
-            return Err(Limited { retry_after: expected });
+            return Err(Limited {
+                retry_after: expected,
+            });
         }
 
         on_wait(expected);

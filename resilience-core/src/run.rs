@@ -115,7 +115,12 @@ impl<'a> Run<'a> {
     }
 
     /// Ends the call as a failure: counts it and builds the caller's error.
-    fn give_up<T, E: ResilientError>(&self, slot: &Slot, stop: Stop, error: Option<E>) -> Option<Result<T, E>> {
+    fn give_up<T, E: ResilientError>(
+        &self,
+        slot: &Slot,
+        stop: Stop,
+        error: Option<E>,
+    ) -> Option<Result<T, E>> {
         self.finish(slot, false);
         Some(Err(self.fail(stop, error)))
     }
@@ -126,7 +131,9 @@ impl<'a> Run<'a> {
             slot.meters.failures.increment(1);
         }
         if let Some(started) = self.started {
-            slot.meters.call_seconds.record(started.elapsed().as_secs_f64());
+            slot.meters
+                .call_seconds
+                .record(started.elapsed().as_secs_f64());
         }
     }
 
@@ -159,7 +166,12 @@ impl<'a> Run<'a> {
             Err(retry_in) => {
                 Stats::bump(&slot.stats.breaker_rejections);
                 slot.meters.circuit_rejections.increment(1);
-                tracing::debug!(policy = &*slot.policy_name, key = &*slot.key, operation = self.operation, "circuit open, failing fast");
+                tracing::debug!(
+                    policy = &*slot.policy_name,
+                    key = &*slot.key,
+                    operation = self.operation,
+                    "circuit open, failing fast"
+                );
                 return self.give_up(&slot, Stop::CircuitOpen { retry_in }, None);
             }
         }
@@ -196,7 +208,9 @@ impl<'a> Run<'a> {
                         "rate limit: call refused, retry after {}",
                         fmt_secs(limited.retry_after)
                     );
-                    let stop = Stop::RateLimited { retry_after: limited.retry_after };
+                    let stop = Stop::RateLimited {
+                        retry_after: limited.retry_after,
+                    };
                     return self.give_up(&slot, stop, None);
                 }
             }
@@ -247,7 +261,10 @@ impl<'a> Run<'a> {
                 return Some(match outcome {
                     Attempted::Done(result) => result,
                     Attempted::TimedOut { .. } => Err(self.fail(
-                        Stop::AttemptTimedOut { timeout: Duration::ZERO, attempts: self.attempt },
+                        Stop::AttemptTimedOut {
+                            timeout: Duration::ZERO,
+                            attempts: self.attempt,
+                        },
                         None,
                     )),
                 });
@@ -259,10 +276,10 @@ impl<'a> Run<'a> {
         let total_ran_out = matches!(outcome, Attempted::TimedOut { total: true });
         let (class, error) = match outcome {
             Attempted::Done(Ok(value)) => {
-                if let Some(permit) = permit {
-                    if let Some(t) = slot.breaker.record(permit, Outcome::Success, now) {
-                        slot.on_transition(t, self.recovery);
-                    }
+                if let Some(permit) = permit
+                    && let Some(t) = slot.breaker.record(permit, Outcome::Success, now)
+                {
+                    slot.on_transition(t, self.recovery);
                 }
                 self.finish(&slot, true);
                 return Some(Ok(value));
@@ -286,17 +303,23 @@ impl<'a> Run<'a> {
         }
         let total_timeout = policy.timeout.total;
         if total_ran_out {
-            let stop = Stop::DeadlineExceeded { timeout: total_timeout, attempts: self.attempt };
+            let stop = Stop::DeadlineExceeded {
+                timeout: total_timeout,
+                attempts: self.attempt,
+            };
             return self.give_up(&slot, stop, None);
         }
 
-        if class == ErrorClass::Auth && !self.credentials_refreshed && policy.recovery.enabled && policy.recovery.credential_refresh {
-            if let Some(hook) = self.recovery {
-                self.credentials_refreshed = true;
-                if self.recover(&slot, hook, class, true).await {
-                    self.bonus_attempts += 1;
-                    return None;
-                }
+        if class == ErrorClass::Auth
+            && !self.credentials_refreshed
+            && policy.recovery.enabled
+            && policy.recovery.credential_refresh
+            && let Some(hook) = self.recovery
+        {
+            self.credentials_refreshed = true;
+            if self.recover(&slot, hook, class, true).await {
+                self.bonus_attempts += 1;
+                return None;
             }
         }
 
@@ -305,7 +328,10 @@ impl<'a> Run<'a> {
             return Some(Err(match error {
                 Some(e) => e,
                 None => self.fail(
-                    Stop::AttemptTimedOut { timeout: policy.timeout.attempt, attempts: self.attempt },
+                    Stop::AttemptTimedOut {
+                        timeout: policy.timeout.attempt,
+                        attempts: self.attempt,
+                    },
                     None,
                 ),
             }));
@@ -313,8 +339,13 @@ impl<'a> Run<'a> {
         let max_attempts = policy.retry.max_attempts.get() + self.bonus_attempts;
         if self.attempt >= max_attempts {
             let stop = match error {
-                Some(_) => Stop::RetriesExhausted { attempts: self.attempt },
-                None => Stop::AttemptTimedOut { timeout: policy.timeout.attempt, attempts: self.attempt },
+                Some(_) => Stop::RetriesExhausted {
+                    attempts: self.attempt,
+                },
+                None => Stop::AttemptTimedOut {
+                    timeout: policy.timeout.attempt,
+                    attempts: self.attempt,
+                },
             };
             return self.give_up(&slot, stop, error);
         }
@@ -323,29 +354,48 @@ impl<'a> Run<'a> {
             return self.give_up(&slot, Stop::CircuitOpen { retry_in }, error);
         }
         if !slot.budget.try_withdraw(now) {
-            tracing::warn!(policy = &*slot.policy_name, key = &*slot.key, operation = self.operation, "retry budget exhausted: not retrying");
-            return self.give_up(&slot, Stop::BudgetExhausted { attempts: self.attempt }, error);
+            tracing::warn!(
+                policy = &*slot.policy_name,
+                key = &*slot.key,
+                operation = self.operation,
+                "retry budget exhausted: not retrying"
+            );
+            return self.give_up(
+                &slot,
+                Stop::BudgetExhausted {
+                    attempts: self.attempt,
+                },
+                error,
+            );
         }
 
-        if class == ErrorClass::Connection && policy.recovery.enabled {
-            if let Some(hook) = self.recovery {
-                if slot.gate.try_enter(now) {
-                    self.recover(&slot, hook, class, false).await;
-                }
-            }
+        if class == ErrorClass::Connection
+            && policy.recovery.enabled
+            && let Some(hook) = self.recovery
+            && slot.gate.try_enter(now)
+        {
+            self.recover(&slot, hook, class, false).await;
         }
 
         let retry = self.attempt;
-        let backoff = self.backoff.get_or_insert_with(|| Backoff::new(&policy.retry));
+        let backoff = self
+            .backoff
+            .get_or_insert_with(|| Backoff::new(&policy.retry));
         let delay = self.engine.with_rng(|rng| backoff.delay(retry, rng));
         let deadline = self.deadline.unwrap_or_else(|| now + total_timeout);
         if Instant::now() + delay >= deadline {
-            let stop = Stop::DeadlineExceeded { timeout: total_timeout, attempts: self.attempt };
+            let stop = Stop::DeadlineExceeded {
+                timeout: total_timeout,
+                attempts: self.attempt,
+            };
             return self.give_up(&slot, stop, error);
         }
         let reason = match &error {
             Some(e) => e.to_string(),
-            None => format!("attempt timed out after {}", fmt_secs(policy.timeout.attempt)),
+            None => format!(
+                "attempt timed out after {}",
+                fmt_secs(policy.timeout.attempt)
+            ),
         };
         tracing::warn!(
             policy = &*slot.policy_name,
@@ -370,13 +420,21 @@ impl<'a> Run<'a> {
     }
 
     /// Runs the recovery hook within the call's deadline; `true` when it succeeded.
-    async fn recover(&self, slot: &Slot, hook: &Arc<dyn Recovery>, class: ErrorClass, refresh: bool) -> bool {
+    async fn recover(
+        &self,
+        slot: &Slot,
+        hook: &Arc<dyn Recovery>,
+        class: ErrorClass,
+        refresh: bool,
+    ) -> bool {
         let cause = RecoveryCause {
             class,
             refresh_credentials: refresh || slot.policy.recovery.credential_refresh,
             operation: self.operation,
         };
-        let deadline = self.deadline.unwrap_or_else(|| Instant::now() + slot.policy.timeout.total);
+        let deadline = self
+            .deadline
+            .unwrap_or_else(|| Instant::now() + slot.policy.timeout.total);
         let result = match tokio::time::timeout_at(deadline, hook.recover(cause)).await {
             Ok(result) => result,
             Err(_) => Err("recovery ran past the call's deadline".to_owned()),
@@ -385,7 +443,13 @@ impl<'a> Run<'a> {
             Ok(()) => {
                 Stats::bump(&slot.stats.recoveries);
                 slot.meters.recoveries.increment(1);
-                tracing::info!(policy = &*slot.policy_name, key = &*slot.key, operation = self.operation, refresh_credentials = cause.refresh_credentials, "connection recovered");
+                tracing::info!(
+                    policy = &*slot.policy_name,
+                    key = &*slot.key,
+                    operation = self.operation,
+                    refresh_credentials = cause.refresh_credentials,
+                    "connection recovered"
+                );
                 true
             }
             Err(error) => {

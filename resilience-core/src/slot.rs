@@ -40,9 +40,15 @@ impl Meters {
             failures: metrics::counter!("resilience_call_failures_total", &labels),
             attempts: metrics::counter!("resilience_attempts_total", &labels),
             retries: metrics::counter!("resilience_retries_total", &labels),
-            circuit_rejections: metrics::counter!("resilience_circuit_open_rejections_total", &labels),
+            circuit_rejections: metrics::counter!(
+                "resilience_circuit_open_rejections_total",
+                &labels
+            ),
             rate_limit_waits: metrics::counter!("resilience_rate_limit_waits_total", &labels),
-            rate_limit_rejections: metrics::counter!("resilience_rate_limit_rejections_total", &labels),
+            rate_limit_rejections: metrics::counter!(
+                "resilience_rate_limit_rejections_total",
+                &labels
+            ),
             recoveries: metrics::counter!("resilience_connection_recoveries_total", &labels),
             call_seconds: metrics::histogram!("resilience_call_duration_seconds", &labels),
             breaker_state: metrics::gauge!("resilience_circuit_breaker_state", &labels),
@@ -143,7 +149,8 @@ impl Slot {
 
     pub(crate) fn health(&self, now: Instant) -> KeyHealth {
         let state = self.breaker.state_now();
-        self.stats.snapshot(&self.policy_name, &self.key, state, now)
+        self.stats
+            .snapshot(&self.policy_name, &self.key, state, now)
     }
 }
 
@@ -162,7 +169,12 @@ async fn probe_loop(slot: Weak<Slot>, hook: Weak<dyn Recovery>, interval: Durati
         let reachable = tokio::time::timeout(interval, hook.probe())
             .await
             .unwrap_or(false);
-        tracing::debug!(policy = &*slot.policy_name, key = &*slot.key, reachable, "recovery probe");
+        tracing::debug!(
+            policy = &*slot.policy_name,
+            key = &*slot.key,
+            reachable,
+            "recovery probe"
+        );
         for transition in slot.breaker.record_probe(reachable, Instant::now()) {
             slot.on_transition(transition, None);
         }

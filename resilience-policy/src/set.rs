@@ -1,0 +1,222 @@
+//! The loaded policies, by name, and how they are loaded.
+//!
+//! Loading is synchronous and free of any runtime: the `#[resilient_operation]` macro runs
+//! the same code at compile time to check policy names.
+
+use std::collections::BTreeMap;
+use std::env;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use crate::embedded;
+use crate::error::PolicyError;
+use crate::location::Source;
+use crate::merge::merge;
+use crate::model::Policy;
+use crate::raw::{self, RawFile};
+use crate::resolve::resolve;
+use crate::validate;
+
+/// Where to load policies from: a folder and a profile, both optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// A folder holding `default.toml` (merged over the built-in presets) and
+    /// `<profile>.toml` files. `None` uses only the built-in files.
+    pub dir: Option<PathBuf>,
+    /// The profile merged over the defaults (`dev`, `prod`, `demo`, or a file in `dir`).
+    pub profile: Option<String>,
+}
+
+impl LoadOptions {
+    /// Options from `RESILIENCE_POLICY_DIR` and `RESILIENCE_PROFILE` (empty means unset).
+    pub fn from_env() -> LoadOptions {
+        let var = |name| env::var(name).ok().filter(|v: &String| !v.is_empty());
+        LoadOptions {
+            dir: var("RESILIENCE_POLICY_DIR").map(PathBuf::from),
+            profile: var("RESILIENCE_PROFILE"),
+        }
+    }
+}
+
+/// Named policies, merged, resolved and validated.
+#[derive(Debug, Clone)]
+pub struct PolicySet {
+    policies: BTreeMap<String, Arc<Policy>>,
+    profile: Option<String>,
+    files: Vec<PathBuf>,
+}
+
+impl PolicySet {
+    /// A set built in code rather than from files (already valid: the model's types
+    /// cannot hold an invalid value for the fields that must be positive).
+    pub fn from_policies<I, S>(policies: I) -> PolicySet
+    where
+        I: IntoIterator<Item = (S, Policy)>,
+        S: Into<String>,
+    {
+        PolicySet {
+            policies: policies
+                .into_iter()
+                .map(|(name, policy)| (name.into(), Arc::new(policy)))
+                .collect(),
+            profile: None,
+            files: Vec::new(),
+        }
+    }
+
+    /// The built-in presets (`db`, `api`, `file`) from the embedded `default.toml`.
+    pub fn builtin() -> PolicySet {
+        static BUILTIN: OnceLock<PolicySet> = OnceLock::new();
+        BUILTIN
+            .get_or_init(|| {
+                PolicySet::load(&LoadOptions::default())
+                    .expect("the embedded default.toml is valid (checked by a test)")
+            })
+            .clone()
+    }
+
+    /// Loads the embedded `default.toml`, then `<dir>/default.toml` if present, then the
+    /// profile (`<dir>/<profile>.toml`, else a shipped profile), merged key by key.
+    pub fn load(opts: &LoadOptions) -> Result<PolicySet, PolicyError> {
+        let mut layers = vec![builtin_source("default", embedded::DEFAULT, 0)];
+        let mut files = Vec::new();
+        if let Some(dir) = &opts.dir {
+            if !dir.is_dir() {
+                return Err(PolicyError::Read {
+                    file: dir.clone(),
+                    source: io::Error::new(
+                        io::ErrorKind::NotFound,
+                        "not a folder; expected a folder holding default.toml and <profile>.toml files",
+                    ),
+                });
+            }
+            let path = dir.join("default.toml");
+            if path.is_file() {
+                layers.push(read(&path, layers.len())?);
+                files.push(path);
+            }
+        }
+        if let Some(profile) = opts.profile.as_deref().filter(|p| *p != "default") {
+            let on_disk = opts
+                .dir
+                .as_ref()
+                .map(|dir| dir.join(format!("{profile}.toml")))
+                .filter(|path| raw::is_identifier(profile) && path.is_file());
+            if let Some(path) = on_disk {
+                layers.push(read(&path, layers.len())?);
+                files.push(path);
+            } else if let Some(text) = embedded::profile(profile) {
+                layers.push(builtin_source(profile, text, layers.len()));
+            } else {
+                return Err(PolicyError::UnknownProfile {
+                    file: opts.dir.as_ref().map_or_else(
+                        || PathBuf::from("<built-in profiles>"),
+                        |dir| dir.join(format!("{profile}.toml")),
+                    ),
+                    profile: profile.to_owned(),
+                    available: available_profiles(opts.dir.as_deref()),
+                });
+            }
+        }
+        let mut merged = RawFile::new();
+        for layer in &layers {
+            merge(&mut merged, raw::parse(layer)?);
+        }
+        let mut policies = BTreeMap::new();
+        for (name, values) in resolve(&merged)? {
+            let policy = validate::build(&name, &values)?;
+            policies.insert(name, Arc::new(policy));
+        }
+        Ok(PolicySet {
+            policies,
+            profile: opts.profile.clone(),
+            files,
+        })
+    }
+
+    /// Loads the policies the environment selects (see [`LoadOptions::from_env`]).
+    pub fn from_env() -> Result<PolicySet, PolicyError> {
+        PolicySet::load(&LoadOptions::from_env())
+    }
+
+    /// The policy called `name`.
+    pub fn get(&self, name: &str) -> Option<&Arc<Policy>> {
+        self.policies.get(name)
+    }
+
+    /// Every policy name, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.policies.keys().map(String::as_str)
+    }
+
+    /// The profile merged over the defaults, if any.
+    pub fn profile(&self) -> Option<&str> {
+        self.profile.as_deref()
+    }
+
+    /// Every file read from disk, in layer order.
+    pub fn files(&self) -> &[PathBuf] {
+        &self.files
+    }
+
+    /// The effective policies as a policy file that loads back to the same set (every key
+    /// written out, `extends` already applied).
+    pub fn to_toml(&self) -> String {
+        #[derive(serde::Serialize)]
+        struct File<'a> {
+            policy: BTreeMap<&'a str, &'a Policy>,
+        }
+        let file = File {
+            policy: self
+                .policies
+                .iter()
+                .map(|(name, policy)| (name.as_str(), &**policy))
+                .collect(),
+        };
+        toml::to_string(&file).expect("a policy always serializes to TOML")
+    }
+}
+
+fn builtin_source(name: &str, text: &str, layer: usize) -> Arc<Source> {
+    Arc::new(Source {
+        name: PathBuf::from(format!("<built-in {name}.toml>")),
+        text: text.to_owned(),
+        layer,
+    })
+}
+
+fn read(path: &Path, layer: usize) -> Result<Arc<Source>, PolicyError> {
+    let text = fs::read_to_string(path).map_err(|source| PolicyError::Read {
+        file: path.to_owned(),
+        source,
+    })?;
+    Ok(Arc::new(Source {
+        name: path.to_owned(),
+        text,
+        layer,
+    }))
+}
+
+/// The shipped profiles and every `<profile>.toml` in `dir` (except `default.toml`), sorted.
+pub fn available_profiles(dir: Option<&Path>) -> Vec<String> {
+    let mut names: Vec<String> = embedded::PROFILES
+        .iter()
+        .map(|(name, _)| (*name).to_owned())
+        .collect();
+    if let Some(entries) = dir.and_then(|dir| fs::read_dir(dir).ok()) {
+        for path in entries.flatten().map(|entry| entry.path()) {
+            let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+            if path.extension().is_some_and(|e| e == "toml")
+                && stem != "default"
+                && raw::is_identifier(stem)
+            {
+                names.push(stem.to_owned());
+            }
+        }
+    }
+    names.sort();
+    names.dedup();
+    names
+}
