@@ -3,7 +3,7 @@
 //! Policies speak in classes, not in error types: `retry_on = ["connection"]` retries
 //! whatever a connector calls a connection failure, whichever driver it sits on. A
 //! connector maps its errors with one function (PostgreSQL maps by SQLSTATE, never by
-//! message text) by implementing [`ResilientError`].
+//! message text) by implementing `ResilientError` (in `resilience-core`).
 
 use std::fmt;
 use std::str::FromStr;
@@ -120,7 +120,9 @@ impl ClassSet {
 
     /// The classes in the set, in declaration order.
     pub fn iter(self) -> impl Iterator<Item = ErrorClass> {
-        ErrorClass::ALL.into_iter().filter(move |c| self.contains(*c))
+        ErrorClass::ALL
+            .into_iter()
+            .filter(move |c| self.contains(*c))
     }
 }
 

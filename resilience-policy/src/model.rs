@@ -216,7 +216,11 @@ impl Default for BreakerPolicy {
             failure_threshold: nz(5),
             recovery_timeout: Duration::from_secs(30),
             success_threshold: nz(2),
-            ignore: ClassSet::of(&[ErrorClass::Auth, ErrorClass::Config, ErrorClass::InvalidInput]),
+            ignore: ClassSet::of(&[
+                ErrorClass::Auth,
+                ErrorClass::Config,
+                ErrorClass::InvalidInput,
+            ]),
         }
     }
 }
