@@ -43,6 +43,11 @@ use crate::failure::Failure;
 ///     }
 /// }
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` does not implement `ResilientError`, so the engine cannot classify it",
+    label = "the error type of a resilient operation",
+    note = "implement `resilience_core::ResilientError` for `{Self}`: `class` says whether an error is retried, `from_failure` wraps the engine's verdict"
+)]
 pub trait ResilientError: Sized + fmt::Display {
     /// The class of this error.
     fn class(&self) -> ErrorClass;

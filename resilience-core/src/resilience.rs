@@ -8,6 +8,11 @@ use crate::recovery::Recovery;
 
 /// Implemented by a type whose methods use `#[resilient_operation]` without naming a
 /// policy (and by any type with such methods: the engine and key come from here).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` does not implement `Resilient`, so its `#[resilient_operation]` methods have no engine",
+    label = "this receiver needs `impl Resilient`",
+    note = "implement `resilience_core::Resilient` for `{Self}`, returning the `Resilience` (engine, default policy, rate-limit key) its operations run under"
+)]
 pub trait Resilient {
     /// The engine, default policy, key and recovery hook of this receiver.
     fn resilience(&self) -> &Resilience;

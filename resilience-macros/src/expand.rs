@@ -1,0 +1,128 @@
+//! Writing the new body: glue that hands the original body to the engine, once per attempt.
+//!
+//! The signature is re-emitted as written and only the body is replaced, so the
+//! function keeps its API, docs and attributes. The original body becomes an `async`
+//! block created afresh for every attempt, so `?` and `return` end one attempt, and
+//! the block borrows the arguments instead of consuming them. Every runtime path
+//! goes through `::resilience_core::__private`; the behaviour lives there.
+//!
+//! Locals the expansion introduces use mixed-site hygiene, so the user's body can
+//! neither see nor shadow them.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{quote, quote_spanned};
+use syn::visit_mut::VisitMut;
+use syn::{Ident, LitStr, Type};
+
+use crate::item::Function;
+use crate::validate::{Plan, Receiver};
+
+/// The function with its body replaced by the retry loop.
+pub(crate) fn expand(function: &Function, plan: Plan) -> TokenStream {
+    let private = quote!(::resilience_core::__private);
+    let local = |name: &str| Ident::new(name, Span::mixed_site());
+    let (resilience, key, run, done, outcome) = (
+        local("__resilience"),
+        local("__key"),
+        local("__run"),
+        local("__done"),
+        local("__outcome"),
+    );
+
+    let tracking = rebuild_tracking(&plan);
+    let (key_binding, key_arg) = match &plan.key {
+        Some(expr) => (
+            quote!(let #key = #expr;),
+            quote!(::core::option::Option::Some(::core::convert::AsRef::<str>::as_ref(&#key))),
+        ),
+        None => (quote!(), quote!(::core::option::Option::None)),
+    };
+    let name = &plan.name;
+    let start = match receiver_ref(plan.receiver) {
+        None => {
+            let policy = plan
+                .policy
+                .as_ref()
+                .expect("validated: a free function names its policy");
+            quote! {
+                #key_binding
+                let mut #run = #private::Run::global(#policy, #key_arg, #name);
+            }
+        }
+        Some(receiver) => {
+            let policy = match &plan.policy {
+                Some(policy) => quote!(::core::option::Option::Some(#policy)),
+                None => quote!(::core::option::Option::None),
+            };
+            quote! {
+                let #resilience = ::core::clone::Clone::clone(
+                    #private::Resilient::resilience(#receiver),
+                );
+                #key_binding
+                let mut #run = #private::Run::method(&#resilience, #policy, #key_arg, #name);
+            }
+        }
+    };
+
+    let output = nameable(plan.output.clone());
+    let body = &function.body;
+    let body = quote_spanned!(function.brace.span.join()=> async { #body });
+    function.with_body(quote! {
+        #tracking
+        #start
+        loop {
+            if let ::core::option::Option::Some(#done) = #run.before_attempt().await {
+                return #done;
+            }
+            let #outcome = #run.attempt::<#output, _>(#body).await;
+            if let ::core::option::Option::Some(#done) = #run.after_attempt(#outcome).await {
+                return #done;
+            }
+        }
+    })
+}
+
+/// `&self` or `&*self` (a `&Self` either way), with the user's `self` token so that it
+/// resolves at the call site; `None` for a function without a receiver.
+fn receiver_ref(receiver: Receiver) -> Option<TokenStream> {
+    let (span, deref) = match receiver {
+        Receiver::None => return None,
+        Receiver::Value(span) => (span, quote!()),
+        Receiver::Deref(span) => (span, quote_spanned!(span=> *)),
+    };
+    let this = Ident::new("self", span);
+    Some(quote_spanned!(span=> &#deref #this))
+}
+
+/// Items that make cargo rebuild the crate when a policy file it was checked against
+/// changes, or when `RESILIENCE_POLICY_DIR` points elsewhere.
+fn rebuild_tracking(plan: &Plan) -> TokenStream {
+    if plan.policy.is_none() {
+        return TokenStream::new();
+    }
+    let files = plan
+        .files
+        .iter()
+        .map(|file| LitStr::new(&file.to_string_lossy(), Span::call_site()));
+    quote! {
+        const _: ::core::option::Option<&str> = ::core::option_env!("RESILIENCE_POLICY_DIR");
+        #(const _: &[u8] = ::core::include_bytes!(#files);)*
+    }
+}
+
+/// `output` with every `impl Trait` replaced by `_`: an opaque return type cannot be
+/// named inside the body, and inference fills it in from the body's value.
+fn nameable(mut output: Type) -> Type {
+    struct InferImplTrait;
+    impl VisitMut for InferImplTrait {
+        fn visit_type_mut(&mut self, ty: &mut Type) {
+            if let Type::ImplTrait(_) = ty {
+                *ty = syn::parse_quote!(_);
+            } else {
+                syn::visit_mut::visit_type_mut(self, ty);
+            }
+        }
+    }
+    InferImplTrait.visit_type_mut(&mut output);
+    output
+}

@@ -1,0 +1,177 @@
+//! The `#[resilient_operation]` attribute. Use it through `resilience-core`, which
+//! re-exports it as `resilience_core::resilient_operation`; this crate only holds the
+//! macro.
+//!
+//! The macro is glue: it parses its arguments (`args`), checks the function and the
+//! policy name (`validate`, against the policy files through `catalog`), and replaces
+//! the body with a retry loop that calls into `resilience_core::__private`
+//! (`expand`). All behaviour lives in the core crate. On any error, the original
+//! function is emitted unchanged next to the errors, so an editor keeps working.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod args;
+mod catalog;
+mod expand;
+mod item;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use proc_macro::TokenStream;
+use proc_macro2::{Span, TokenStream as TokenStream2};
+use syn::Error;
+
+use crate::args::Args;
+use crate::catalog::Catalog;
+use crate::item::Function;
+
+/// Runs an `async fn` under a resilience policy: retry with backoff, circuit breaker,
+/// rate limit, per-attempt and total deadlines, and connection recovery.
+///
+/// ```ignore
+/// use resilience_core::{resilient_operation, Resilience, Resilient};
+///
+/// impl Resilient for PostgresConnector {
+///     fn resilience(&self) -> &Resilience { &self.resilience }
+/// }
+///
+/// impl PostgresConnector {
+///     /// Runs under the connector's default policy, keyed by its host.
+///     #[resilient_operation]
+///     async fn test_connection(&self) -> Result<ConnectionTestResult, PgError> { /* ... */ }
+///
+///     #[resilient_operation(policy = "db", key = self.host_key(), name = "fetch_page")]
+///     async fn fetch_page(&self, table: &Table, after: Option<&Key>) -> Result<Page, PgError> {
+///         /* ... */
+///     }
+/// }
+///
+/// /// A free function names its policy and runs on the process-wide engine.
+/// #[resilient_operation(policy = "api")]
+/// async fn list_orders(client: &Client) -> Result<Vec<Order>, ApiError> { /* ... */ }
+/// ```
+///
+/// # Arguments
+///
+/// All are optional, each at most once:
+///
+/// - `policy = "<name>"`: the policy to run under, a string literal. The name is
+///   checked at compile time against the built-in presets and the policy files the
+///   build sees (`policies/` in the crate's folder or the nearest ancestor, or
+///   `RESILIENCE_POLICY_DIR`); an unknown name is an error listing the known ones.
+///   Without it, a method uses the default policy of its receiver (see `Resilient`).
+///   A function without `self` must name a policy; it then runs on the process-wide
+///   engine (`Engine::global()`), loaded from `RESILIENCE_POLICY_DIR` and
+///   `RESILIENCE_PROFILE`, or the built-in presets. The settings of the policy are
+///   read at run time, so switching profiles needs no rebuild.
+/// - `key = <expression>`: the rate-limit key (typically the host), any expression
+///   whose value is `AsRef<str>` (`&str`, `String`, `Arc<str>`); evaluated once per
+///   call, before the first attempt, and held for the whole call (with `&mut self`,
+///   give an owned value such as `self.host.clone()`). Default: the receiver's key,
+///   or the policy name for a free function.
+/// - `name = "<operation>"`: the operation name in logs, metrics and health.
+///   Default: the function's name.
+///
+/// # What it accepts
+///
+/// An `async fn` returning a `Result`-like type (`Result<T, E>`, `io::Result<T>`, ...)
+/// whose error type implements `ResilientError`, with `&self`, `&mut self` or no
+/// receiver; a method's `Self` implements `Resilient`. Generics, lifetimes, `where`
+/// clauses, `impl Trait` arguments and methods of trait impls all work. The signature,
+/// visibility, attributes and doc comments are kept as written. Anything else is a
+/// compile error on the offending tokens that says what to write instead.
+///
+/// The expansion includes the policy files the name was checked against, so editing
+/// one (or changing `RESILIENCE_POLICY_DIR`) re-runs the check; a policy file added
+/// later is seen on the next rebuild of the crate.
+///
+/// # The body runs once per attempt
+///
+/// Only the body is replaced: it becomes an `async` block that is created and awaited
+/// afresh for every attempt. `?` and `return` end the current attempt with that
+/// result (an early `return Ok(..)` is a success; an error is classified and maybe
+/// retried). `&mut self` changes made by one attempt are seen by the next.
+///
+/// Because the body may run several times, it must not consume its arguments: borrow
+/// them (`&str`, `&[T]`, `&Table`) or clone inside the body. A body that moves an
+/// owned argument does not compile ("value moved here, in previous iteration of
+/// loop"):
+///
+/// ```ignore
+/// #[resilient_operation(policy = "db")]
+/// async fn insert(rows: Vec<Row>) -> Result<(), PgError> {
+///     write_all(rows).await          // error: `rows` is moved by the first attempt
+///     // write: write_all(rows.clone()).await, or take `rows: &[Row]`
+/// }
+/// ```
+#[proc_macro_attribute]
+pub fn resilient_operation(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand(attr.into(), item.into()).into()
+}
+
+/// The macro on `proc_macro2` tokens, with the policy files of the crate being built.
+fn expand(attr: TokenStream2, item: TokenStream2) -> TokenStream2 {
+    expand_with(attr, item, Catalog::for_build)
+}
+
+/// The macro, with the policy catalog injected (the unit tests pass a fixed one).
+fn expand_with(
+    attr: TokenStream2,
+    item: TokenStream2,
+    catalog: impl FnOnce() -> Result<Catalog, String>,
+) -> TokenStream2 {
+    let mut errors = Errors::default();
+    let args = Args::parse(attr, &mut errors);
+    let plan = match syn::parse2::<Function>(item.clone()) {
+        Ok(function) => {
+            validate::validate(args, &function, catalog, &mut errors).map(|plan| (function, plan))
+        }
+        Err(error) => {
+            let message =
+                format!("#[resilient_operation] applies to an `async fn` with a body: {error}");
+            errors.push(Error::new(error.span(), message));
+            None
+        }
+    };
+    match (errors.into_inner(), plan) {
+        (None, Some((function, plan))) => expand::expand(&function, plan),
+        (error, _) => {
+            let mut tokens = item;
+            if let Some(error) = error {
+                tokens.extend(error.into_compile_error());
+            }
+            tokens
+        }
+    }
+}
+
+/// Errors collected in order and combined into one.
+#[derive(Default)]
+pub(crate) struct Errors(Option<Error>);
+
+impl Errors {
+    /// Adds `error` after the ones already collected.
+    pub(crate) fn push(&mut self, error: Error) {
+        match &mut self.0 {
+            Some(all) => all.combine(error),
+            None => self.0 = Some(error),
+        }
+    }
+
+    /// Adds an error at `span`.
+    pub(crate) fn push_at(&mut self, span: Span, message: impl std::fmt::Display) {
+        self.push(Error::new(span, message));
+    }
+
+    /// Whether no error was collected.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
+
+    /// Every error collected, combined; `None` when there were none.
+    pub(crate) fn into_inner(self) -> Option<Error> {
+        self.0
+    }
+}

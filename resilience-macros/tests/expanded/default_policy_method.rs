@@ -1,0 +1,33 @@
+/// Checks the connection.
+#[allow(clippy::needless_return)]
+pub async fn test_connection(&self) -> Result<Info, PgError> {
+    let __resilience = ::core::clone::Clone::clone(
+        ::resilience_core::__private::Resilient::resilience(&*self),
+    );
+    let mut __run = ::resilience_core::__private::Run::method(
+        &__resilience,
+        ::core::option::Option::None,
+        ::core::option::Option::None,
+        "test_connection",
+    );
+    loop {
+        if let ::core::option::Option::Some(__done) = __run.before_attempt().await {
+            return __done;
+        }
+        let __outcome = __run
+            .attempt::<
+                Result<Info, PgError>,
+                _,
+            >(async {
+                self.client.ping().await?;
+                Ok(Info)
+            })
+            .await;
+        if let ::core::option::Option::Some(__done) = __run
+            .after_attempt(__outcome)
+            .await
+        {
+            return __done;
+        }
+    }
+}

@@ -1,0 +1,36 @@
+async fn load<'a, T: Decode + 'a, R>(
+    &'a self,
+    name: &'a str,
+    rows: impl AsRef<[R]>,
+) -> Result<Vec<T>, Error>
+where
+    R: Row,
+{
+    #![allow(unused_variables)]
+    let __resilience = ::core::clone::Clone::clone(
+        ::resilience_core::__private::Resilient::resilience(&*self),
+    );
+    let mut __run = ::resilience_core::__private::Run::method(
+        &__resilience,
+        ::core::option::Option::None,
+        ::core::option::Option::None,
+        "load",
+    );
+    loop {
+        if let ::core::option::Option::Some(__done) = __run.before_attempt().await {
+            return __done;
+        }
+        let __outcome = __run
+            .attempt::<
+                Result<Vec<T>, Error>,
+                _,
+            >(async { self.decode(name, rows.as_ref()) })
+            .await;
+        if let ::core::option::Option::Some(__done) = __run
+            .after_attempt(__outcome)
+            .await
+        {
+            return __done;
+        }
+    }
+}

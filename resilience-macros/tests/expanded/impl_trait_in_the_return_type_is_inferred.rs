@@ -1,0 +1,25 @@
+async fn rows(&self) -> Result<impl Iterator<Item = Row>, Error> {
+    let __resilience = ::core::clone::Clone::clone(
+        ::resilience_core::__private::Resilient::resilience(&*self),
+    );
+    let mut __run = ::resilience_core::__private::Run::method(
+        &__resilience,
+        ::core::option::Option::None,
+        ::core::option::Option::None,
+        "rows",
+    );
+    loop {
+        if let ::core::option::Option::Some(__done) = __run.before_attempt().await {
+            return __done;
+        }
+        let __outcome = __run
+            .attempt::<Result<_, Error>, _>(async { Ok(self.rows.iter().cloned()) })
+            .await;
+        if let ::core::option::Option::Some(__done) = __run
+            .after_attempt(__outcome)
+            .await
+        {
+            return __done;
+        }
+    }
+}

@@ -1,0 +1,37 @@
+async fn fetch_page(&self, table: &Table, after: Option<&Key>) -> Result<Page, PgError> {
+    const _: ::core::option::Option<&str> = ::core::option_env!("RESILIENCE_POLICY_DIR");
+    const _: &[u8] = ::core::include_bytes!("/policies/default.toml");
+    const _: &[u8] = ::core::include_bytes!("/policies/prod.toml");
+    let __resilience = ::core::clone::Clone::clone(
+        ::resilience_core::__private::Resilient::resilience(&*self),
+    );
+    let __key = self.host_key();
+    let mut __run = ::resilience_core::__private::Run::method(
+        &__resilience,
+        ::core::option::Option::Some("db"),
+        ::core::option::Option::Some(::core::convert::AsRef::<str>::as_ref(&__key)),
+        "fetch_page",
+    );
+    loop {
+        if let ::core::option::Option::Some(__done) = __run.before_attempt().await {
+            return __done;
+        }
+        let __outcome = __run
+            .attempt::<
+                Result<Page, PgError>,
+                _,
+            >(async {
+                if table.is_empty() {
+                    return Ok(Page::default());
+                }
+                self.query(table, after).await
+            })
+            .await;
+        if let ::core::option::Option::Some(__done) = __run
+            .after_attempt(__outcome)
+            .await
+        {
+            return __done;
+        }
+    }
+}

@@ -1,0 +1,30 @@
+#[inline]
+///Reads a page.
+async fn read(&self, cursor: Option<&Cursor>) -> Result<Self::Page, Self::Error> {
+    let __resilience = ::core::clone::Clone::clone(
+        ::resilience_core::__private::Resilient::resilience(&*self),
+    );
+    let mut __run = ::resilience_core::__private::Run::method(
+        &__resilience,
+        ::core::option::Option::None,
+        ::core::option::Option::None,
+        "source.read",
+    );
+    loop {
+        if let ::core::option::Option::Some(__done) = __run.before_attempt().await {
+            return __done;
+        }
+        let __outcome = __run
+            .attempt::<
+                Result<Self::Page, Self::Error>,
+                _,
+            >(async { Ok(self.page(cursor).await?) })
+            .await;
+        if let ::core::option::Option::Some(__done) = __run
+            .after_attempt(__outcome)
+            .await
+        {
+            return __done;
+        }
+    }
+}

@@ -1,0 +1,9 @@
+use resilience_core::resilient_operation;
+
+#[resilient_operation(policy = "db", name = "ping", name = "pong")]
+async fn ping(host: &str) -> Result<(), std::io::Error> {
+    let _ = host;
+    Ok(())
+}
+
+fn main() {}
