@@ -199,7 +199,8 @@ fn read(path: &Path, layer: usize) -> Result<Arc<Source>, PolicyError> {
     }))
 }
 
-/// The shipped profiles and every `<profile>.toml` in `dir` (except `default.toml`), sorted.
+/// The shipped profiles and every `<profile>.toml` in `dir`, sorted. `default.toml` is the
+/// base layer and `reference.toml` documents every key: neither is a profile.
 pub fn available_profiles(dir: Option<&Path>) -> Vec<String> {
     let mut names: Vec<String> = embedded::PROFILES
         .iter()
@@ -210,6 +211,7 @@ pub fn available_profiles(dir: Option<&Path>) -> Vec<String> {
             let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
             if path.extension().is_some_and(|e| e == "toml")
                 && stem != "default"
+                && stem != "reference"
                 && raw::is_identifier(stem)
             {
                 names.push(stem.to_owned());
