@@ -1,0 +1,145 @@
+//! The connector's one error type.
+//!
+//! Driver errors are kept whole (the `sqlx::Error` is the source, its message is shown
+//! unchanged) and classified by [`classify`](crate::classify()) so the engine can decide
+//! whether to retry. The engine's own verdicts (retries exhausted, circuit open) arrive
+//! through [`ResilientError::from_failure`] and keep the last driver error inside.
+//! No variant ever carries a password: parameters reach errors only by field name.
+
+use std::time::Duration;
+
+use resilience_core::{ErrorClass, Failure, ResilientError};
+
+use crate::classify::classify;
+
+/// Everything that can go wrong in the PostgreSQL connector.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PgError {
+    /// The driver reported an error (I/O, TLS, protocol or a server error with SQLSTATE).
+    #[error("{0}")]
+    Driver(#[from] sqlx::Error),
+
+    /// Connecting or a query did not finish in time; the connection was discarded.
+    #[error("{what} timed out after {}ms", .after.as_millis())]
+    Timeout {
+        /// What timed out, e.g. `connect to 127.0.0.1:5432`.
+        what: String,
+        /// The time allowed.
+        after: Duration,
+    },
+
+    /// A parameter is invalid.
+    #[error("invalid {field}: {message}")]
+    Config {
+        /// The parameter's name, as written in a URL or params struct.
+        field: &'static str,
+        /// What is wrong and what would be valid.
+        message: String,
+    },
+
+    /// The credential source could not be read (environment variable unset, file missing).
+    #[error("cannot read the password from {source_name}: {message}")]
+    Credential {
+        /// Where the password was to come from (`env PGPASS`, `file /run/secret`).
+        source_name: String,
+        /// Why it could not be read.
+        message: String,
+    },
+
+    /// An operation was called in a state that does not allow it.
+    #[error("cannot {operation}: the connector is {state}; {hint}")]
+    State {
+        /// The operation called.
+        operation: &'static str,
+        /// The state the connector was in.
+        state: resilience_core::connector::ConnectorState,
+        /// What to do instead.
+        hint: String,
+    },
+
+    /// The request is wrong: unknown table or column, unsupported type or argument.
+    #[error("{0}")]
+    InvalidInput(String),
+
+    /// The data could not be converted.
+    #[error("{0}")]
+    Data(String),
+
+    /// Building an Arrow array or batch failed.
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow_schema::ArrowError),
+
+    /// Starting, stopping or preparing a test server failed.
+    #[error("test server: {0}")]
+    TestServer(String),
+
+    /// The resilience engine stopped the call (retries exhausted, circuit open, deadline).
+    #[error("{0}")]
+    Stopped(#[source] Box<Failure<PgError>>),
+}
+
+impl PgError {
+    /// An invalid-input error (unknown table or column, bad argument).
+    pub fn invalid_input(message: impl Into<String>) -> Self {
+        PgError::InvalidInput(message.into())
+    }
+
+    /// A data error (a value that cannot be converted).
+    pub fn data(message: impl Into<String>) -> Self {
+        PgError::Data(message.into())
+    }
+
+    /// A configuration error naming the parameter and what would be valid.
+    pub fn config(field: &'static str, message: impl Into<String>) -> Self {
+        PgError::Config {
+            field,
+            message: message.into(),
+        }
+    }
+
+    /// The SQLSTATE code when the server reported the error.
+    pub fn sqlstate(&self) -> Option<String> {
+        match self {
+            PgError::Driver(sqlx::Error::Database(db)) => db.code().map(|c| c.into_owned()),
+            PgError::Stopped(f) => f.last_error.as_ref().and_then(PgError::sqlstate),
+            _ => None,
+        }
+    }
+
+    /// The engine's verdict when the call was stopped by a policy.
+    pub fn failure(&self) -> Option<&Failure<PgError>> {
+        match self {
+            PgError::Stopped(f) => Some(f),
+            _ => None,
+        }
+    }
+
+    /// Whether the error means the connection it happened on must not be reused.
+    pub(crate) fn poisons_connection(&self) -> bool {
+        !matches!(
+            self.class(),
+            ErrorClass::InvalidInput | ErrorClass::Data | ErrorClass::Transient
+        )
+    }
+}
+
+impl ResilientError for PgError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            PgError::Driver(e) => classify(e),
+            PgError::Timeout { .. } => ErrorClass::Timeout,
+            PgError::Config { .. }
+            | PgError::Credential { .. }
+            | PgError::State { .. }
+            | PgError::TestServer(_) => ErrorClass::Config,
+            PgError::InvalidInput(_) => ErrorClass::InvalidInput,
+            PgError::Data(_) | PgError::Arrow(_) => ErrorClass::Data,
+            PgError::Stopped(f) => f.class(),
+        }
+    }
+
+    fn from_failure(failure: Failure<Self>) -> Self {
+        PgError::Stopped(Box::new(failure))
+    }
+}

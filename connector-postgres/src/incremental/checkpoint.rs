@@ -1,0 +1,113 @@
+//! What an incremental read hands back after each chunk, and the options it takes.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::read::TypedValue;
+
+/// The position to store after a chunk: the `(cursor, primary key)` of the last delivered
+/// row, as typed text. Never a bare cursor value: rows sharing a cursor value are told apart
+/// by their key, so none is lost or repeated at a page boundary.
+///
+/// JSON-friendly (`serde`); pass it back as `from` to continue after it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// The cursor value of the last delivered row.
+    pub cursor: TypedValue,
+    /// The primary key of the last delivered row, in key order.
+    pub primary_key: Vec<TypedValue>,
+    /// With a `lag`: the rows already delivered whose cursor lies within the lag window
+    /// below [`cursor`](Self::cursor), so the next run's re-read skips them. Empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recent: Vec<RecentRow>,
+}
+
+/// A delivered row inside the lag window: its cursor and primary key as text.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RecentRow {
+    /// The cursor value.
+    pub cursor: String,
+    /// The primary-key values, in key order.
+    pub primary_key: Vec<String>,
+}
+
+/// What to do with rows whose cursor is NULL. They can never be placed on the
+/// `(cursor, key)` order, so an incremental read cannot deliver them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NullCursor {
+    /// Leave them out, log a warning with their count, and report the count on every chunk
+    /// ([`IncrementalChunk::null_cursor_rows`](super::IncrementalChunk::null_cursor_rows)).
+    #[default]
+    Skip,
+    /// Fail the read before delivering anything if any row has a NULL cursor.
+    Error,
+}
+
+/// How far below the checkpoint a run re-reads, to catch rows that committed late (after a
+/// run had already read past their cursor value).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Lag {
+    /// A time window, for `date`, `timestamp` and `timestamptz` cursors.
+    Time(Duration),
+    /// A number of cursor units, for integer cursors.
+    Units(i64),
+}
+
+impl Lag {
+    /// The window as an ordinal distance (microseconds or units).
+    pub(crate) fn ordinal(self) -> i64 {
+        match self {
+            Lag::Time(d) => i64::try_from(d.as_micros()).unwrap_or(i64::MAX),
+            Lag::Units(n) => n,
+        }
+    }
+
+    /// The SQL literal subtracted from the checkpoint cursor, bound as text.
+    pub(crate) fn sql_value(self) -> String {
+        match self {
+            Lag::Time(d) => format!("{} microseconds", d.as_micros()),
+            Lag::Units(n) => n.to_string(),
+        }
+    }
+
+    /// The SQL type the bound window is cast to.
+    pub(crate) fn sql_type(self) -> &'static str {
+        match self {
+            Lag::Time(_) => "interval",
+            Lag::Units(_) => "bigint",
+        }
+    }
+}
+
+/// Options of an incremental read.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct IncrementalOptions {
+    /// Rows with a NULL cursor: skipped (default) or an error.
+    pub null_cursor: NullCursor,
+    /// Re-read this window below the checkpoint, de-duplicated by `(cursor, key)` against
+    /// the rows the checkpoint records as delivered. `None`: no re-read.
+    pub lag: Option<Lag>,
+}
+
+impl IncrementalOptions {
+    /// The defaults: skip NULL cursors, no lag.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the NULL-cursor policy.
+    pub fn null_cursor(mut self, policy: NullCursor) -> Self {
+        self.null_cursor = policy;
+        self
+    }
+
+    /// Sets the lag window.
+    pub fn lag(mut self, lag: Lag) -> Self {
+        self.lag = Some(lag);
+        self
+    }
+}

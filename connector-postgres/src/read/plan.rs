@@ -1,0 +1,217 @@
+//! The SQL of a keyset read, built once per read.
+//!
+//! A plan orders by its key columns (an optional cursor, then the primary key), selects the
+//! requested columns plus any key column not requested (dropped again before a batch is
+//! handed out), and knows how to read the position of the last row back as typed text.
+//! Values are always bound as text and cast to the column's own type (`$3::timestamptz`),
+//! so positions keep full precision; identifiers are always quoted.
+
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+
+use super::page::{Bind, PageRequest};
+use super::{DataChunk, TypedValue};
+use crate::PgError;
+use crate::arrow::{PgKind, text};
+use crate::catalog::{ColumnInfo, TableSchema};
+use crate::ident::quote;
+
+/// Extra WHERE conditions a caller adds to every page, using parameters `$1..` in order.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Filters {
+    /// SQL fragments, ANDed together.
+    pub sql: Vec<String>,
+    /// The parameters the fragments refer to.
+    pub binds: Vec<Bind>,
+}
+
+/// A keyset-paged read of one table.
+#[derive(Clone, Debug)]
+pub(crate) struct KeysetPlan {
+    sql_first: Arc<str>,
+    sql_next: Arc<str>,
+    binds: Vec<Bind>,
+    schema: SchemaRef,
+    kinds: Vec<PgKind>,
+    /// (name, pg_type, index in the SELECT list) of each key column, in order.
+    keys: Vec<(String, String, usize)>,
+    outputs: usize,
+    /// The page size.
+    pub limit: usize,
+}
+
+/// Whether a column can be part of a keyset position (printed and bound back exactly).
+pub(crate) fn is_key_kind(kind: PgKind) -> bool {
+    !matches!(
+        kind,
+        PgKind::Float4 | PgKind::Float8 | PgKind::Bool | PgKind::Bytea
+    )
+}
+
+impl KeysetPlan {
+    /// A plan ordered by `leading` columns then the primary key; `None` when the table has no
+    /// primary key or one whose type cannot carry a position (float, bool, bytea).
+    pub(crate) fn new(
+        schema: &TableSchema,
+        selected: &[String],
+        leading: &[&str],
+        limit: usize,
+    ) -> Result<Option<Self>, PgError> {
+        Self::with_filters(schema, selected, leading, Filters::default(), limit)
+    }
+
+    /// As [`new`](Self::new), with extra conditions on every page.
+    pub(crate) fn with_filters(
+        schema: &TableSchema,
+        selected: &[String],
+        leading: &[&str],
+        filters: Filters,
+        limit: usize,
+    ) -> Result<Option<Self>, PgError> {
+        if limit == 0 {
+            return Err(PgError::invalid_input("batch_size must be at least 1"));
+        }
+        let pk_usable = !schema.primary_key.is_empty()
+            && schema
+                .primary_key
+                .iter()
+                .all(|k| schema.column(k).is_ok_and(|c| is_key_kind(c.kind)));
+        if !pk_usable {
+            return Ok(None);
+        }
+        let mut key_names: Vec<&str> = leading.to_vec();
+        key_names.extend(schema.primary_key.iter().map(String::as_str));
+        let mut list: Vec<&ColumnInfo> = Vec::with_capacity(selected.len() + key_names.len());
+        for name in selected {
+            list.push(schema.column(name)?);
+        }
+        let outputs = list.len();
+        let mut keys = Vec::with_capacity(key_names.len());
+        for name in &key_names {
+            let column = schema.column(name)?;
+            let index = match list.iter().position(|c| c.name == *name) {
+                Some(i) => i,
+                None => {
+                    list.push(column);
+                    list.len() - 1
+                }
+            };
+            keys.push((column.name.clone(), column.pg_type.clone(), index));
+        }
+        let select = list
+            .iter()
+            .map(|c| c.kind.select_expr(&c.name))
+            .collect::<Result<Vec<_>, _>>()?
+            .join(", ");
+        let key_cols = key_names
+            .iter()
+            .map(|n| quote(n))
+            .collect::<Result<Vec<_>, _>>()?
+            .join(", ");
+        let first_param = filters.binds.len() + 1;
+        let after = keys
+            .iter()
+            .enumerate()
+            .map(|(i, (_, ty, _))| format!("${}::{ty}", first_param + i))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let table = schema.name.quoted()?;
+        let build = |extra: Option<String>| -> Arc<str> {
+            let conds: Vec<String> = filters.sql.iter().cloned().chain(extra).collect();
+            let filter = if conds.is_empty() {
+                String::new()
+            } else {
+                format!(" WHERE {}", conds.join(" AND "))
+            };
+            Arc::from(format!(
+                "SELECT {select} FROM {table}{filter} ORDER BY {key_cols} LIMIT {limit}"
+            ))
+        };
+        Ok(Some(Self {
+            sql_first: build(None),
+            sql_next: build(Some(format!("({key_cols}) > ({after})"))),
+            binds: filters.binds,
+            schema: schema.arrow_for(&list),
+            kinds: list.iter().map(|c| c.kind).collect(),
+            keys,
+            outputs,
+            limit,
+        }))
+    }
+
+    /// The page starting after the key `after` (from the start when `None`).
+    pub(crate) fn request(&self, after: Option<&[String]>) -> PageRequest {
+        let mut binds = self.binds.clone();
+        let sql = match after {
+            Some(values) => {
+                binds.extend(values.iter().cloned().map(Bind::Text));
+                Arc::clone(&self.sql_next)
+            }
+            None => Arc::clone(&self.sql_first),
+        };
+        PageRequest {
+            sql,
+            binds,
+            schema: Arc::clone(&self.schema),
+            kinds: self.kinds.clone(),
+            capacity: self.limit,
+        }
+    }
+
+    /// The key of the last row of `batch` as typed text.
+    pub(crate) fn last_key(&self, batch: &RecordBatch) -> Result<Vec<TypedValue>, PgError> {
+        let row = batch
+            .num_rows()
+            .checked_sub(1)
+            .ok_or_else(|| PgError::data("an empty page has no last key"))?;
+        self.keys
+            .iter()
+            .map(|(column, pg_type, index)| {
+                let value = text::value_text(batch.column(*index), row).ok_or_else(|| {
+                    PgError::data(format!(
+                        "key column {column:?} is NULL or cannot be printed"
+                    ))
+                })?;
+                Ok(TypedValue {
+                    column: column.clone(),
+                    pg_type: pg_type.clone(),
+                    value,
+                })
+            })
+            .collect()
+    }
+
+    /// The requested columns of `batch`, without key columns added for paging.
+    pub(crate) fn project(&self, batch: &RecordBatch) -> Result<RecordBatch, PgError> {
+        if batch.num_columns() == self.outputs {
+            return Ok(batch.clone());
+        }
+        Ok(batch.project(&(0..self.outputs).collect::<Vec<_>>())?)
+    }
+
+    /// A read chunk for a fetched page.
+    pub(crate) fn chunk(&self, batch: &RecordBatch) -> Result<DataChunk, PgError> {
+        Ok(DataChunk {
+            position: Some(self.last_key(batch)?),
+            batch: self.project(batch)?,
+            resumable: true,
+        })
+    }
+
+    /// Where each key column sits in a fetched batch, in key order.
+    pub(crate) fn key_indices(&self) -> Vec<usize> {
+        self.keys.iter().map(|(_, _, index)| *index).collect()
+    }
+
+    /// The raw values of a chunk's position, for the next request.
+    pub(crate) fn values(chunk: &DataChunk) -> Vec<String> {
+        chunk
+            .position
+            .iter()
+            .flatten()
+            .map(|v| v.value.clone())
+            .collect()
+    }
+}

@@ -1,0 +1,87 @@
+//! The pool under faults: a connection that froze mid-query must not wedge a pool of one
+//! (sqlx issue 4349: the frozen connection went back to the pool and every later acquire
+//! timed out).
+
+use std::time::Duration;
+
+use connector_postgres::PostgresConnector;
+use connector_postgres::cluster::{TestServer, ThrowawayCluster, pick_server};
+use resilience_chaos::ChaosProxy;
+use resilience_core::policy::Policy;
+use resilience_core::{Engine, ErrorClass, PolicySet, ResilientError, Stop};
+
+const ATTEMPT: Duration = Duration::from_secs(1);
+
+/// One attempt of at most a second per call, and a breaker that stays out of the way.
+fn one_attempt_engine() -> Engine {
+    let mut db = Policy::default();
+    db.retry.max_attempts = 1.try_into().unwrap();
+    db.circuit_breaker.enabled = false;
+    db.timeout.attempt = ATTEMPT;
+    Engine::new(PolicySet::from_policies([("db", db)]))
+}
+
+#[tokio::test]
+async fn frozen_connection_in_pool_of_one_does_not_wedge_the_pool() {
+    let server = pick_server().await.unwrap();
+    let mut params = server.create_database("pgc_pool_freeze").await.unwrap();
+    let proxy = ChaosProxy::start(params.host_key().parse().unwrap())
+        .await
+        .unwrap();
+    let chaos = proxy.handle().clone();
+    params.port = proxy.local_addr().port();
+    params.pool_size = 1;
+    params.connect_timeout = Duration::from_secs(5);
+    let mut pg = PostgresConnector::with_engine(one_attempt_engine());
+    pg.configure(params).unwrap();
+    pg.discover().await.unwrap();
+    assert_eq!(proxy.connections(), 1, "the pool holds one connection");
+
+    // Slow every round trip, start a call, and freeze the connection once the call has
+    // it checked out (after the acquire's ping, during the query's round trips).
+    chaos.set_delay(Duration::from_millis(100));
+    let call = tokio::spawn(async move {
+        let outcome = pg.discover().await;
+        (pg, outcome)
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(chaos.freeze_all(), 1);
+    chaos.set_delay(Duration::ZERO);
+    let (pg, outcome) = call.await.unwrap();
+    let err = outcome.unwrap_err();
+    assert_eq!(err.class(), ErrorClass::Timeout, "{err}");
+    assert!(
+        matches!(err.failure().unwrap().stop, Stop::AttemptTimedOut { .. }),
+        "{err}"
+    );
+
+    // The frozen connection stays frozen; the next call gets a new one within its
+    // one-second attempt instead of waiting on the wedged pool.
+    pg.discover().await.unwrap();
+    let health = pg.check_health().await.unwrap();
+    assert_eq!(health.pool_size, 1);
+
+    drop(pg);
+    proxy.shutdown().await;
+    server.drop_database("pgc_pool_freeze").await.unwrap();
+}
+
+#[tokio::test]
+async fn idle_connections_killed_by_a_fast_restart_are_not_handed_out() {
+    let cluster = ThrowawayCluster::start().await.unwrap();
+    let server = TestServer::Throwaway(cluster);
+    let mut params = server.create_database("pgc_pool_restart").await.unwrap();
+    params.pool_size = 2;
+    let engine = one_attempt_engine();
+    let mut pg = PostgresConnector::with_engine(engine.clone());
+    pg.configure(params).unwrap();
+    pg.discover().await.unwrap();
+    assert!(pg.check_health().await.unwrap().pool_idle >= 1);
+
+    server.cluster().unwrap().restart_fast().await.unwrap();
+
+    // One attempt, no retry: the idle connection the restart killed fails its
+    // test-before-acquire ping and is replaced instead of failing the call.
+    assert_eq!(pg.discover().await.unwrap().len(), 0);
+    assert!(pg.test_connection().await.unwrap().success);
+}
