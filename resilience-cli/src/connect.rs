@@ -1,0 +1,147 @@
+//! Building an engine and a configured connector from command-line flags.
+//!
+//! Shared by `health`, `debug` and `sync`, so every command reads URLs and policies the
+//! same way and reports a bad URL as a usage error (exit 2) without echoing it.
+//!
+//! [`preflight`] makes one direct connection under the source's policy before any work:
+//! through a pool, a refused connection only surfaces as a pool timeout after the acquire
+//! timeout, once per attempt; directly, it is refused at once, retried with the policy's
+//! backoff, and classified, so a wrong password exits 2 and a down server exits 1.
+
+use connector_postgres::{PgError, PgParams, PostgresConnector, SslMode, classify};
+use resilience_core::policy::PolicySet;
+use resilience_core::{Call, Engine, ErrorClass, Failure, ResilientError};
+use sqlx::postgres::{PgConnectOptions, PgSslMode};
+use sqlx::{Connection, PgConnection};
+
+use crate::args::PolicySource;
+use crate::error::CliError;
+
+/// The database used when neither `--database-url` nor `DATABASE_URL` is given.
+pub const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// An engine running the policies `source` selects.
+pub fn engine(source: &PolicySource) -> Result<Engine, CliError> {
+    Ok(Engine::new(PolicySet::load(&source.options())?))
+}
+
+/// Parameters from a `postgres://` URL; a bad URL is a usage error that never quotes it.
+pub fn params_from_url(url: &str, what: &str) -> Result<PgParams, CliError> {
+    PgParams::from_url(url).map_err(|e| CliError::Usage(format!("{what}: {e}")))
+}
+
+/// A connector configured with `params` on `engine`.
+pub fn connector(params: PgParams, engine: Engine) -> Result<PostgresConnector, CliError> {
+    let mut pg = PostgresConnector::with_engine(engine);
+    pg.configure(params)
+        .map_err(|e| CliError::connector("invalid connection settings", &e))?;
+    Ok(pg)
+}
+
+/// A connector for `--database-url` (else the default URL) under the selected policies.
+pub fn from_flags(
+    url: Option<&str>,
+    policies: &PolicySource,
+) -> Result<(PostgresConnector, Engine), CliError> {
+    let engine = engine(policies)?;
+    let params = params_from_url(url.unwrap_or(DEFAULT_URL), "--database-url")?;
+    Ok((connector(params, engine.clone())?, engine))
+}
+
+/// Why a direct connection failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The driver's error (refused, authentication, unknown database, TLS).
+    #[error("{0}")]
+    Sql(sqlx::Error),
+    /// No answer within the connect timeout.
+    #[error("no answer within {}ms", .0.as_millis())]
+    Timeout(std::time::Duration),
+    /// The password could not be read from its source.
+    #[error("{0}")]
+    Credential(PgError),
+    /// The policy gave up.
+    #[error("{0}")]
+    Stopped(Box<Failure<ConnectError>>),
+}
+
+impl ResilientError for ConnectError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            ConnectError::Sql(e) => classify(e),
+            ConnectError::Timeout(_) => ErrorClass::Timeout,
+            ConnectError::Credential(_) => ErrorClass::Config,
+            ConnectError::Stopped(f) => f.class(),
+        }
+    }
+
+    fn from_failure(failure: Failure<Self>) -> Self {
+        ConnectError::Stopped(Box::new(failure))
+    }
+}
+
+impl ConnectError {
+    /// The SQLSTATE the server answered with, if any.
+    pub fn sqlstate(&self) -> Option<String> {
+        match self {
+            ConnectError::Sql(sqlx::Error::Database(db)) => db.code().map(|c| c.into_owned()),
+            ConnectError::Stopped(f) => f.last_error.as_ref().and_then(ConnectError::sqlstate),
+            _ => None,
+        }
+    }
+
+    /// As a command error: exit 2 for credentials and configuration, else 1.
+    pub fn into_cli(self, context: &str) -> CliError {
+        let message = format!("{context}: {self}");
+        match self.class() {
+            ErrorClass::Auth | ErrorClass::Config | ErrorClass::InvalidInput => {
+                CliError::Usage(message)
+            }
+            _ => CliError::Failed(message),
+        }
+    }
+}
+
+/// One direct connection, bounded by the connect timeout; never logs the options.
+pub async fn connect_once(
+    params: &PgParams,
+    application: &str,
+) -> Result<PgConnection, ConnectError> {
+    let mut options = PgConnectOptions::new_without_pgpass()
+        .host(&params.host)
+        .port(params.port)
+        .database(&params.database)
+        .username(&params.user)
+        .application_name(application)
+        .ssl_mode(match params.ssl_mode {
+            SslMode::Disable => PgSslMode::Disable,
+            SslMode::Require => PgSslMode::Require,
+            SslMode::VerifyCa => PgSslMode::VerifyCa,
+            SslMode::VerifyFull => PgSslMode::VerifyFull,
+            _ => PgSslMode::Prefer,
+        });
+    if let Some(root) = &params.ssl_root_cert {
+        options = options.ssl_root_cert(root);
+    }
+    if let Some(credential) = &params.password {
+        let secret = credential.resolve().map_err(ConnectError::Credential)?;
+        options = options.password(secret.expose());
+    }
+    match tokio::time::timeout(params.connect_timeout, PgConnection::connect_with(&options)).await {
+        Ok(result) => result.map_err(ConnectError::Sql),
+        Err(_) => Err(ConnectError::Timeout(params.connect_timeout)),
+    }
+}
+
+/// Connects once under the policy of `params` (retried, journaled, breaker-counted).
+pub async fn preflight(engine: &Engine, params: &PgParams) -> Result<(), ConnectError> {
+    let key = params.host_key();
+    let call = Call::new(&params.policy, "preflight").key(&key);
+    engine
+        .run(call, || async {
+            let conn = connect_once(params, "resilient-preflight").await?;
+            let _ = conn.close().await;
+            Ok(())
+        })
+        .await
+}

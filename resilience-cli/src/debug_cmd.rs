@@ -1,0 +1,223 @@
+//! `resilient debug --resilience`: what resilience will do for this connector, and why.
+//!
+//! It shows the effective policy, makes one live connection attempt outside the engine
+//! and classifies its outcome exactly as the connector would (retried? counted by the
+//! breaker?), then reads the server settings that decide how faults look from outside
+//! (`max_connections`, `statement_timeout`, `ssl`) and the pool's state.
+
+use std::time::Instant;
+
+use resilience_core::{ErrorClass, ResilientError};
+use serde::Serialize;
+use sqlx::Connection;
+
+use crate::args::DebugArgs;
+use crate::connect;
+use crate::error::CliError;
+
+const SETTINGS: &str = "SELECT name, setting FROM pg_settings WHERE name IN \
+    ('max_connections', 'superuser_reserved_connections', 'statement_timeout', \
+     'idle_in_transaction_session_timeout', 'ssl', 'tcp_keepalives_idle') ORDER BY name";
+
+#[derive(Debug, Serialize)]
+struct Attempt {
+    success: bool,
+    latency_ms: f64,
+    error: Option<String>,
+    sqlstate: Option<String>,
+    class: Option<ErrorClass>,
+    retried: Option<bool>,
+    counts_for_breaker: Option<bool>,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    key: String,
+    policy_name: String,
+    policy: resilience_core::Policy,
+    attempt: Attempt,
+    server_settings: Vec<(String, String)>,
+    connection_encrypted: Option<bool>,
+    connections_in_use: Option<i64>,
+    pool_max: u32,
+    pool_size: u32,
+    pool_idle: usize,
+    discovered_tables: Result<usize, String>,
+    circuit_breaker_state: Option<String>,
+}
+
+/// Runs `resilient debug`; exit 1 (2 for credentials or configuration) when the live
+/// attempt fails, after printing the report.
+pub async fn run(args: DebugArgs) -> Result<(), CliError> {
+    let (pg, engine) =
+        connect::from_flags(args.target.database_url.as_deref(), &args.target.policies)?;
+    let params = pg
+        .params()
+        .cloned()
+        .ok_or_else(|| CliError::Failed("not configured".into()))?;
+    let policy = engine
+        .policies()
+        .get(&params.policy)
+        .map(|p| (**p).clone())
+        .ok_or_else(|| CliError::Usage(format!("unknown policy `{}`", params.policy)))?;
+    let started = Instant::now();
+    let live = connect::connect_once(&params, "resilient-debug").await;
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let (attempt, mut conn) = match live {
+        Ok(conn) => (
+            Attempt {
+                success: true,
+                latency_ms,
+                error: None,
+                sqlstate: None,
+                class: None,
+                retried: None,
+                counts_for_breaker: None,
+            },
+            Some(conn),
+        ),
+        Err(e) => {
+            let class = e.class();
+            let sqlstate = e.sqlstate();
+            let attempt = Attempt {
+                success: false,
+                latency_ms,
+                error: Some(e.to_string()),
+                sqlstate,
+                class: Some(class),
+                retried: Some(policy.retry.retry_on.contains(class)),
+                counts_for_breaker: Some(!policy.circuit_breaker.ignore.contains(class)),
+            };
+            (attempt, None)
+        }
+    };
+    let (mut settings, mut encrypted, mut in_use) = (Vec::new(), None, None);
+    if let Some(conn) = conn.as_mut() {
+        settings = sqlx::query_as::<_, (String, String)>(SETTINGS)
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap_or_default();
+        encrypted = sqlx::query_scalar::<_, bool>(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+        )
+        .fetch_optional(&mut *conn)
+        .await
+        .ok()
+        .flatten();
+        in_use = sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'",
+        )
+        .fetch_one(&mut *conn)
+        .await
+        .ok();
+    }
+    let conn_ok = conn.is_some();
+    if let Some(conn) = conn {
+        let _ = conn.close().await;
+    }
+    // One pooled operation, so the pool's state is the state under real use.
+    let tables = if conn_ok {
+        pg.discover()
+            .await
+            .map(|t| t.len())
+            .map_err(|e| e.to_string())
+    } else {
+        Err("not attempted: the server did not accept a connection".to_owned())
+    };
+    let health = pg.check_health().await.ok();
+    let report = Report {
+        key: params.host_key(),
+        policy_name: params.policy.clone(),
+        policy,
+        attempt,
+        server_settings: settings,
+        connection_encrypted: encrypted,
+        connections_in_use: in_use,
+        pool_size: health.as_ref().map_or(0, |h| h.pool_size),
+        pool_idle: health.as_ref().map_or(0, |h| h.pool_idle),
+        pool_max: params.pool_size,
+        discovered_tables: tables,
+        circuit_breaker_state: health
+            .as_ref()
+            .and_then(|h| h.circuit_breaker_state)
+            .map(|s| s.as_str().to_owned()),
+    };
+    if args.json {
+        let text = serde_json::to_string_pretty(&report)
+            .map_err(|e| CliError::Failed(format!("cannot encode JSON: {e}")))?;
+        println!("{text}");
+    } else {
+        print_text(&report);
+    }
+    match (&report.attempt.error, report.attempt.class) {
+        (None, _) => Ok(()),
+        (Some(e), Some(ErrorClass::Auth | ErrorClass::Config)) => Err(CliError::Usage(format!(
+            "connection to {} rejected: {e}",
+            report.key
+        ))),
+        (Some(e), _) => Err(CliError::Failed(format!(
+            "cannot connect to {}: {e}",
+            report.key
+        ))),
+    }
+}
+
+fn print_text(r: &Report) {
+    println!(
+        "connector:  postgres {} (policy `{}`)",
+        r.key, r.policy_name
+    );
+    println!("\n[effective policy `{}`]", r.policy_name);
+    print!("{}", toml::to_string(&r.policy).unwrap_or_default());
+    println!("\n[live connection attempt]");
+    let a = &r.attempt;
+    if a.success {
+        println!("ok in {:.1} ms", a.latency_ms);
+    } else {
+        println!(
+            "failed after {:.1} ms: {}",
+            a.latency_ms,
+            a.error.as_deref().unwrap_or("")
+        );
+        println!(
+            "sqlstate:           {}",
+            a.sqlstate.as_deref().unwrap_or("-")
+        );
+        println!(
+            "class:              {}",
+            a.class.map_or("-", |c| c.as_str())
+        );
+        println!("retried by policy:  {}", a.retried.unwrap_or(false));
+        println!(
+            "counts for breaker: {}",
+            a.counts_for_breaker.unwrap_or(false)
+        );
+    }
+    if !r.server_settings.is_empty() {
+        println!("\n[server settings]");
+        for (name, value) in &r.server_settings {
+            println!("{name:<38}{value}");
+        }
+        if let Some(enc) = r.connection_encrypted {
+            println!("{:<38}{}", "this connection encrypted", enc);
+        }
+        if let Some(n) = r.connections_in_use {
+            println!("{:<38}{}", "client connections in use", n);
+        }
+    }
+    println!("\n[pool]");
+    println!(
+        "connections: {} of at most {}, idle: {}",
+        r.pool_size, r.pool_max, r.pool_idle
+    );
+    match &r.discovered_tables {
+        Ok(n) => println!("pooled discovery: {n} tables"),
+        Err(e) => println!("pooled discovery failed: {e}"),
+    }
+    println!(
+        "circuit breaker: {}",
+        r.circuit_breaker_state
+            .as_deref()
+            .unwrap_or("CLOSED (no calls yet)")
+    );
+}

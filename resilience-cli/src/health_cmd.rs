@@ -1,0 +1,130 @@
+//! `resilient health`: is the database reachable, and what has resilience been doing?
+//!
+//! Reachability and latency come from the connector's own health check, which connects
+//! directly, outside the retry loop and the breaker, so asking does not change the answer.
+//! Breaker state comes from this process's engine; retries, rate-limit violations and
+//! recoveries of the last hour come from the journal that `sync` runs write, since a
+//! one-shot command has no history of its own.
+
+use std::time::Duration;
+
+use connector_postgres::ConnectorHealth;
+use serde::Serialize;
+
+use crate::args::{HealthArgs, journal_path};
+use crate::connect;
+use crate::error::CliError;
+use crate::journal;
+
+/// Journal figures for one policy and key over the last hour.
+#[derive(Debug, Default, Serialize)]
+struct Recent {
+    retry_attempts: u64,
+    rate_limit_violations: u64,
+    recovery_events: u64,
+    breaker_opened: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    connector: &'static str,
+    health: ConnectorHealth,
+    last_hour: Recent,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    engine: Option<resilience_core::HealthReport>,
+}
+
+/// Runs `resilient health`; exit 1 when the database is not reachable.
+pub async fn run(args: HealthArgs) -> Result<(), CliError> {
+    let (pg, engine) =
+        connect::from_flags(args.target.database_url.as_deref(), &args.target.policies)?;
+    let health = pg
+        .check_health()
+        .await
+        .map_err(|e| CliError::connector("health check failed", &e))?;
+    let (events, _) =
+        journal::read_since(&journal_path(&args.state_dir), Duration::from_secs(3600))
+            .map_err(|e| CliError::io("cannot read the journal", e))?;
+    let mut recent = Recent::default();
+    for e in events
+        .iter()
+        .filter(|e| e.policy == health.policy && e.key == health.key)
+    {
+        match e.kind.as_str() {
+            "retry" => recent.retry_attempts += 1,
+            "rate_limit_wait" | "rate_limit_rejected" => recent.rate_limit_violations += 1,
+            "recovery" => recent.recovery_events += 1,
+            "breaker_opened" => recent.breaker_opened += 1,
+            _ => {}
+        }
+    }
+    recent.retry_attempts += health.retry_attempts_last_hour;
+    recent.rate_limit_violations += health.rate_limit_violations;
+    recent.recovery_events += health.connection_recovery_events;
+    let reachable = health.reachable;
+    let error = health.error.clone();
+    let report = Report {
+        connector: "postgres",
+        engine: args.detailed.then(|| engine.health()),
+        health,
+        last_hour: recent,
+    };
+    if args.json {
+        let text = serde_json::to_string_pretty(&report)
+            .map_err(|e| CliError::Failed(format!("cannot encode JSON: {e}")))?;
+        println!("{text}");
+    } else {
+        print_text(&report, args.detailed);
+    }
+    if reachable {
+        Ok(())
+    } else {
+        Err(CliError::Failed(format!(
+            "postgres at {} is not reachable: {}",
+            report.health.key,
+            error.unwrap_or_else(|| "no answer".into())
+        )))
+    }
+}
+
+fn print_text(r: &Report, detailed: bool) {
+    let h = &r.health;
+    let status = if h.reachable {
+        "reachable"
+    } else {
+        "UNREACHABLE"
+    };
+    println!("connector:        postgres {} (policy {})", h.key, h.policy);
+    println!("status:           {status}");
+    println!("latency:          {:.1} ms", h.latency_ms);
+    if let Some(error) = &h.error {
+        println!("error:            {error}");
+    }
+    let breaker = h
+        .circuit_breaker_state
+        .map_or("CLOSED (no calls yet)", |s| s.as_str());
+    println!("circuit breaker:  {breaker}");
+    println!(
+        "retry attempts (last hour):  {}",
+        r.last_hour.retry_attempts
+    );
+    println!(
+        "rate-limit violations:       {}",
+        r.last_hour.rate_limit_violations
+    );
+    println!(
+        "recovery events:             {}",
+        r.last_hour.recovery_events
+    );
+    println!(
+        "breaker opened (last hour):  {}",
+        r.last_hour.breaker_opened
+    );
+    if detailed {
+        println!(
+            "pool:             {} connections, {} idle",
+            h.pool_size, h.pool_idle
+        );
+        println!("state:            {:?}", h.state);
+    }
+}

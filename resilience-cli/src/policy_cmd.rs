@@ -1,0 +1,98 @@
+//! `resilient policy check | show | explain`: the policy files, as the engine sees them.
+//!
+//! All three load policies exactly as a connector would (built-in presets, then the
+//! folder's `default.toml`, then the profile), so a passing `check` means the engine will
+//! load the same files, and `show` prints what it will run with.
+
+use std::collections::BTreeMap;
+
+use resilience_core::policy::PolicySet;
+use serde_json::json;
+
+use crate::args::{PolicyArgs, PolicyCommand, PolicySource};
+use crate::error::CliError;
+use crate::explain;
+
+/// Runs a policy subcommand.
+pub fn run(args: PolicyArgs) -> Result<(), CliError> {
+    match args.command {
+        PolicyCommand::Check { source, json } => check(&source, json),
+        PolicyCommand::Show { source, json } => show(&source, json),
+        PolicyCommand::Explain { name, source, json } => explain_one(&name, &source, json),
+    }
+}
+
+fn load(source: &PolicySource) -> Result<PolicySet, CliError> {
+    Ok(PolicySet::load(&source.options())?)
+}
+
+fn check(source: &PolicySource, as_json: bool) -> Result<(), CliError> {
+    let set = load(source)?;
+    let names: Vec<&str> = set.names().collect();
+    let files: Vec<String> = set
+        .files()
+        .iter()
+        .map(|f| f.display().to_string())
+        .collect();
+    if as_json {
+        let out = json!({
+            "valid": true,
+            "profile": set.profile(),
+            "files": files,
+            "policies": names,
+        });
+        println!("{out:#}");
+    } else {
+        let from = if files.is_empty() {
+            "the built-in presets".to_owned()
+        } else {
+            format!("the built-in presets and {}", files.join(", "))
+        };
+        println!(
+            "ok: {} policies ({}) from {from}, profile {}",
+            names.len(),
+            names.join(", "),
+            set.profile().unwrap_or("none")
+        );
+    }
+    Ok(())
+}
+
+fn show(source: &PolicySource, as_json: bool) -> Result<(), CliError> {
+    let set = load(source)?;
+    if as_json {
+        let policies: BTreeMap<&str, _> = set
+            .names()
+            .filter_map(|name| set.get(name).map(|p| (name, &**p)))
+            .collect();
+        let out = json!({ "profile": set.profile(), "policy": policies });
+        println!("{out:#}");
+    } else {
+        println!(
+            "# effective policies (profile: {}); every key written out, `extends` applied",
+            set.profile().unwrap_or("none")
+        );
+        print!("{}", set.to_toml());
+    }
+    Ok(())
+}
+
+fn explain_one(name: &str, source: &PolicySource, as_json: bool) -> Result<(), CliError> {
+    let set = load(source)?;
+    let Some(policy) = set.get(name) else {
+        let known: Vec<&str> = set.names().collect();
+        return Err(CliError::Usage(format!(
+            "unknown policy `{name}`, expected one of: {}",
+            known.join(", ")
+        )));
+    };
+    let explanation = explain::explain(name, policy);
+    if as_json {
+        let text = serde_json::to_string_pretty(&explanation)
+            .map_err(|e| CliError::Failed(format!("cannot encode JSON: {e}")))?;
+        println!("{text}");
+    } else {
+        print!("{}", explain::render(&explanation, policy));
+    }
+    Ok(())
+}

@@ -1,0 +1,163 @@
+//! Shared helpers for the command tests: the binary, scratch folders, test databases.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use connector_postgres::cluster::{TestServer, pick_server};
+use sqlx::{AssertSqlSafe, Connection, Executor};
+
+/// The variable pipeline files name (`password_env`) when the test server needs a password.
+pub const PASSWORD_ENV: &str = "RESILIENT_TEST_PASSWORD";
+
+/// The `resilient` binary with a clean environment (no inherited policy or log settings);
+/// the password of a `DATABASE_URL` test server is passed as [`PASSWORD_ENV`].
+pub fn resilient() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_resilient"));
+    for var in [
+        "DATABASE_URL",
+        "RESILIENCE_PROFILE",
+        "RESILIENCE_POLICY_DIR",
+        "RUST_LOG",
+    ] {
+        cmd.env_remove(var);
+    }
+    if let Some(password) = server_password() {
+        cmd.env(PASSWORD_ENV, password);
+    }
+    cmd
+}
+
+fn server_password() -> Option<String> {
+    let url = std::env::var("DATABASE_URL").ok()?;
+    let params = connector_postgres::PgParams::from_url(&url).ok()?;
+    Some(params.password?.resolve().ok()?.expose().to_owned())
+}
+
+/// Runs `resilient args...` in `dir` and returns its output.
+pub fn run_in(dir: &Path, args: &[&str]) -> Output {
+    resilient()
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+/// stdout and stderr as text.
+pub fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A fresh, empty folder, removed on drop.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(tag: &str) -> Scratch {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let dir =
+            std::env::temp_dir().join(format!("resilient-cli-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// Files in `sub` (sorted names), empty when it does not exist.
+    pub fn files(&self, sub: &str) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.0.join(sub))
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A runtime for the async database helpers.
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A database of the test's own on the test server, dropped on drop.
+pub struct TestDb {
+    pub server: TestServer,
+    pub name: String,
+}
+
+impl TestDb {
+    /// Creates `<tag>_<pid>` and runs `setup` (SQL) in it.
+    pub fn create(tag: &str, setup: &str) -> TestDb {
+        let name = format!("cli_{tag}_{}", std::process::id());
+        rt().block_on(async {
+            let server = pick_server().await.expect("a PostgreSQL server");
+            server
+                .create_database(&name)
+                .await
+                .expect("create database");
+            let db = TestDb { server, name };
+            db.exec(setup).await;
+            db
+        })
+    }
+
+    /// Runs SQL in the database.
+    pub async fn exec(&self, sql: &str) {
+        let mut conn = self.server.connect(&self.name).await.expect("connect");
+        conn.execute(AssertSqlSafe(sql.to_owned()))
+            .await
+            .expect("sql runs");
+        let _ = conn.close().await;
+    }
+
+    /// The admin URL of the database (with the password, if the server has one).
+    pub fn url(&self) -> String {
+        self.server.url(&self.name)
+    }
+
+    /// A `[connections.NAME]` body for the database: the URL without a password, and
+    /// `password_env` when the server needs one.
+    pub fn connection_toml(&self) -> String {
+        let p = self.server.params(&self.name);
+        let mut toml = format!(
+            "url = \"postgres://{}@{}/{}?sslmode=disable\"\n",
+            p.user,
+            p.host_key(),
+            self.name
+        );
+        if p.password.is_some() {
+            toml.push_str(&format!("password_env = \"{PASSWORD_ENV}\"\n"));
+        }
+        toml
+    }
+
+    /// `host:port` of the server.
+    pub fn host_key(&self) -> String {
+        self.server.host_key()
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let _ = rt().block_on(self.server.drop_database(&self.name));
+    }
+}

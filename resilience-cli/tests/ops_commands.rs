@@ -1,0 +1,196 @@
+//! `resilient health`, `debug` and `metrics`, and that no password reaches the output.
+
+mod common;
+
+use common::{Scratch, TestDb, run_in, text};
+
+#[test]
+fn health_reports_a_reachable_database() {
+    let db = TestDb::create("health", "SELECT 1");
+    let dir = Scratch::new("health");
+    let url = db.url();
+    let out = run_in(
+        dir.path(),
+        &[
+            "health",
+            "--connector",
+            "postgres",
+            "--database-url",
+            &url,
+            "--json",
+            "--detailed",
+        ],
+    );
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["health"]["reachable"], true);
+    assert_eq!(v["health"]["key"], db.host_key());
+    assert!(v["health"]["latency_ms"].as_f64().unwrap() > 0.0);
+    assert_eq!(v["last_hour"]["retry_attempts"], 0);
+
+    let out = run_in(dir.path(), &["health", "--database-url", &url]);
+    let (stdout, _) = text(&out);
+    assert!(stdout.contains("status:           reachable"), "{stdout}");
+    assert!(stdout.contains("circuit breaker:"), "{stdout}");
+}
+
+#[test]
+fn health_of_a_refused_port_exits_1_and_hides_the_password() {
+    let dir = Scratch::new("health-refused");
+    let out = run_in(
+        dir.path(),
+        &[
+            "health",
+            "--database-url",
+            "postgres://app:hunter2@127.0.0.1:1/x",
+            "-v",
+        ],
+    );
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stdout.contains("UNREACHABLE"), "{stdout}");
+    assert!(
+        stderr.contains("postgres at 127.0.0.1:1 is not reachable"),
+        "{stderr}"
+    );
+    assert!(stderr.to_lowercase().contains("refused"), "{stderr}");
+    assert!(
+        !stdout.contains("hunter2") && !stderr.contains("hunter2"),
+        "{stdout}{stderr}"
+    );
+}
+
+#[test]
+fn bad_url_is_a_usage_error_without_echoing_it() {
+    let dir = Scratch::new("badurl");
+    let out = run_in(
+        dir.path(),
+        &[
+            "health",
+            "--database-url",
+            "mysql://root:hunter2@127.0.0.1/x",
+        ],
+    );
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("postgres://"), "{stderr}");
+    assert!(
+        !stdout.contains("hunter2") && !stderr.contains("hunter2"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn debug_shows_policy_classification_and_server_settings() {
+    let db = TestDb::create("debug", "SELECT 1");
+    let dir = Scratch::new("debug");
+    let url = db.url();
+    let out = run_in(
+        dir.path(),
+        &[
+            "debug",
+            "--connector",
+            "postgres",
+            "--resilience",
+            "--database-url",
+            &url,
+        ],
+    );
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    for needle in [
+        "[effective policy `db`]",
+        "max_attempts = 3",
+        "ok in",
+        "max_connections",
+        "statement_timeout",
+        "ssl",
+        "[pool]",
+    ] {
+        assert!(stdout.contains(needle), "{needle}: {stdout}");
+    }
+
+    let refused = run_in(
+        dir.path(),
+        &[
+            "debug",
+            "--resilience",
+            "--database-url",
+            "postgres://postgres@127.0.0.1:1/x",
+            "--json",
+        ],
+    );
+    let (stdout, stderr) = text(&refused);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["attempt"]["class"], "connection");
+    assert_eq!(v["attempt"]["retried"], true);
+    assert_eq!(v["attempt"]["counts_for_breaker"], true);
+
+    let host = db.host_key();
+    let role = format!(
+        "postgres://no_such_role_here@{host}/{}?sslmode=disable",
+        db.name
+    );
+    let rejected = run_in(
+        dir.path(),
+        &["debug", "--resilience", "--database-url", &role, "--json"],
+    );
+    let (stdout, stderr) = text(&rejected);
+    assert_eq!(rejected.status.code(), Some(2), "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["attempt"]["class"], "auth");
+    assert_eq!(v["attempt"]["sqlstate"], "28000");
+    assert_eq!(v["attempt"]["retried"], false);
+}
+
+#[test]
+fn metrics_totals_the_journal_per_policy_and_key() {
+    let dir = Scratch::new("metrics");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let line = |ms: u64, kind: &str, key: &str| {
+        format!(
+            "{{\"ts\":\"x\",\"unix_ms\":{ms},\"kind\":\"{kind}\",\"policy\":\"db\",\"key\":\"{key}\",\"message\":\"m\"}}\n"
+        )
+    };
+    let journal = [
+        line(now - 1000, "retry", "a:1"),
+        line(now - 2000, "retry", "a:1"),
+        line(now - 3000, "breaker_opened", "a:1"),
+        line(now - 4000, "rate_limit_wait", "b:2"),
+        line(now - 3 * 3_600_000, "retry", "a:1"),
+        "not json\n".to_owned(),
+    ]
+    .concat();
+    std::fs::create_dir_all(dir.path().join("st")).unwrap();
+    std::fs::write(dir.path().join("st/journal.jsonl"), journal).unwrap();
+
+    let out = run_in(
+        dir.path(),
+        &["metrics", "--last", "1h", "--state-dir", "st", "--json"],
+    );
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["events"], 4, "the 3-hour-old event is outside --last 1h");
+    assert_eq!(v["skipped_lines"], 1);
+    assert_eq!(v["keys"][0]["key"], "a:1");
+    assert_eq!(v["keys"][0]["retries"], 2);
+    assert_eq!(v["keys"][0]["breaker_opened"], 1);
+    assert_eq!(v["keys"][1]["rate_limit_waits"], 1);
+
+    let out = run_in(
+        dir.path(),
+        &["metrics", "--last", "24h", "--state-dir", "st"],
+    );
+    let (stdout, _) = text(&out);
+    assert!(stdout.contains("policy db key a:1"), "{stdout}");
+    assert!(stdout.contains("retries:                 3"), "{stdout}");
+
+    let out = run_in(dir.path(), &["metrics", "--last", "soon"]);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -1,0 +1,126 @@
+//! `resilient policy check | show | explain`, and `--help` on every command.
+
+mod common;
+
+use common::{Scratch, run_in, text};
+
+#[test]
+fn help_works_everywhere() {
+    let dir = Scratch::new("help");
+    for args in [
+        &["--help"][..],
+        &["sync", "--help"],
+        &["health", "--help"],
+        &["metrics", "--help"],
+        &["debug", "--help"],
+        &["demo", "--help"],
+        &["policy", "--help"],
+        &["policy", "check", "--help"],
+        &["policy", "show", "--help"],
+        &["policy", "explain", "--help"],
+    ] {
+        let out = run_in(dir.path(), args);
+        let (stdout, _) = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        assert!(stdout.contains("Usage:"), "{args:?}: {stdout}");
+    }
+    let out = run_in(dir.path(), &["sync", "--no-such-flag"]);
+    assert_eq!(out.status.code(), Some(2), "unknown flags are usage errors");
+}
+
+#[test]
+fn check_accepts_the_builtin_and_shipped_profiles() {
+    let dir = Scratch::new("check");
+    for profile in ["dev", "prod", "demo"] {
+        let out = run_in(
+            dir.path(),
+            &["policy", "check", "--profile", profile, "--json"],
+        );
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(v["profile"], profile);
+        assert!(v["policies"].as_array().unwrap().iter().any(|p| p == "db"));
+    }
+}
+
+#[test]
+fn malformed_policy_file_names_file_line_and_column() {
+    let dir = Scratch::new("badpolicy");
+    std::fs::write(
+        dir.path().join("default.toml"),
+        "[policy.db.retry]\nmax_attempts = 3\nmax_atempts = 4\n",
+    )
+    .unwrap();
+    let out = run_in(dir.path(), &["policy", "check", "--dir", "."]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("default.toml:3:1"), "{stderr}");
+    assert!(stderr.contains("max_atempts"), "{stderr}");
+
+    std::fs::write(dir.path().join("default.toml"), "[policy.db.retry\n").unwrap();
+    let out = run_in(dir.path(), &["policy", "show", "--dir", "."]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("default.toml:1:"), "{stderr}");
+    assert!(stdout.is_empty(), "nothing is shown from invalid files");
+}
+
+#[test]
+fn unknown_profile_lists_the_valid_ones() {
+    let dir = Scratch::new("profile");
+    let out = run_in(dir.path(), &["policy", "check", "--profile", "staging"]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr.contains("unknown profile `staging`"), "{stderr}");
+    assert!(stderr.contains("demo, dev, prod"), "{stderr}");
+}
+
+#[test]
+fn show_prints_policies_that_load_back_identically() {
+    let dir = Scratch::new("show");
+    let out = run_in(dir.path(), &["policy", "show", "--profile", "prod"]);
+    let (shown, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(shown.contains("[policy.db.retry]"), "{shown}");
+    std::fs::write(dir.path().join("default.toml"), &shown).unwrap();
+    let again = run_in(dir.path(), &["policy", "show", "--dir", "."]);
+    let (reshown, stderr) = text(&again);
+    assert_eq!(again.status.code(), Some(0), "{stderr}");
+    let body = |s: &str| s.lines().skip(1).collect::<Vec<_>>().join("\n");
+    assert_eq!(
+        body(&reshown),
+        body(&shown),
+        "show output is a valid policy file for the same set"
+    );
+}
+
+#[test]
+fn explain_gives_delays_worst_case_and_rate_arithmetic() {
+    let dir = Scratch::new("explain");
+    let out = run_in(dir.path(), &["policy", "explain", "db", "--json"]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["max_attempts"], 3);
+    assert_eq!(v["delays"][1]["max_secs"], 2.0);
+    assert_eq!(v["worst_case_call_secs"], 120.0);
+    assert_eq!(v["sustained_per_second"], 5.0);
+    assert_eq!(v["refill_secs"], 10.0);
+
+    let out = run_in(dir.path(), &["policy", "explain", "db"]);
+    let (stdout, _) = text(&out);
+    assert!(
+        stdout.contains("before retry 1 (attempt 2): base 1s, with jitter between 0s and 1s"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("burst 50"), "{stdout}");
+
+    let out = run_in(dir.path(), &["policy", "explain", "dbx"]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr.contains("unknown policy `dbx`, expected one of: api, db, file"),
+        "{stderr}"
+    );
+}

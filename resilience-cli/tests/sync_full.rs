@@ -1,0 +1,91 @@
+//! `resilient sync` in full mode: one snapshot per run, replaced atomically.
+
+mod common;
+
+use common::{Scratch, TestDb, run_in, text};
+
+const ROWS: i64 = 5_000;
+
+fn pipeline(dir: &Scratch, db: &TestDb, table: &str) {
+    let pipeline = format!(
+        "[connections.main]\n{}\n[[sources]]\nname = \"{table}\"\ntype = \"postgres\"\n\
+         connection = \"main\"\ntable = \"{table}\"\nsync_mode = \"full\"\n",
+        db.connection_toml()
+    );
+    std::fs::write(dir.path().join("p.toml"), pipeline).unwrap();
+}
+
+fn sync(dir: &Scratch, format: &str) {
+    let args = [
+        "sync",
+        "--config",
+        "p.toml",
+        "--output",
+        "out",
+        "--state",
+        "st/state.json",
+    ];
+    let out = run_in(dir.path(), &[&args[..], &["--format", format]].concat());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out).1);
+}
+
+#[test]
+fn full_sync_rewrites_one_snapshot_per_run_in_jsonl() {
+    let db = TestDb::create(
+        "full",
+        &format!(
+            "CREATE TABLE events (id bigint PRIMARY KEY, payload text NOT NULL);
+             INSERT INTO events SELECT g, 'p' || g FROM generate_series(1, {ROWS}) g;"
+        ),
+    );
+    let dir = Scratch::new("full");
+    pipeline(&dir, &db, "events");
+    for round in 0..2 {
+        sync(&dir, "jsonl");
+        assert_eq!(dir.files("out"), ["events.jsonl"], "round {round}");
+        let body = std::fs::read_to_string(dir.path().join("out/events.jsonl")).unwrap();
+        let mut ids: Vec<i64> = body
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                    .as_i64()
+                    .unwrap()
+            })
+            .collect();
+        ids.sort();
+        assert_eq!(
+            ids,
+            (1..=ROWS).collect::<Vec<_>>(),
+            "round {round}: every row once"
+        );
+    }
+    let state = std::fs::read_to_string(dir.path().join("st/state.json")).unwrap();
+    let state: serde_json::Value = serde_json::from_str(&state).unwrap();
+    assert_eq!(state["sources"]["events"]["mode"], "full");
+    assert_eq!(state["sources"]["events"]["rows"], ROWS);
+}
+
+#[test]
+fn empty_table_gets_a_header_only_file() {
+    let db = TestDb::create(
+        "empty",
+        "CREATE TABLE nothing (id int PRIMARY KEY, name text)",
+    );
+    let dir = Scratch::new("empty");
+    pipeline(&dir, &db, "nothing");
+    sync(&dir, "csv");
+    let body = std::fs::read_to_string(dir.path().join("out/nothing.csv")).unwrap();
+    assert_eq!(body, "id,name\n");
+}
+
+#[test]
+fn missing_pipeline_file_is_a_usage_error() {
+    let dir = Scratch::new("nopipeline");
+    let out = run_in(dir.path(), &["sync", "--config", "absent.toml"]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("cannot read the pipeline file absent.toml"),
+        "{stderr}"
+    );
+}
