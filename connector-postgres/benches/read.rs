@@ -5,7 +5,8 @@
 //! database `pgread_bench` on the first run and kept. Each path runs in a fresh child process
 //! (this binary with `--path NAME`), so its peak resident memory (`VmHWM`) is its own:
 //!
-//! - `connector`: `PostgresConnector::read` in pages of 50,000 rows, into Arrow batches;
+//! - `connector`: `PostgresConnector::read` in pages of 50,000 rows (`PGREAD_BENCH_BATCH`
+//!   overrides), into Arrow batches;
 //! - `sqlx_fetch`: one `sqlx::query(..).fetch()` of the same rows in the same order, each
 //!   value decoded (`try_get`, borrowed `&str` for text) and summed;
 //! - `copy_binary`: `COPY (SELECT ..) TO STDOUT (FORMAT binary)` through `copy_out_raw`,
@@ -24,7 +25,7 @@ const DATABASE: &str = "pgread_bench";
 const TABLE: &str = "bench_rows";
 const ROWS: i64 = 2_000_000;
 const BATCH: usize = 50_000;
-const RUNS: usize = 3;
+const RUNS: usize = 7;
 const COLUMNS: &str = "id, qty, price, name, flag, at";
 const PATHS: [&str; 3] = ["connector", "sqlx_fetch", "copy_binary"];
 
@@ -53,10 +54,12 @@ async fn parent() -> Result<(), BoxError> {
     prepare(&server).await?;
     let url = server.url(DATABASE);
     let exe = std::env::current_exe()?;
-    let mut best = Vec::new();
-    for path in PATHS {
-        let mut runs = Vec::new();
-        for _ in 0..RUNS {
+    // Rounds run the paths back to back, so a noisy neighbour slows a whole round and the
+    // per-round ratios stay comparable.
+    let mut rounds: Vec<Vec<(f64, f64)>> = Vec::new();
+    for _ in 0..RUNS {
+        let mut round = Vec::new();
+        for path in PATHS {
             let out = Command::new(&exe)
                 .args(["--path", path])
                 .env("PGREAD_BENCH_URL", &url)
@@ -66,32 +69,30 @@ async fn parent() -> Result<(), BoxError> {
             }
             let line = String::from_utf8(out.stdout)?;
             let mut fields = line.split_whitespace().map(|f| f.parse::<f64>());
-            let (secs, hwm_kb) = (
-                fields.next().ok_or("no time")??,
-                fields.next().ok_or("no hwm")??,
-            );
-            runs.push((secs, hwm_kb));
+            let secs = fields.next().ok_or("no time")??;
+            let hwm_kb = fields.next().ok_or("no peak")??;
+            round.push((secs, hwm_kb));
         }
-        runs.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let median = runs[runs.len() / 2];
-        let peak = runs.iter().map(|r| r.1).fold(0.0, f64::max);
-        best.push((path, median.0, peak));
+        rounds.push(round);
     }
-    let fetch_rate = ROWS as f64 / best[1].1;
-    println!("{ROWS} rows x 6 columns, median of {RUNS} runs, each in a fresh process");
+    println!("{ROWS} rows x 6 columns, {RUNS} rounds, each path in a fresh process");
     println!(
-        "{:<12} {:>10} {:>14} {:>12} {:>14}",
-        "path", "seconds", "rows/s", "vs sqlx", "peak RSS MB"
+        "{:<12} {:>14} {:>14} {:>16} {:>12}",
+        "path", "median s", "rows/s", "vs sqlx_fetch", "peak RSS MB"
     );
-    for (path, secs, peak_kb) in &best {
+    for (i, path) in PATHS.iter().enumerate() {
+        let secs = median(rounds.iter().map(|r| r[i].0).collect());
+        let ratio = median(rounds.iter().map(|r| r[1].0 / r[i].0).collect());
+        let peak = rounds.iter().map(|r| r[i].1).fold(0.0, f64::max) / 1024.0;
         let rate = ROWS as f64 / secs;
-        println!(
-            "{path:<12} {secs:>10.3} {rate:>14.0} {:>11.2}x {:>14.1}",
-            rate / fetch_rate,
-            peak_kb / 1024.0
-        );
+        println!("{path:<12} {secs:>14.3} {rate:>14.0} {ratio:>15.2}x {peak:>12.1}");
     }
     Ok(())
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
 }
 
 /// Runs one path once and prints `seconds peak_kb`.
@@ -115,7 +116,11 @@ async fn read_connector(url: &str) -> Result<u64, BoxError> {
     let mut pg = PostgresConnector::with_engine(Engine::builtin());
     pg.configure_url(url)?;
     let mut rows = 0;
-    let mut chunks = std::pin::pin!(pg.read(TABLE, None, BATCH));
+    let batch = std::env::var("PGREAD_BENCH_BATCH")
+        .ok()
+        .and_then(|b| b.parse().ok())
+        .unwrap_or(BATCH);
+    let mut chunks = std::pin::pin!(pg.read(TABLE, None, batch));
     while let Some(chunk) = chunks.next().await {
         rows += chunk?.batch.num_rows() as u64;
     }
@@ -186,10 +191,13 @@ async fn prepare(server: &TestServer) -> Result<(), BoxError> {
              INSERT INTO {TABLE} SELECT g, (g % 1000)::int4, g * 0.01,
                'customer ' || g, g % 3 = 0,
                timestamptz '2024-01-01 00:00:00+00' + g * interval '1 second'
-             FROM generate_series(1, {ROWS}) g;
-             VACUUM ANALYZE {TABLE};"
+             FROM generate_series(1, {ROWS}) g;"
         );
         sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut conn).await?;
+        let vacuum = format!("VACUUM ANALYZE {TABLE}");
+        sqlx::raw_sql(AssertSqlSafe(vacuum))
+            .execute(&mut conn)
+            .await?;
     }
     Ok(())
 }

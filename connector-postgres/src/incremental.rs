@@ -28,8 +28,8 @@ use futures_util::stream;
 
 pub use checkpoint::{Checkpoint, IncrementalOptions, Lag, NullCursor, RecentRow};
 
-use crate::catalog::TableSchema;
 use crate::ident::quote;
+use crate::read::PageConn;
 use crate::read::page::Bind;
 use crate::read::plan::{Filters, KeysetPlan};
 use crate::{PgError, PostgresConnector};
@@ -65,6 +65,7 @@ pub struct IncrementalChunk {
 /// A run in progress.
 struct Run {
     plan: KeysetPlan,
+    held: PageConn,
     window: Window,
     upper: String,
     null_rows: u64,
@@ -105,7 +106,10 @@ impl PostgresConnector {
                     }
                 }
             };
-            let batch = match self.fetch_page(&run.plan.request(after.as_deref())).await {
+            let batch = match self
+                .fetch_page(&run.plan.request(after.as_deref()), &run.held)
+                .await
+            {
                 Ok(batch) if batch.num_rows() == 0 => return None,
                 Ok(batch) => batch,
                 Err(e) => return Some((Err(e), State::Done)),
@@ -146,9 +150,9 @@ impl PostgresConnector {
                 cursor.pg_type
             )));
         }
-        check_lag(options.lag, &cursor.type_name)?;
+        checkpoint::check_lag(options.lag, &cursor.type_name)?;
         if let Some(from) = &from {
-            check_checkpoint(from, cursor_field, &schema)?;
+            checkpoint::check_checkpoint(from, cursor_field, &schema)?;
         }
         let bounds = self
             .incremental_bounds(&schema.name.quoted()?, cursor_field)
@@ -181,7 +185,7 @@ impl PostgresConnector {
                         .push(format!("{column} >= ($2::{ty} - $3::{})", lag.sql_type()));
                     filters.binds.push(Bind::Text(from.cursor.value.clone()));
                     filters.binds.push(Bind::Text(lag.sql_value()));
-                    exclude_recent(&mut filters, from, &schema, cursor_field)?;
+                    window::exclude_recent(&mut filters, from, &schema, cursor_field)?;
                 }
                 None => {
                     let mut values = vec![from.cursor.value.clone()];
@@ -205,6 +209,7 @@ impl PostgresConnector {
         Ok(Some((
             Run {
                 plan,
+                held: PageConn::default(),
                 window,
                 upper,
                 null_rows,
@@ -231,73 +236,4 @@ impl Run {
             null_cursor_rows: self.null_rows,
         })
     }
-}
-
-/// Adds the anti-join that skips rows the checkpoint's window says were delivered. Types
-/// come from the catalog, never from the checkpoint, whose values are only ever bound.
-fn exclude_recent(
-    filters: &mut Filters,
-    from: &Checkpoint,
-    schema: &TableSchema,
-    cursor: &str,
-) -> Result<(), PgError> {
-    if from.recent.is_empty() {
-        return Ok(());
-    }
-    let names: Vec<&str> = std::iter::once(cursor)
-        .chain(schema.primary_key.iter().map(String::as_str))
-        .collect();
-    let first = filters.binds.len() + 1;
-    let (mut cols, mut casts, mut arrays, mut aliases) = (vec![], vec![], vec![], vec![]);
-    for (i, name) in names.iter().enumerate() {
-        cols.push(quote(name)?);
-        casts.push(format!("u.c{i}::{}", schema.column(name)?.pg_type));
-        arrays.push(format!("${}::text[]", first + i));
-        aliases.push(format!("c{i}"));
-        let values = from.recent.iter().map(|r| match i {
-            0 => Some(r.cursor.clone()),
-            _ => r.primary_key.get(i - 1).cloned(),
-        });
-        let values = values.collect::<Option<Vec<_>>>().ok_or_else(|| {
-            PgError::invalid_input("checkpoint lists a recent row with too few key values")
-        })?;
-        filters.binds.push(Bind::TextArray(values));
-    }
-    filters.sql.push(format!(
-        "({}) NOT IN (SELECT {} FROM unnest({}) AS u({}))",
-        cols.join(", "),
-        casts.join(", "),
-        arrays.join(", "),
-        aliases.join(", ")
-    ));
-    Ok(())
-}
-
-/// A lag must fit the cursor type: a time window for dates and timestamps, units for integers.
-fn check_lag(lag: Option<Lag>, type_name: &str) -> Result<(), PgError> {
-    let ok = match lag {
-        None => true,
-        Some(Lag::Time(_)) => matches!(type_name, "date" | "timestamp" | "timestamptz"),
-        Some(Lag::Units(n)) => n >= 0 && matches!(type_name, "int2" | "int4" | "int8"),
-    };
-    if ok {
-        return Ok(());
-    }
-    Err(PgError::invalid_input(format!(
-        "lag {lag:?} does not fit a {type_name} cursor; use Lag::Time for date, timestamp and \
-         timestamptz cursors, Lag::Units (not negative) for integer cursors, and no lag otherwise"
-    )))
-}
-
-/// A checkpoint must come from a read of the same cursor and key columns.
-fn check_checkpoint(from: &Checkpoint, cursor: &str, schema: &TableSchema) -> Result<(), PgError> {
-    let keys: Vec<&str> = from.primary_key.iter().map(|v| v.column.as_str()).collect();
-    if from.cursor.column != cursor || keys != schema.primary_key {
-        return Err(PgError::invalid_input(format!(
-            "checkpoint is for cursor {:?} and key {keys:?}, but this read uses cursor {cursor:?} \
-             and key {:?} of {}",
-            from.cursor.column, schema.primary_key, schema.name
-        )));
-    }
-    Ok(())
 }

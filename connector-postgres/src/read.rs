@@ -17,6 +17,7 @@ use futures_core::Stream;
 use futures_util::stream;
 use serde::{Deserialize, Serialize};
 
+pub(crate) use page::PageConn;
 pub(crate) use plan::KeysetPlan;
 
 use crate::catalog::TableSchema;
@@ -54,6 +55,11 @@ impl PostgresConnector {
     /// `None`). Each page is fetched by one resilient operation, so a fault resumes after the
     /// last delivered page: every row arrives exactly once. A table without a primary key is
     /// read in one query that cannot resume (`DataChunk::resumable` is `false`).
+    ///
+    /// While the stream is consumed it holds one pooled connection between pages (returned
+    /// when the stream ends or is dropped). Each page is one call under the connector's
+    /// policy and takes one rate-limit token: with the `db` preset (300 per minute, burst 50)
+    /// a large table wants a `batch_size` of tens of thousands of rows.
     pub fn read<'a>(
         &'a self,
         table: &'a str,
@@ -62,7 +68,7 @@ impl PostgresConnector {
     ) -> impl Stream<Item = Result<DataChunk, PgError>> + Send + 'a {
         enum State {
             Start,
-            Keyset(Box<KeysetPlan>, Option<Vec<String>>),
+            Keyset(Box<(KeysetPlan, PageConn)>, Option<Vec<String>>),
             Unkeyed(unkeyed::Receiver),
             Done,
         }
@@ -72,7 +78,9 @@ impl PostgresConnector {
                 match state {
                     State::Done => return None,
                     State::Start => match self.plan_read(table, columns, batch_size).await {
-                        Ok(Ok(plan)) => state = State::Keyset(Box::new(plan), None),
+                        Ok(Ok(plan)) => {
+                            state = State::Keyset(Box::new((plan, PageConn::default())), None)
+                        }
                         Ok(Err((schema, cols))) => {
                             match unkeyed::start(self, &schema, &cols, batch_size) {
                                 Ok(rx) => state = State::Unkeyed(rx),
@@ -81,9 +89,10 @@ impl PostgresConnector {
                         }
                         Err(e) => return Some((Err(e), State::Done)),
                     },
-                    State::Keyset(plan, after) => {
+                    State::Keyset(keyed, after) => {
+                        let (plan, held) = &*keyed;
                         let request = plan.request(after.as_deref());
-                        let batch = match self.fetch_page(&request).await {
+                        let batch = match self.fetch_page(&request, held).await {
                             Ok(batch) => batch,
                             Err(e) => return Some((Err(e), State::Done)),
                         };
@@ -93,7 +102,7 @@ impl PostgresConnector {
                         let full = batch.num_rows() >= plan.limit;
                         let chunk = plan.chunk(&batch);
                         let next = match &chunk {
-                            Ok(c) if full => State::Keyset(plan, Some(KeysetPlan::values(c))),
+                            Ok(c) if full => State::Keyset(keyed, Some(KeysetPlan::values(c))),
                             _ => State::Done,
                         };
                         return Some((chunk, next));

@@ -26,8 +26,11 @@ pub fn init(verbose: u8, journal_dir: Option<&Path>) -> Result<(), CliError> {
         1 => "debug",
         _ => "trace",
     };
+    // sqlx's pool warns about every dead connection it tests and drops; after a fault the
+    // engine has already handled (and logged), that is noise unless asked for with -v.
+    let pool = if verbose == 0 { "error" } else { ours };
     let default = format!(
-        "warn,resilient={ours},resilience_core={ours},resilience_policy={ours},connector_postgres={ours},resilience_chaos={ours}"
+        "warn,sqlx::pool={pool},resilient={ours},resilience_core={ours},resilience_policy={ours},connector_postgres={ours},resilience_chaos={ours}"
     );
     let filter = match std::env::var("RUST_LOG") {
         Ok(spec) if !spec.trim().is_empty() => {

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::PgError;
+use crate::catalog::TableSchema;
 use crate::read::TypedValue;
 
 /// The position to store after a chunk: the `(cursor, primary key)` of the last delivered
@@ -110,4 +112,37 @@ impl IncrementalOptions {
         self.lag = Some(lag);
         self
     }
+}
+
+/// A lag must fit the cursor type: a time window for dates and timestamps, units for integers.
+pub(crate) fn check_lag(lag: Option<Lag>, type_name: &str) -> Result<(), PgError> {
+    let ok = match lag {
+        None => true,
+        Some(Lag::Time(_)) => matches!(type_name, "date" | "timestamp" | "timestamptz"),
+        Some(Lag::Units(n)) => n >= 0 && matches!(type_name, "int2" | "int4" | "int8"),
+    };
+    if ok {
+        return Ok(());
+    }
+    Err(PgError::invalid_input(format!(
+        "lag {lag:?} does not fit a {type_name} cursor; use Lag::Time for date, timestamp and \
+         timestamptz cursors, Lag::Units (not negative) for integer cursors, and no lag otherwise"
+    )))
+}
+
+/// A checkpoint must come from a read of the same cursor and key columns.
+pub(crate) fn check_checkpoint(
+    from: &Checkpoint,
+    cursor: &str,
+    schema: &TableSchema,
+) -> Result<(), PgError> {
+    let keys: Vec<&str> = from.primary_key.iter().map(|v| v.column.as_str()).collect();
+    if from.cursor.column != cursor || keys != schema.primary_key {
+        return Err(PgError::invalid_input(format!(
+            "checkpoint is for cursor {:?} and key {keys:?}, but this read uses cursor {cursor:?} \
+             and key {:?} of {}",
+            from.cursor.column, schema.primary_key, schema.name
+        )));
+    }
+    Ok(())
 }

@@ -8,9 +8,13 @@
 
 use arrow_array::RecordBatch;
 
-use super::checkpoint::{Lag, RecentRow};
+use super::checkpoint::{Checkpoint, Lag, RecentRow};
 use crate::PgError;
 use crate::arrow::text;
+use crate::catalog::TableSchema;
+use crate::ident::quote;
+use crate::read::page::Bind;
+use crate::read::plan::Filters;
 
 /// The delivered rows inside the window below the newest cursor.
 #[derive(Clone, Debug, Default)]
@@ -83,6 +87,46 @@ impl Window {
     pub(crate) fn rows(&self) -> Vec<RecentRow> {
         self.rows.iter().map(|(_, r)| r.clone()).collect()
     }
+}
+
+/// Adds the anti-join that skips rows the checkpoint's window says were delivered. Types
+/// come from the catalog, never from the checkpoint, whose values are only ever bound.
+pub(crate) fn exclude_recent(
+    filters: &mut Filters,
+    from: &Checkpoint,
+    schema: &TableSchema,
+    cursor: &str,
+) -> Result<(), PgError> {
+    if from.recent.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<&str> = std::iter::once(cursor)
+        .chain(schema.primary_key.iter().map(String::as_str))
+        .collect();
+    let first = filters.binds.len() + 1;
+    let (mut cols, mut casts, mut arrays, mut aliases) = (vec![], vec![], vec![], vec![]);
+    for (i, name) in names.iter().enumerate() {
+        cols.push(quote(name)?);
+        casts.push(format!("u.c{i}::{}", schema.column(name)?.pg_type));
+        arrays.push(format!("${}::text[]", first + i));
+        aliases.push(format!("c{i}"));
+        let values = from.recent.iter().map(|r| match i {
+            0 => Some(r.cursor.clone()),
+            _ => r.primary_key.get(i - 1).cloned(),
+        });
+        let values = values.collect::<Option<Vec<_>>>().ok_or_else(|| {
+            PgError::invalid_input("checkpoint lists a recent row with too few key values")
+        })?;
+        filters.binds.push(Bind::TextArray(values));
+    }
+    filters.sql.push(format!(
+        "({}) NOT IN (SELECT {} FROM unnest({}) AS u({}))",
+        cols.join(", "),
+        casts.join(", "),
+        arrays.join(", "),
+        aliases.join(", ")
+    ));
+    Ok(())
 }
 
 #[cfg(test)]

@@ -42,7 +42,7 @@ pub(crate) struct KeysetPlan {
     pub limit: usize,
 }
 
-/// Whether a column can be part of a keyset position (printed and bound back exactly).
+/// Whether a column can carry a keyset position (printed and bound back exactly).
 pub(crate) fn is_key_kind(kind: PgKind) -> bool {
     !matches!(
         kind,
@@ -213,5 +213,87 @@ impl KeysetPlan {
             .flatten()
             .map(|v| v.value.clone())
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_schema::Schema;
+
+    use super::*;
+    use crate::ident::QualifiedName;
+
+    fn column(name: &str, type_name: &str, pg_type: &str) -> ColumnInfo {
+        ColumnInfo {
+            name: name.into(),
+            pg_type: pg_type.into(),
+            type_name: type_name.into(),
+            nullable: false,
+            kind: PgKind::from_pg(type_name, -1),
+        }
+    }
+
+    fn table(primary_key: &[&str]) -> TableSchema {
+        TableSchema {
+            name: QualifiedName::new("s", "t \"x\""),
+            columns: vec![
+                column("id", "uuid", "uuid"),
+                column("day", "date", "date"),
+                column("v", "float8", "double precision"),
+            ],
+            primary_key: primary_key.iter().map(|k| (*k).to_owned()).collect(),
+            arrow: Arc::new(Schema::empty()),
+        }
+    }
+
+    #[test]
+    fn pages_by_the_key_with_typed_casts_and_adds_missing_key_columns() {
+        let plan = KeysetPlan::new(&table(&["day", "id"]), &["v".into()], &[], 10)
+            .unwrap()
+            .unwrap();
+        let first = plan.request(None);
+        assert_eq!(
+            &*first.sql,
+            "SELECT \"v\", \"day\", \"id\"::text AS \"id\" FROM \"s\".\"t \"\"x\"\"\" \
+             ORDER BY \"day\", \"id\" LIMIT 10"
+        );
+        let next = plan.request(Some(&["2024-01-01".into(), "a-b".into()]));
+        assert!(
+            next.sql
+                .contains("WHERE (\"day\", \"id\") > ($1::date, $2::uuid) ORDER BY")
+        );
+        assert_eq!(plan.key_indices(), [1, 2]);
+    }
+
+    #[test]
+    fn filters_take_the_first_parameters() {
+        let filters = Filters {
+            sql: vec!["\"day\" <= $1::date".into()],
+            binds: vec![Bind::Text("2024-12-31".into())],
+        };
+        let plan = KeysetPlan::with_filters(&table(&["id"]), &["v".into()], &["day"], filters, 5)
+            .unwrap()
+            .unwrap();
+        let next = plan.request(Some(&["2024-01-01".into(), "k".into()]));
+        assert!(next.sql.contains(
+            "WHERE \"day\" <= $1::date AND (\"day\", \"id\") > ($2::date, $3::uuid) ORDER BY \"day\", \"id\""
+        ), "{}", next.sql);
+    }
+
+    #[test]
+    fn no_usable_key_means_no_plan() {
+        assert!(
+            KeysetPlan::new(&table(&[]), &["v".into()], &[], 10)
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            KeysetPlan::new(&table(&["v"]), &["v".into()], &[], 10)
+                .unwrap()
+                .is_none()
+        );
+        assert!(KeysetPlan::new(&table(&["id"]), &["v".into()], &[], 0).is_err());
     }
 }
