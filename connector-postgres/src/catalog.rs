@@ -127,6 +127,7 @@ impl PostgresConnector {
         match load(&mut lease, self.schema(), table).await {
             Ok(schema) => {
                 lease.release();
+                self.mark_ready();
                 Ok(schema)
             }
             Err(err) => {

@@ -29,7 +29,7 @@ use futures_util::stream;
 pub use checkpoint::{Checkpoint, IncrementalOptions, Lag, NullCursor, RecentRow};
 
 use crate::ident::quote;
-use crate::read::PageConn;
+use crate::read::Session;
 use crate::read::page::Bind;
 use crate::read::plan::{Filters, KeysetPlan};
 use crate::{PgError, PostgresConnector};
@@ -65,7 +65,7 @@ pub struct IncrementalChunk {
 /// A run in progress.
 struct Run {
     plan: KeysetPlan,
-    held: PageConn,
+    session: Session,
     window: Window,
     upper: String,
     null_rows: u64,
@@ -107,14 +107,19 @@ impl PostgresConnector {
                 }
             };
             let batch = match self
-                .fetch_page(&run.plan.request(after.as_deref()), &run.held)
+                .fetch_page(&run.plan.request(after.as_deref()), &run.session)
                 .await
             {
-                Ok(batch) if batch.num_rows() == 0 => return None,
                 Ok(batch) => batch,
                 Err(e) => return Some((Err(e), State::Done)),
             };
             let full = batch.num_rows() >= run.plan.limit;
+            if !full {
+                run.session.finish().await;
+            }
+            if batch.num_rows() == 0 {
+                return None;
+            }
             match run.chunk(&batch) {
                 Ok(chunk) => {
                     let next = if full {
@@ -154,8 +159,9 @@ impl PostgresConnector {
         if let Some(from) = &from {
             checkpoint::check_checkpoint(from, cursor_field, &schema)?;
         }
+        let session = Session::default();
         let bounds = self
-            .incremental_bounds(&schema.name.quoted()?, cursor_field)
+            .incremental_bounds(&schema.name.quoted()?, cursor_field, &session)
             .await?;
         if bounds.null_rows > 0 {
             if options.null_cursor == NullCursor::Error {
@@ -169,6 +175,7 @@ impl PostgresConnector {
                 "skipping rows whose cursor is NULL");
         }
         let Some(upper) = bounds.upper else {
+            session.finish().await;
             return Ok(None);
         };
         let ty = &cursor.pg_type;
@@ -209,7 +216,7 @@ impl PostgresConnector {
         Ok(Some((
             Run {
                 plan,
-                held: PageConn::default(),
+                session,
                 window,
                 upper,
                 null_rows,

@@ -4,12 +4,14 @@
 //! (`WHERE (pk) > ($1, ...) ORDER BY pk LIMIT n`). Each page is one resilient operation
 //! ([`page`]), and the position it starts after is the last key already delivered, so a
 //! fault in the middle of a read costs one page and never duplicates or skips a row.
-//! Memory is bounded by one page. A table without a usable primary key has no such
-//! position: it streams in one query ([`unkeyed`]) and says, on every chunk, that it cannot
-//! resume.
+//! The pages share one connection and one `REPEATABLE READ READ ONLY` snapshot until a
+//! fault forces a new one ([`session`]). Memory is bounded by one page. A table without a
+//! usable primary key has no such position: it streams in one query ([`unkeyed`]) and
+//! says, on every chunk, that it cannot resume.
 
 pub(crate) mod page;
 pub(crate) mod plan;
+mod session;
 mod unkeyed;
 
 use arrow_array::RecordBatch;
@@ -17,8 +19,8 @@ use futures_core::Stream;
 use futures_util::stream;
 use serde::{Deserialize, Serialize};
 
-pub(crate) use page::PageConn;
 pub(crate) use plan::KeysetPlan;
+pub(crate) use session::Session;
 
 use crate::catalog::TableSchema;
 use crate::{PgError, PostgresConnector};
@@ -56,8 +58,9 @@ impl PostgresConnector {
     /// last delivered page: every row arrives exactly once. A table without a primary key is
     /// read in one query that cannot resume (`DataChunk::resumable` is `false`).
     ///
-    /// While the stream is consumed it holds one pooled connection between pages (returned
-    /// when the stream ends or is dropped). Each page is one call under the connector's
+    /// While the stream is consumed it holds one pooled connection and one read-only
+    /// snapshot between pages (released when the stream ends or is dropped), so an
+    /// undisturbed read sees the table as of its first page. Each page is one call under the connector's
     /// policy and takes one rate-limit token: with the `db` preset (300 per minute, burst 50)
     /// a large table wants a `batch_size` of tens of thousands of rows.
     pub fn read<'a>(
@@ -68,7 +71,7 @@ impl PostgresConnector {
     ) -> impl Stream<Item = Result<DataChunk, PgError>> + Send + 'a {
         enum State {
             Start,
-            Keyset(Box<(KeysetPlan, PageConn)>, Option<Vec<String>>),
+            Keyset(Box<(KeysetPlan, Session)>, Option<Vec<String>>),
             Unkeyed(unkeyed::Receiver),
             Done,
         }
@@ -79,7 +82,7 @@ impl PostgresConnector {
                     State::Done => return None,
                     State::Start => match self.plan_read(table, columns, batch_size).await {
                         Ok(Ok(plan)) => {
-                            state = State::Keyset(Box::new((plan, PageConn::default())), None)
+                            state = State::Keyset(Box::new((plan, Session::default())), None)
                         }
                         Ok(Err((schema, cols))) => {
                             match unkeyed::start(self, &schema, &cols, batch_size) {
@@ -90,16 +93,19 @@ impl PostgresConnector {
                         Err(e) => return Some((Err(e), State::Done)),
                     },
                     State::Keyset(keyed, after) => {
-                        let (plan, held) = &*keyed;
+                        let (plan, session) = &*keyed;
                         let request = plan.request(after.as_deref());
-                        let batch = match self.fetch_page(&request, held).await {
+                        let batch = match self.fetch_page(&request, session).await {
                             Ok(batch) => batch,
                             Err(e) => return Some((Err(e), State::Done)),
                         };
+                        let full = batch.num_rows() >= plan.limit;
+                        if !full {
+                            session.finish().await;
+                        }
                         if batch.num_rows() == 0 {
                             return None;
                         }
-                        let full = batch.num_rows() >= plan.limit;
                         let chunk = plan.chunk(&batch);
                         let next = match &chunk {
                             Ok(c) if full => State::Keyset(keyed, Some(KeysetPlan::values(c))),

@@ -1,16 +1,20 @@
 //! The start of an incremental run: its upper bound and its NULL-cursor count.
 //!
-//! Both are read once, in one `REPEATABLE READ READ ONLY` snapshot, before any page. Every
-//! page is then limited to `cursor <= upper`, so a run ends even while writers keep adding
-//! rows, and the next run starts where this one stopped. The bound is printed in ISO style
+//! Both are read once, in the run's `REPEATABLE READ READ ONLY` snapshot, before any page
+//! (the pages continue in that snapshot until a fault forces a new connection). Every page
+//! is limited to `cursor <= upper`, so a run ends even while writers keep adding rows, and
+//! the next run starts where this one stopped. The bound is printed in ISO style
 //! and UTC (set locally) so it parses back to the same value whatever the server settings.
 
 use resilience_core::resilient_operation;
-use sqlx::{AssertSqlSafe, Connection};
+use sqlx::AssertSqlSafe;
 
-use crate::connector::set_statement_timeout;
 use crate::ident::quote;
+use crate::read::Session;
 use crate::{PgError, PostgresConnector};
+
+/// Output settings under which the bound prints the same way on every server.
+const PRINT_SETTINGS: &str = "SET LOCAL datestyle = 'ISO, YMD'; SET LOCAL timezone = 'UTC'";
 
 /// The run's upper bound and how many rows it cannot deliver for a NULL cursor.
 #[derive(Clone, Debug)]
@@ -22,40 +26,28 @@ pub(crate) struct Bounds {
 }
 
 impl PostgresConnector {
-    /// Reads the upper bound and the NULL-cursor count of `table` (quoted, qualified).
+    /// Reads the upper bound and the NULL-cursor count of `table` (quoted, qualified) as
+    /// the first step of the run's `session`, so the pages after it read the same snapshot.
     #[resilient_operation(key = self.host_key(), name = "incremental_bounds")]
     pub(crate) async fn incremental_bounds(
         &self,
         table: &str,
         cursor: &str,
+        session: &Session,
     ) -> Result<Bounds, PgError> {
         let column = quote(cursor)?;
         let sql = format!(
             "SELECT max({column})::text, count(*) FILTER (WHERE {column} IS NULL) FROM {table}"
         );
-        let mut lease = self.lease().await?;
-        let result = async {
-            let mut tx = lease
-                .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                .await?;
-            set_statement_timeout(&mut tx).await?;
-            sqlx::raw_sql("SET LOCAL datestyle = 'ISO, YMD'; SET LOCAL timezone = 'UTC'")
-                .execute(&mut *tx)
-                .await?;
-            let (upper, nulls): (Option<String>, i64) = sqlx::query_as(AssertSqlSafe(sql))
-                .fetch_one(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok::<_, PgError>(Bounds {
-                upper,
-                null_rows: u64::try_from(nulls).unwrap_or(0),
-            })
-        }
-        .await;
-        match &result {
-            Ok(_) => lease.release(),
-            Err(err) => lease.release_after(err),
-        }
-        result
+        let mut lease = session.step(self, PRINT_SETTINGS).await?;
+        // On error the lease is dropped, which discards the connection.
+        let (upper, nulls): (Option<String>, i64) = sqlx::query_as(AssertSqlSafe(sql))
+            .fetch_one(&mut *lease)
+            .await?;
+        session.keep(lease);
+        Ok(Bounds {
+            upper,
+            null_rows: u64::try_from(nulls).unwrap_or(0),
+        })
     }
 }

@@ -1,0 +1,251 @@
+//! `read_incremental`: (cursor, key) paging, checkpoints, NULL cursors, lag, and faults.
+
+mod pg_read_support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use connector_postgres::{
+    Checkpoint, IncrementalChunk, IncrementalOptions, Lag, NullCursor, PgError, PostgresConnector,
+};
+use futures_util::{StreamExt, TryStreamExt};
+use pg_read_support::{TestDb, assert_each_once, assert_retried, count_ids, terminate};
+use resilience_core::{ErrorClass, ResilientError};
+
+/// 10 rows share each cursor value, so every page boundary of 7 splits a tie.
+const TIED: &str = "CREATE TABLE ev (id bigint PRIMARY KEY, v int4 NOT NULL, \
+                    at timestamptz NOT NULL, note text);
+                    INSERT INTO ev SELECT g, g / 10, \
+                    timestamptz '2024-01-01 00:00:00+00' + (g / 10) * interval '1 second', 'n' \
+                    FROM generate_series(1, 2000) g;";
+
+async fn run(
+    pg: &PostgresConnector,
+    cursor: &str,
+    from: Option<Checkpoint>,
+    batch: usize,
+    options: IncrementalOptions,
+) -> Result<Vec<IncrementalChunk>, PgError> {
+    pg.read_incremental("ev", cursor, from, batch, options)
+        .try_collect()
+        .await
+}
+
+fn ids(chunks: &[IncrementalChunk]) -> BTreeMap<i64, u32> {
+    let mut seen = BTreeMap::new();
+    chunks
+        .iter()
+        .for_each(|c| count_ids(&c.batch, "id", &mut seen));
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ties_across_page_boundaries_with_a_fault_at_each_boundary() {
+    let db = TestDb::create("pgread_incr_ties").await;
+    db.exec(TIED).await;
+    let pg = db.connector("pgread_incr_ties");
+    for cursor in ["v", "at"] {
+        // Kill the session after every other page, and stop (as a crashed consumer would)
+        // after 40 pages, then resume from the stored checkpoint.
+        let mut seen = BTreeMap::new();
+        let mut stored: Option<Checkpoint> = None;
+        let mut kills = 0;
+        {
+            let mut chunks = std::pin::pin!(pg.read_incremental(
+                "ev",
+                cursor,
+                None,
+                7,
+                IncrementalOptions::new()
+            ));
+            let mut page = 0;
+            while let Some(chunk) = chunks.next().await {
+                let chunk = chunk.unwrap();
+                count_ids(&chunk.batch, "id", &mut seen);
+                stored = Some(chunk.checkpoint.clone());
+                page += 1;
+                if page % 2 == 0 {
+                    kills += terminate(&mut db.admin().await, "pgread_incr_ties", false).await;
+                }
+                if page == 40 {
+                    break;
+                }
+            }
+        }
+        assert!(kills >= 10, "sessions were terminated at page boundaries");
+        assert_retried(&pg).await;
+        let json = serde_json::to_string(stored.as_ref().unwrap()).unwrap();
+        let resumed: Checkpoint = serde_json::from_str(&json).unwrap();
+        assert_eq!(resumed.cursor.column, cursor);
+        assert_eq!(resumed.primary_key[0].value, "280");
+        let rest = run(&pg, cursor, Some(resumed), 7, IncrementalOptions::new())
+            .await
+            .unwrap();
+        for c in &rest {
+            count_ids(&c.batch, "id", &mut seen);
+        }
+        assert_each_once(&seen, 2000);
+        // Nothing new: a run from the last checkpoint delivers nothing.
+        let last = rest.last().unwrap().checkpoint.clone();
+        assert!(
+            run(&pg, cursor, Some(last), 7, IncrementalOptions::new())
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+    drop(pg);
+    db.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminate_backend_mid_incremental_read() {
+    let db = TestDb::create("pgread_incr_kill").await;
+    db.exec(TIED).await;
+    db.exec("INSERT INTO ev SELECT g, g / 10, now(), 'n' FROM generate_series(2001, 90000) g;")
+        .await;
+    let pg = db.connector("pgread_incr_kill");
+    let killer = {
+        let mut admin = db.admin().await;
+        tokio::spawn(async move {
+            let mut kills = 0;
+            while kills < 2 {
+                kills += terminate(&mut admin, "pgread_incr_kill", true).await;
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            kills
+        })
+    };
+    let chunks = run(&pg, "v", None, 10_000, IncrementalOptions::new())
+        .await
+        .unwrap();
+    let finished = killer.is_finished();
+    killer.abort();
+    assert!(finished, "page queries were terminated while running");
+    assert_each_once(&ids(&chunks), 90_000);
+    assert_retried(&pg).await;
+    drop(pg);
+    db.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_commit_is_caught_with_lag_and_not_repeated() {
+    let db = TestDb::create("pgread_incr_lag").await;
+    db.exec(TIED).await;
+    let pg = db.connector("pgread_incr_lag");
+    let lag = || IncrementalOptions::new().lag(Lag::Time(Duration::from_secs(30)));
+    let first = run(&pg, "at", None, 100, lag()).await.unwrap();
+    assert_each_once(&ids(&first), 2000);
+    let checkpoint = first.last().unwrap().checkpoint.clone();
+    assert_eq!(checkpoint.cursor.value, "2024-01-01 00:03:20.000000+00");
+    // The rows of the last 30 s are remembered: seconds 170 to 199 (10 rows each) and 200.
+    assert_eq!(checkpoint.recent.len(), 301);
+
+    // A transaction that started earlier commits a row 20 s behind the checkpoint, and a
+    // new row arrives.
+    db.exec(
+        "INSERT INTO ev VALUES (5001, 0, timestamptz '2024-01-01 00:03:00+00', 'late'), \
+             (5002, 0, timestamptz '2024-01-01 00:04:00+00', 'new');",
+    )
+    .await;
+    let without = run(
+        &pg,
+        "at",
+        Some(checkpoint.clone()),
+        100,
+        IncrementalOptions::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        ids(&without).into_keys().collect::<Vec<_>>(),
+        [5002],
+        "no lag: the late row is lost"
+    );
+    let with = run(&pg, "at", Some(checkpoint), 100, lag()).await.unwrap();
+    assert_eq!(
+        ids(&with).into_keys().collect::<Vec<_>>(),
+        [5001, 5002],
+        "lag: caught, no repeats"
+    );
+    let again = run(
+        &pg,
+        "at",
+        Some(with.last().unwrap().checkpoint.clone()),
+        100,
+        lag(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        again.is_empty(),
+        "a third run repeats nothing: {:?}",
+        ids(&again)
+    );
+
+    // The same with an integer cursor and a window of 5 units.
+    let units = || IncrementalOptions::new().lag(Lag::Units(5));
+    let first = run(&pg, "v", None, 64, units()).await.unwrap();
+    let checkpoint = first.last().unwrap().checkpoint.clone();
+    assert_eq!(checkpoint.recent.len(), 51, "cursor values 195 to 200");
+    db.exec("INSERT INTO ev VALUES (6001, 198, now(), 'late');")
+        .await;
+    let with = run(&pg, "v", Some(checkpoint), 64, units()).await.unwrap();
+    assert_eq!(ids(&with).into_keys().collect::<Vec<_>>(), [6001]);
+    drop(pg);
+    db.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn null_cursors_cursor_types_and_checkpoints_are_checked() {
+    let db = TestDb::create("pgread_incr_checks").await;
+    db.exec(TIED).await;
+    db.exec(
+        "ALTER TABLE ev ADD COLUMN f float8, ADD COLUMN maybe int8; \
+             UPDATE ev SET maybe = id WHERE id > 5;",
+    )
+    .await;
+    let pg = db.connector("pgread_incr_checks");
+    let skip = run(&pg, "maybe", None, 500, IncrementalOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(ids(&skip).len(), 1995);
+    assert!(skip.iter().all(|c| c.null_cursor_rows == 5));
+    let err = run(
+        &pg,
+        "maybe",
+        None,
+        500,
+        IncrementalOptions::new().null_cursor(NullCursor::Error),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("5 rows"), "{err}");
+
+    let err = run(&pg, "f", None, 10, IncrementalOptions::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.class(), ErrorClass::InvalidInput);
+    assert!(
+        err.to_string().contains("allowed cursor types: smallint"),
+        "{err}"
+    );
+    let bad_lag = IncrementalOptions::new().lag(Lag::Time(Duration::from_secs(1)));
+    assert!(run(&pg, "v", None, 10, bad_lag).await.is_err());
+
+    let other = run(&pg, "v", None, 10, IncrementalOptions::new())
+        .await
+        .unwrap();
+    let mut forged = other[0].checkpoint.clone();
+    forged.cursor.pg_type = "int4); DROP TABLE ev; --".into();
+    forged.cursor.column = "at".into();
+    let err = run(&pg, "v", Some(forged), 10, IncrementalOptions::new())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("checkpoint is for cursor"),
+        "{err}"
+    );
+    drop(pg);
+    db.drop().await;
+}
