@@ -145,13 +145,18 @@ impl TestServer {
     }
 }
 
-fn check_name(name: &str) -> Result<(), PgError> {
-    let ok = !name.is_empty()
+/// Whether `name` is a database name the test-server helpers create: 1 to 63 of
+/// `[a-z0-9_]`, so it never needs quoting.
+pub fn is_valid_database_name(name: &str) -> bool {
+    !name.is_empty()
         && name.len() <= 63
         && name
             .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-    if ok {
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+fn check_name(name: &str) -> Result<(), PgError> {
+    if is_valid_database_name(name) {
         Ok(())
     } else {
         Err(PgError::config(

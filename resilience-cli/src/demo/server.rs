@@ -95,12 +95,7 @@ impl DemoDb {
 
 /// Rejects a database name the demo would not create, before anything connects.
 pub(crate) fn check_name(name: &str) -> Result<(), CliError> {
-    let ok = !name.is_empty()
-        && name.len() <= 63
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-    if ok {
+    if connector_postgres::cluster::is_valid_database_name(name) {
         Ok(())
     } else {
         Err(CliError::Usage(format!(
