@@ -10,7 +10,7 @@
 //! health: they neither count as failures nor reset the count.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -95,11 +95,16 @@ struct Inner {
 }
 
 /// A circuit breaker for one policy and key.
+///
+/// The state, generation and failure count are mirrored in atomics so that the common
+/// case — a CLOSED breaker seeing a success with no failures counted — takes no lock.
 #[derive(Debug)]
 pub struct CircuitBreaker {
     policy: BreakerPolicy,
     inner: Mutex<Inner>,
     state: AtomicU8,
+    generation: AtomicU64,
+    failures: AtomicU32,
 }
 
 impl CircuitBreaker {
@@ -116,6 +121,8 @@ impl CircuitBreaker {
                 generation: 0,
             }),
             state: AtomicU8::new(0),
+            generation: AtomicU64::new(0),
+            failures: AtomicU32::new(0),
         }
     }
 
@@ -134,6 +141,8 @@ impl CircuitBreaker {
         if state == BreakerState::Closed {
             inner.failures = 0;
         }
+        self.failures.store(inner.failures, Ordering::Release);
+        self.generation.store(inner.generation, Ordering::Release);
         self.state.store(state as u8, Ordering::Release);
     }
 
@@ -213,6 +222,14 @@ impl CircuitBreaker {
         if !self.policy.enabled {
             return None;
         }
+        if outcome == Outcome::Success
+            && !permit.probe
+            && self.failures.load(Ordering::Acquire) == 0
+            && self.generation.load(Ordering::Acquire) == permit.generation
+        {
+            // CLOSED with nothing counted: a success changes nothing.
+            return None;
+        }
         let mut inner = self.lock();
         if inner.generation != permit.generation {
             // The breaker changed state while this attempt ran; its outcome belongs to a
@@ -228,10 +245,12 @@ impl CircuitBreaker {
             }
             (BreakerState::Closed, Outcome::Success) => {
                 inner.failures = 0;
+                self.failures.store(0, Ordering::Release);
                 None
             }
             (BreakerState::Closed, Outcome::Failure) => {
                 inner.failures += 1;
+                self.failures.store(inner.failures, Ordering::Release);
                 if inner.failures >= self.policy.failure_threshold.get() {
                     let failures = inner.failures;
                     self.set(&mut inner, BreakerState::Open, now);

@@ -7,7 +7,7 @@
 //! 10/s over 10 s) a single call's two retries always fit, so the budget changes nothing
 //! until retries are a large share of the traffic.
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -16,26 +16,26 @@ use crate::policy::BudgetPolicy;
 
 const SLOTS: usize = 10;
 
-#[derive(Debug, Clone, Copy, Default)]
+/// One tenth of the window: which period it counts, and its counts.
+#[derive(Debug, Default)]
 struct Slot {
-    deposits: u64,
-    withdrawals: u64,
-}
-
-#[derive(Debug)]
-struct Window {
-    slots: [Slot; SLOTS],
-    /// Index of the slot that covers `slot_start`.
-    current: usize,
-    slot_start: Instant,
+    period: AtomicU64,
+    deposits: AtomicU64,
+    withdrawals: AtomicU64,
 }
 
 /// Counts calls and retries over a sliding window and says whether one more retry fits.
+///
+/// The window is a ring of ten slots, each stamped with the period it counts; a slot found
+/// holding an old period is cleared by whoever finds it. Counting a call is an atomic add,
+/// with no lock; under a race at a slot's turnover a few counts may land in the old
+/// period, which only makes the budget a little more lenient for an instant.
 #[derive(Debug)]
 pub struct RetryBudget {
     policy: BudgetPolicy,
-    slot_len: Duration,
-    window: Mutex<Window>,
+    slot_len: u64,
+    origin: Instant,
+    slots: [Slot; SLOTS],
 }
 
 impl RetryBudget {
@@ -44,38 +44,34 @@ impl RetryBudget {
         let slot_len = (policy.ttl / SLOTS as u32).max(Duration::from_millis(1));
         RetryBudget {
             policy: policy.clone(),
-            slot_len,
-            window: Mutex::new(Window {
-                slots: [Slot::default(); SLOTS],
-                current: 0,
-                slot_start: Instant::now(),
-            }),
+            slot_len: slot_len.as_nanos() as u64,
+            origin: Instant::now(),
+            slots: Default::default(),
         }
     }
 
-    fn window(&self, now: Instant) -> std::sync::MutexGuard<'_, Window> {
-        let mut w = self.window.lock().unwrap_or_else(|p| p.into_inner());
-        let elapsed = now.saturating_duration_since(w.slot_start);
-        if elapsed >= self.slot_len {
-            let steps = (elapsed.as_nanos() / self.slot_len.as_nanos()) as u64;
-            for _ in 0..steps.min(SLOTS as u64) {
-                w.current = (w.current + 1) % SLOTS;
-                let current = w.current;
-                w.slots[current] = Slot::default();
-            }
-            w.slot_start += self.slot_len * steps.min(u32::MAX as u64) as u32;
+    /// The current period (1-based, so a fresh slot's 0 never matches) and its slot.
+    fn slot(&self, now: Instant) -> (u64, &Slot) {
+        let period = now.saturating_duration_since(self.origin).as_nanos() as u64 / self.slot_len + 1;
+        let slot = &self.slots[(period % SLOTS as u64) as usize];
+        let seen = slot.period.load(Ordering::Acquire);
+        if seen != period
+            && slot
+                .period
+                .compare_exchange(seen, period, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            slot.deposits.store(0, Ordering::Release);
+            slot.withdrawals.store(0, Ordering::Release);
         }
-        w
+        (period, slot)
     }
 
     /// Records a call (first attempt).
     pub fn deposit(&self, now: Instant) {
-        if !self.policy.enabled {
-            return;
+        if self.policy.enabled {
+            self.slot(now).1.deposits.fetch_add(1, Ordering::Relaxed);
         }
-        let mut w = self.window(now);
-        let current = w.current;
-        w.slots[current].deposits += 1;
     }
 
     /// Takes one retry from the budget; `false` when the budget is spent.
@@ -83,15 +79,22 @@ impl RetryBudget {
         if !self.policy.enabled {
             return true;
         }
-        let mut w = self.window(now);
-        let (deposits, withdrawals) = w.slots.iter().fold((0u64, 0u64), |(d, r), s| {
-            (d + s.deposits, r + s.withdrawals)
-        });
+        let (period, current) = self.slot(now);
+        let oldest = period.saturating_sub(SLOTS as u64 - 1);
+        let (deposits, withdrawals) = self
+            .slots
+            .iter()
+            .filter(|s| (oldest..=period).contains(&s.period.load(Ordering::Acquire)))
+            .fold((0u64, 0u64), |(d, w), s| {
+                (
+                    d + s.deposits.load(Ordering::Relaxed),
+                    w + s.withdrawals.load(Ordering::Relaxed),
+                )
+            });
         let reserve = self.policy.min_per_second as f64 * self.policy.ttl.as_secs_f64();
         let balance = reserve + self.policy.ratio * deposits as f64 - withdrawals as f64;
         if balance >= 1.0 {
-            let current = w.current;
-            w.slots[current].withdrawals += 1;
+            current.withdrawals.fetch_add(1, Ordering::Relaxed);
             true
         } else {
             false

@@ -6,6 +6,7 @@
 //! that state.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::future::Future;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
@@ -26,7 +27,30 @@ use crate::slot::Slot;
 const MAX_KEYS_PER_POLICY: usize = 1024;
 const OVERFLOW_KEY: &str = "(other)";
 
-type Slots = HashMap<Arc<str>, HashMap<Arc<str>, Arc<Slot>>>;
+/// FNV-1a: the slot maps are keyed by short policy names and `host:port` keys from the
+/// connector's own configuration, so a fast hash beats SipHash's flooding resistance.
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = (self.0 ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
+type Slots = FastMap<Arc<str>, FastMap<Arc<str>, Arc<Slot>>>;
 type Buckets = HashMap<(Arc<str>, Arc<str>), Arc<TokenBucket>>;
 
 struct Inner {
@@ -127,7 +151,7 @@ impl Engine {
         Engine {
             inner: Arc::new(Inner {
                 policies,
-                slots: RwLock::new(HashMap::new()),
+                slots: RwLock::new(Slots::default()),
                 buckets: Mutex::new(HashMap::new()),
                 rng: Mutex::new(Box::new(SplitMix64::from_entropy())),
             }),

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Mutex, OnceLock};
 use std::time::SystemTime;
 
 use serde::Serialize;
@@ -57,8 +57,9 @@ impl HourWindow {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct OpCounters {
+    name: &'static str,
     calls: AtomicU64,
     failures: AtomicU64,
 }
@@ -79,7 +80,8 @@ pub(crate) struct Stats {
     pub(crate) recovery_failures: AtomicU64,
     pub(crate) timeouts: AtomicU64,
     last_error: Mutex<Option<(ErrorClass, SystemTime)>>,
-    operations: Mutex<Vec<(&'static str, Arc<OpCounters>)>>,
+    /// Per-operation counters, filled in order, found without a lock.
+    operations: [OnceLock<OpCounters>; MAX_OPERATIONS],
 }
 
 impl Stats {
@@ -98,7 +100,7 @@ impl Stats {
             recovery_failures: AtomicU64::new(0),
             timeouts: AtomicU64::new(0),
             last_error: Mutex::new(None),
-            operations: Mutex::new(Vec::new()),
+            operations: [const { OnceLock::new() }; MAX_OPERATIONS],
         }
     }
 
@@ -114,21 +116,36 @@ impl Stats {
     /// Counts a finished call of `operation`.
     pub(crate) fn finish(&self, operation: &'static str, ok: bool) {
         Stats::bump(if ok { &self.successes } else { &self.failures });
-        let mut ops = self.operations.lock().unwrap_or_else(|p| p.into_inner());
-        let counters = match ops.iter().find(|(name, _)| *name == operation) {
-            Some((_, c)) => Arc::clone(c),
-            None if ops.len() < MAX_OPERATIONS => {
-                let c = Arc::new(OpCounters::default());
-                ops.push((operation, Arc::clone(&c)));
-                c
-            }
-            None => return,
+        let Some(counters) = self.operation(operation) else {
+            return;
         };
-        drop(ops);
         Stats::bump(&counters.calls);
         if !ok {
             Stats::bump(&counters.failures);
         }
+    }
+
+    /// The counters of `operation`, added on first use; `None` once every slot is taken.
+    fn operation(&self, operation: &'static str) -> Option<&OpCounters> {
+        let same = |c: &OpCounters| std::ptr::eq(c.name, operation) || c.name == operation;
+        for slot in &self.operations {
+            match slot.get() {
+                Some(c) if same(c) => return Some(c),
+                Some(_) => continue,
+                None => {
+                    let c = slot.get_or_init(|| OpCounters {
+                        name: operation,
+                        calls: AtomicU64::new(0),
+                        failures: AtomicU64::new(0),
+                    });
+                    // Another name may have won this slot in a race: keep looking.
+                    if same(c) {
+                        return Some(c);
+                    }
+                }
+            }
+        }
+        None
     }
 
     pub(crate) fn snapshot(
@@ -140,21 +157,15 @@ impl Stats {
     ) -> KeyHealth {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let last = *self.last_error.lock().unwrap_or_else(|p| p.into_inner());
-        let operations = self
-            .operations
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .map(|(name, c)| {
-                (
-                    (*name).to_owned(),
-                    OperationHealth {
-                        calls: load(&c.calls),
-                        failures: load(&c.failures),
-                    },
-                )
-            })
-            .collect();
+        let mut operations = BTreeMap::<String, OperationHealth>::new();
+        for c in self.operations.iter().filter_map(OnceLock::get) {
+            let entry = operations.entry(c.name.to_owned()).or_insert(OperationHealth {
+                calls: 0,
+                failures: 0,
+            });
+            entry.calls += load(&c.calls);
+            entry.failures += load(&c.failures);
+        }
         KeyHealth {
             policy: policy.to_owned(),
             key: key.to_owned(),

@@ -4,14 +4,19 @@
 //! `requests_per_minute / 60` tokens a second; every attempt takes one. Over any window of
 //! `t` seconds at most `burst + rate × t` attempts go through.
 //!
+//! The bucket is kept as one atomic number, its *theoretical arrival time* (the GCRA form
+//! of a token bucket): the instant at which the bucket would be full again. Taking a token
+//! pushes it one emission interval (`1 / rate`) later, and a token is free while it stays
+//! within `burst` intervals of now. So the common case costs one compare-and-swap and no
+//! lock, and concurrent callers can never take the same token twice.
+//!
 //! Waiting callers queue in FIFO order (a fair async mutex admits one at a time to the
-//! head of the queue), so no caller starves and concurrent callers cannot take the same
-//! token twice. A caller whose turn cannot come within its `max_wait` (or its deadline)
-//! gives up at once with the time to retry after, instead of waiting to fail; a waiting
-//! caller that is cancelled leaves the queue and gives its place back.
+//! head of the queue), so no caller starves. A caller whose turn cannot come within its
+//! `max_wait` (or its deadline) gives up at once with the time to retry after, instead of
+//! waiting to fail; a waiting caller that is cancelled leaves the queue and gives its place
+//! back.
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -34,20 +39,18 @@ pub struct Limited {
     pub retry_after: Duration,
 }
 
-#[derive(Debug)]
-struct Tokens {
-    available: f64,
-    refilled_at: Instant,
-}
-
 /// One token bucket.
 #[derive(Debug)]
 pub struct TokenBucket {
-    per_second: f64,
-    capacity: f64,
+    /// Nanoseconds between two tokens.
+    interval: u64,
+    /// How far ahead of now the arrival time may run: `burst × interval`.
+    tolerance: u64,
     when_limited: WhenLimited,
     max_wait: Duration,
-    tokens: Mutex<Tokens>,
+    origin: Instant,
+    /// Theoretical arrival time, in nanoseconds since `origin`.
+    tat: AtomicU64,
     queue: tokio::sync::Mutex<()>,
     waiting: AtomicUsize,
 }
@@ -64,42 +67,48 @@ impl Drop for Waiting<'_> {
 impl TokenBucket {
     /// A full bucket.
     pub fn new(policy: &RateLimitPolicy) -> Self {
-        let capacity = policy.burst.get() as f64;
+        let per_second = policy.requests_per_minute.get() as f64 / 60.0;
+        let interval = ((1e9 / per_second).round() as u64).max(1);
         TokenBucket {
-            per_second: policy.requests_per_minute.get() as f64 / 60.0,
-            capacity,
+            interval,
+            tolerance: interval.saturating_mul(policy.burst.get() as u64),
             when_limited: policy.when_limited,
             max_wait: policy.max_wait,
-            tokens: Mutex::new(Tokens {
-                available: capacity,
-                refilled_at: Instant::now(),
-            }),
+            origin: Instant::now(),
+            tat: AtomicU64::new(0),
             queue: tokio::sync::Mutex::new(()),
             waiting: AtomicUsize::new(0),
         }
     }
 
-    /// Takes a token if one is free now; otherwise says how long until one is.
+    fn nanos(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.origin).as_nanos() as u64
+    }
+
+    /// Takes a token if one is free at `now`; otherwise says how long until one is.
     fn try_take(&self, now: Instant) -> Result<(), Duration> {
-        let mut t = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
-        let elapsed = now.saturating_duration_since(t.refilled_at).as_secs_f64();
-        t.available = (t.available + elapsed * self.per_second).min(self.capacity);
-        t.refilled_at = now;
-        if t.available >= 1.0 {
-            t.available -= 1.0;
-            Ok(())
-        } else {
-            Err(Duration::from_secs_f64(
-                (1.0 - t.available) / self.per_second,
-            ))
+        let now = self.nanos(now);
+        let mut tat = self.tat.load(Ordering::Acquire);
+        loop {
+            let next = tat.max(now) + self.interval;
+            if next - now > self.tolerance {
+                return Err(Duration::from_nanos(next - now - self.tolerance));
+            }
+            match self
+                .tat
+                .compare_exchange_weak(tat, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return Ok(()),
+                Err(actual) => tat = actual,
+            }
         }
     }
 
     /// Tokens free at `now` (for health and tests).
     pub fn available(&self, now: Instant) -> f64 {
-        let t = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
-        let elapsed = now.saturating_duration_since(t.refilled_at).as_secs_f64();
-        (t.available + elapsed * self.per_second).min(self.capacity)
+        let now = self.nanos(now);
+        let ahead = self.tat.load(Ordering::Acquire).saturating_sub(now);
+        self.tolerance.saturating_sub(ahead) as f64 / self.interval as f64
     }
 
     /// Callers waiting for a token.
@@ -107,17 +116,18 @@ impl TokenBucket {
         self.waiting.load(Ordering::Acquire)
     }
 
-    /// Takes a token, waiting for one when the policy says `wait`, but never past
-    /// `deadline` or `max_wait`.
-    /// `on_wait` is told the expected wait when the caller starts waiting.
+    /// Takes a token at `now`, waiting for one when the policy says `wait`, but never past
+    /// `deadline` or `max_wait`. `on_wait` is told the expected wait when the caller starts
+    /// waiting.
     pub async fn acquire(
         &self,
+        now: Instant,
         deadline: Option<Instant>,
         on_wait: impl FnOnce(Duration),
     ) -> Result<Admission, Limited> {
-        let start = Instant::now();
-        if self.waiting.load(Ordering::Acquire) == 0 {
-            match self.try_take(start) {
+        let ahead = self.waiting.load(Ordering::Acquire);
+        if ahead == 0 {
+            match self.try_take(now) {
                 Ok(()) => return Ok(Admission::Immediate),
                 Err(retry_after) if self.when_limited == WhenLimited::Reject => {
                     return Err(Limited { retry_after });
@@ -125,13 +135,13 @@ impl TokenBucket {
                 Err(_) => {}
             }
         } else if self.when_limited == WhenLimited::Reject {
-            let ahead = self.waiting.load(Ordering::Acquire) as f64;
+            let wait = self.interval.saturating_mul(ahead as u64 + 1);
             return Err(Limited {
-                retry_after: Duration::from_secs_f64((ahead + 1.0) / self.per_second),
+                retry_after: Duration::from_nanos(wait),
             });
         }
 
-        let mut limit = start + self.max_wait;
+        let mut limit = now + self.max_wait;
         if let Some(deadline) = deadline {
             limit = limit.min(deadline);
         }
@@ -139,9 +149,9 @@ impl TokenBucket {
         let _waiting = Waiting(&self.waiting);
         // The earliest this caller's token can come: the tokens missing now, plus one per
         // caller ahead in the queue.
-        let missing = (1.0 + ahead as f64 - self.available(start)).max(0.0);
-        let expected = Duration::from_secs_f64(missing / self.per_second);
-        if start + expected > limit {
+        let missing = (1.0 + ahead as f64 - self.available(now)).max(0.0);
+        let expected = Duration::from_nanos((missing * self.interval as f64).ceil() as u64);
+        if now + expected > limit {
             return Err(Limited {
                 retry_after: expected,
             });
@@ -158,9 +168,9 @@ impl TokenBucket {
             }
         };
         match tokio::time::timeout_at(limit, wait_turn).await {
-            Ok(()) => Ok(Admission::Waited(Instant::now() - start)),
+            Ok(()) => Ok(Admission::Waited(Instant::now() - now)),
             Err(_) => Err(Limited {
-                retry_after: Duration::from_secs_f64(1.0 / self.per_second),
+                retry_after: Duration::from_nanos(self.interval),
             }),
         }
     }

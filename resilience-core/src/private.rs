@@ -17,12 +17,18 @@ impl<'a> Run<'a> {
         key: Option<&'a str>,
         operation: &'static str,
     ) -> Self {
+        let defaults = policy.is_none_or(|p| p == resilience.policy())
+            && key.is_none_or(|k| k == resilience.key());
         let mut call = Call::new(policy.unwrap_or(resilience.policy()), operation)
             .key(key.unwrap_or(resilience.key()));
         if let Some(hook) = resilience.recovery() {
             call = call.recovery(hook);
         }
-        Run(crate::run::Run::new(resilience.engine(), call))
+        let engine = resilience.engine();
+        match resilience.default_slot().filter(|_| defaults) {
+            Some(slot) => Run(crate::run::Run::resolved(engine, call, slot)),
+            None => Run(crate::run::Run::new(engine, call)),
+        }
     }
 
     /// A free function's call: the process-wide engine.

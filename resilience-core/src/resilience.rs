@@ -1,10 +1,11 @@
 //! What a connector hands its `#[resilient_operation]` methods: the engine, the default
 //! policy, the rate-limit key and the recovery hook.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::engine::Engine;
 use crate::recovery::Recovery;
+use crate::slot::Slot;
 
 /// Implemented by a type whose methods use `#[resilient_operation]` without naming a
 /// policy (and by any type with such methods: the engine and key come from here).
@@ -29,20 +30,29 @@ pub struct UnknownPolicyError {
 }
 
 /// An engine bound to a default policy, a rate-limit key and a recovery hook.
+///
+/// Cheap to clone (one reference count). The runtime state of the default policy and key
+/// is resolved on first use and kept, so a call under the defaults does no lookup.
 #[derive(Clone)]
 pub struct Resilience {
+    inner: Arc<Inner>,
+}
+
+#[derive(Clone)]
+struct Inner {
     engine: Engine,
     policy: Arc<str>,
     key: Arc<str>,
     recovery: Option<Arc<dyn Recovery>>,
+    slot: OnceLock<Option<Arc<Slot>>>,
 }
 
 impl std::fmt::Debug for Resilience {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Resilience")
-            .field("policy", &self.policy)
-            .field("key", &self.key)
-            .field("recovery", &self.recovery.is_some())
+            .field("policy", &self.inner.policy)
+            .field("key", &self.inner.key)
+            .field("recovery", &self.inner.recovery.is_some())
             .finish()
     }
 }
@@ -65,42 +75,61 @@ impl Resilience {
             "resilience patterns enabled for policy {policy}"
         );
         Ok(Resilience {
-            engine,
-            policy: Arc::from(policy),
-            key: Arc::from(policy),
-            recovery: None,
+            inner: Arc::new(Inner {
+                engine,
+                policy: Arc::from(policy),
+                key: Arc::from(policy),
+                recovery: None,
+                slot: OnceLock::new(),
+            }),
         })
     }
 
+    fn edit(self, f: impl FnOnce(&mut Inner)) -> Self {
+        let mut inner = Arc::unwrap_or_clone(self.inner);
+        inner.slot = OnceLock::new();
+        f(&mut inner);
+        Resilience {
+            inner: Arc::new(inner),
+        }
+    }
+
     /// Sets the rate-limit and breaker key (for a database, `host:port`).
-    pub fn with_key(mut self, key: impl Into<Arc<str>>) -> Self {
-        self.key = key.into();
-        self
+    pub fn with_key(self, key: impl Into<Arc<str>>) -> Self {
+        let key = key.into();
+        self.edit(|inner| inner.key = key)
     }
 
     /// Sets the hook that mends the connection after connection-class failures.
-    pub fn with_recovery(mut self, hook: Arc<dyn Recovery>) -> Self {
-        self.recovery = Some(hook);
-        self
+    pub fn with_recovery(self, hook: Arc<dyn Recovery>) -> Self {
+        self.edit(|inner| inner.recovery = Some(hook))
     }
 
     /// The engine.
     pub fn engine(&self) -> &Engine {
-        &self.engine
+        &self.inner.engine
     }
 
     /// The default policy's name.
     pub fn policy(&self) -> &str {
-        &self.policy
+        &self.inner.policy
     }
 
     /// The rate-limit key.
     pub fn key(&self) -> &str {
-        &self.key
+        &self.inner.key
     }
 
     /// The recovery hook, if any.
     pub fn recovery(&self) -> Option<&Arc<dyn Recovery>> {
-        self.recovery.as_ref()
+        self.inner.recovery.as_ref()
+    }
+
+    /// The runtime state of the default policy and key, resolved once.
+    pub(crate) fn default_slot(&self) -> Option<&Arc<Slot>> {
+        self.inner
+            .slot
+            .get_or_init(|| self.inner.engine.slot(&self.inner.policy, &self.inner.key))
+            .as_ref()
     }
 }

@@ -61,11 +61,29 @@ pub enum Attempted<T, E> {
     },
 }
 
+/// The slot a run works on: borrowed from a [`Resilience`](crate::Resilience) that
+/// resolved it once, or looked up for this call.
+enum SlotRef<'a> {
+    Borrowed(&'a Arc<Slot>),
+    Owned(Arc<Slot>),
+}
+
+impl std::ops::Deref for SlotRef<'_> {
+    type Target = Arc<Slot>;
+
+    fn deref(&self) -> &Arc<Slot> {
+        match self {
+            SlotRef::Borrowed(slot) => slot,
+            SlotRef::Owned(slot) => slot,
+        }
+    }
+}
+
 /// The state of one call. See the module docs.
 pub struct Run<'a> {
     engine: &'a Engine,
     policy_name: &'a str,
-    slot: Option<Arc<Slot>>,
+    slot: Option<SlotRef<'a>>,
     operation: &'static str,
     recovery: Option<&'a Arc<dyn Recovery>>,
     nested: bool,
@@ -73,6 +91,8 @@ pub struct Run<'a> {
     bonus_attempts: u32,
     started: Option<Instant>,
     deadline: Option<Instant>,
+    /// When the current attempt was admitted (read once, after the permits).
+    admitted: Option<Instant>,
     permit: Option<Permit>,
     backoff: Option<Backoff>,
     credentials_refreshed: bool,
@@ -81,19 +101,29 @@ pub struct Run<'a> {
 impl<'a> Run<'a> {
     /// A run of `call` on `engine`.
     pub fn new(engine: &'a Engine, call: Call<'a>) -> Self {
-        let nested = attempt::current().is_some();
         let key = call.key.unwrap_or(call.policy);
+        let slot = engine.slot(call.policy, key).map(SlotRef::Owned);
+        Run::with_slot(engine, call, slot)
+    }
+
+    /// A run on a slot already resolved for the call's policy and key.
+    pub(crate) fn resolved(engine: &'a Engine, call: Call<'a>, slot: &'a Arc<Slot>) -> Self {
+        Run::with_slot(engine, call, Some(SlotRef::Borrowed(slot)))
+    }
+
+    fn with_slot(engine: &'a Engine, call: Call<'a>, slot: Option<SlotRef<'a>>) -> Self {
         Run {
             engine,
             policy_name: call.policy,
-            slot: engine.slot(call.policy, key),
+            slot,
             operation: call.operation,
             recovery: call.recovery,
-            nested,
+            nested: attempt::current().is_some(),
             attempt: 0,
             bonus_attempts: 0,
             started: None,
             deadline: None,
+            admitted: None,
             permit: None,
             backoff: None,
             credentials_refreshed: false,
@@ -121,19 +151,18 @@ impl<'a> Run<'a> {
         stop: Stop,
         error: Option<E>,
     ) -> Option<Result<T, E>> {
-        self.finish(slot, false);
+        self.finish(slot, false, Instant::now());
         Some(Err(self.fail(stop, error)))
     }
 
-    fn finish(&self, slot: &Slot, ok: bool) {
+    fn finish(&self, slot: &Slot, ok: bool, now: Instant) {
         slot.stats.finish(self.operation, ok);
         if !ok {
             slot.meters.failures.increment(1);
         }
         if let Some(started) = self.started {
-            slot.meters
-                .call_seconds
-                .record(started.elapsed().as_secs_f64());
+            let seconds = now.saturating_duration_since(started).as_secs_f64();
+            slot.meters.call_seconds.record(seconds);
         }
     }
 
@@ -144,11 +173,11 @@ impl<'a> Run<'a> {
             self.attempt += 1;
             return None;
         }
-        let Some(slot) = self.slot.clone() else {
+        let Some(slot) = self.slot.as_deref() else {
             let known = self.engine.policies().names().map(str::to_owned).collect();
             return Some(Err(self.fail(Stop::UnknownPolicy { known }, None)));
         };
-        let now = Instant::now();
+        let mut now = Instant::now();
         if self.started.is_none() {
             self.started = Some(now);
             self.deadline = Some(now + slot.policy.timeout.total);
@@ -172,12 +201,12 @@ impl<'a> Run<'a> {
                     operation = self.operation,
                     "circuit open, failing fast"
                 );
-                return self.give_up(&slot, Stop::CircuitOpen { retry_in }, None);
+                return self.give_up(slot, Stop::CircuitOpen { retry_in }, None);
             }
         }
 
         if slot.policy.rate_limit.enabled {
-            let waiting = slot.bucket.acquire(self.deadline, |wait| {
+            let waiting = slot.bucket.acquire(now, self.deadline, |wait| {
                 tracing::info!(
                     policy = &*slot.policy_name,
                     key = &*slot.key,
@@ -190,7 +219,8 @@ impl<'a> Run<'a> {
             });
             match waiting.await {
                 Ok(crate::limiter::Admission::Immediate) => {}
-                Ok(crate::limiter::Admission::Waited(_)) => {
+                Ok(crate::limiter::Admission::Waited(waited)) => {
+                    now += waited;
                     Stats::bump(&slot.stats.rate_limit_waits);
                     slot.meters.rate_limit_waits.increment(1);
                 }
@@ -211,11 +241,12 @@ impl<'a> Run<'a> {
                     let stop = Stop::RateLimited {
                         retry_after: limited.retry_after,
                     };
-                    return self.give_up(&slot, stop, None);
+                    return self.give_up(slot, stop, None);
                 }
             }
         }
 
+        self.admitted = Some(now);
         self.attempt += 1;
         Stats::bump(&slot.stats.attempts);
         slot.meters.attempts.increment(1);
@@ -228,10 +259,10 @@ impl<'a> Run<'a> {
         R: ResultLike,
         F: Future<Output = R>,
     {
-        let Some(slot) = self.slot.as_ref().filter(|_| !self.nested) else {
+        let (Some(slot), Some(now)) = (self.slot.as_deref().filter(|_| !self.nested), self.admitted)
+        else {
             return Attempted::Done(fut.await.into_result());
         };
-        let now = Instant::now();
         let attempt_deadline = now + slot.policy.timeout.attempt;
         let (deadline, total) = match self.deadline {
             Some(total) if total <= attempt_deadline => (total, true),
@@ -255,8 +286,8 @@ impl<'a> Run<'a> {
         &mut self,
         outcome: Attempted<T, E>,
     ) -> Option<Result<T, E>> {
-        let slot = match (&self.slot, self.nested) {
-            (Some(slot), false) => Arc::clone(slot),
+        let slot = match (self.slot.as_deref(), self.nested) {
+            (Some(slot), false) => slot,
             _ => {
                 return Some(match outcome {
                     Attempted::Done(result) => result,
@@ -270,7 +301,7 @@ impl<'a> Run<'a> {
                 });
             }
         };
-        let policy = Arc::clone(&slot.policy);
+        let policy = &*slot.policy;
         let permit = self.permit.take();
         let now = Instant::now();
         let total_ran_out = matches!(outcome, Attempted::TimedOut { total: true });
@@ -281,7 +312,7 @@ impl<'a> Run<'a> {
                 {
                     slot.on_transition(t, self.recovery);
                 }
-                self.finish(&slot, true);
+                self.finish(slot, true, now);
                 return Some(Ok(value));
             }
             Attempted::Done(Err(e)) => (e.class(), Some(e)),
@@ -307,7 +338,7 @@ impl<'a> Run<'a> {
                 timeout: total_timeout,
                 attempts: self.attempt,
             };
-            return self.give_up(&slot, stop, None);
+            return self.give_up(slot, stop, None);
         }
 
         if class == ErrorClass::Auth
@@ -317,14 +348,14 @@ impl<'a> Run<'a> {
             && let Some(hook) = self.recovery
         {
             self.credentials_refreshed = true;
-            if self.recover(&slot, hook, class, true).await {
+            if self.recover(slot, hook, class, true).await {
                 self.bonus_attempts += 1;
                 return None;
             }
         }
 
         if !policy.retry.retry_on.contains(class) {
-            self.finish(&slot, false);
+            self.finish(slot, false, now);
             return Some(Err(match error {
                 Some(e) => e,
                 None => self.fail(
@@ -347,11 +378,11 @@ impl<'a> Run<'a> {
                     attempts: self.attempt,
                 },
             };
-            return self.give_up(&slot, stop, error);
+            return self.give_up(slot, stop, error);
         }
         if slot.breaker.state_now() == BreakerState::Open {
             let retry_in = policy.circuit_breaker.recovery_timeout;
-            return self.give_up(&slot, Stop::CircuitOpen { retry_in }, error);
+            return self.give_up(slot, Stop::CircuitOpen { retry_in }, error);
         }
         if !slot.budget.try_withdraw(now) {
             tracing::warn!(
@@ -361,7 +392,7 @@ impl<'a> Run<'a> {
                 "retry budget exhausted: not retrying"
             );
             return self.give_up(
-                &slot,
+                slot,
                 Stop::BudgetExhausted {
                     attempts: self.attempt,
                 },
@@ -374,7 +405,7 @@ impl<'a> Run<'a> {
             && let Some(hook) = self.recovery
             && slot.gate.try_enter(now)
         {
-            self.recover(&slot, hook, class, false).await;
+            self.recover(slot, hook, class, false).await;
         }
 
         let retry = self.attempt;
@@ -388,7 +419,7 @@ impl<'a> Run<'a> {
                 timeout: total_timeout,
                 attempts: self.attempt,
             };
-            return self.give_up(&slot, stop, error);
+            return self.give_up(slot, stop, error);
         }
         let reason = match &error {
             Some(e) => e.to_string(),

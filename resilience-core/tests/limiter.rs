@@ -41,7 +41,7 @@ async fn any_sixty_seconds_admit_at_most_rate_plus_burst_and_saturation_keeps_th
     let start = Instant::now();
     let mut times = Vec::new();
     while start.elapsed() < Duration::from_secs(180) {
-        b.acquire(None, |_| {}).await.unwrap();
+        b.acquire(Instant::now(), None, |_| {}).await.unwrap();
         times.push(Instant::now());
     }
     assert!(max_in_window(&times, Duration::from_secs(60)) <= 350);
@@ -69,7 +69,7 @@ async fn sixteen_concurrent_tasks_never_over_admit() {
         let (b, times) = (b.clone(), times.clone());
         tasks.push(tokio::spawn(async move {
             while start.elapsed() < Duration::from_secs(120) {
-                b.acquire(None, |_| {}).await.unwrap();
+                b.acquire(Instant::now(), None, |_| {}).await.unwrap();
                 times.lock().unwrap().push(Instant::now());
             }
         }));
@@ -88,19 +88,19 @@ async fn sixteen_concurrent_tasks_never_over_admit() {
 #[tokio::test(start_paused = true)]
 async fn reject_returns_the_time_to_retry_after() {
     let b = bucket(60, 1, WhenLimited::Reject, Duration::from_secs(10));
-    assert_eq!(b.acquire(None, |_| {}).await, Ok(Admission::Immediate));
-    let limited = b.acquire(None, |_| {}).await.unwrap_err();
+    assert_eq!(b.acquire(Instant::now(), None, |_| {}).await, Ok(Admission::Immediate));
+    let limited = b.acquire(Instant::now(), None, |_| {}).await.unwrap_err();
     assert_eq!(limited.retry_after, Duration::from_secs(1));
     tokio::time::advance(Duration::from_secs(1)).await;
-    assert_eq!(b.acquire(None, |_| {}).await, Ok(Admission::Immediate));
+    assert_eq!(b.acquire(Instant::now(), None, |_| {}).await, Ok(Admission::Immediate));
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_wait_longer_than_max_wait_gives_up_at_once() {
     let b = bucket(60, 1, WhenLimited::Wait, Duration::from_millis(500));
-    b.acquire(None, |_| {}).await.unwrap();
+    b.acquire(Instant::now(), None, |_| {}).await.unwrap();
     let start = Instant::now();
-    let limited = b.acquire(None, |_| {}).await.unwrap_err();
+    let limited = b.acquire(Instant::now(), None, |_| {}).await.unwrap_err();
     assert_eq!(start.elapsed(), Duration::ZERO);
     assert_eq!(limited.retry_after, Duration::from_secs(1));
 }
@@ -108,13 +108,13 @@ async fn a_wait_longer_than_max_wait_gives_up_at_once() {
 #[tokio::test(start_paused = true)]
 async fn waiting_callers_are_served_in_order_and_a_cancelled_one_gives_its_place_back() {
     let b = Arc::new(bucket(60, 1, WhenLimited::Wait, Duration::from_secs(60)));
-    b.acquire(None, |_| {}).await.unwrap();
+    b.acquire(Instant::now(), None, |_| {}).await.unwrap();
     let start = Instant::now();
     // A waiter that gives up after half a second...
-    let cancelled = tokio::time::timeout(Duration::from_millis(500), b.acquire(None, |_| {})).await;
+    let cancelled = tokio::time::timeout(Duration::from_millis(500), b.acquire(Instant::now(), None, |_| {})).await;
     assert!(cancelled.is_err());
     // ...does not hold a token: the next caller gets the one due at 1 s.
-    let waited = b.acquire(None, |_| {}).await.unwrap();
+    let waited = b.acquire(Instant::now(), None, |_| {}).await.unwrap();
     assert_eq!(start.elapsed(), Duration::from_secs(1));
     assert_eq!(waited, Admission::Waited(Duration::from_millis(500)));
     assert_eq!(b.waiting(), 0);
@@ -124,7 +124,7 @@ async fn waiting_callers_are_served_in_order_and_a_cancelled_one_gives_its_place
     for n in 0..5 {
         let (b, order) = (b.clone(), order.clone());
         tasks.push(tokio::spawn(async move {
-            b.acquire(None, |_| {}).await.unwrap();
+            b.acquire(Instant::now(), None, |_| {}).await.unwrap();
             order.lock().unwrap().push(n);
         }));
         tokio::task::yield_now().await;
