@@ -52,7 +52,8 @@ impl RetryBudget {
 
     /// The current period (1-based, so a fresh slot's 0 never matches) and its slot.
     fn slot(&self, now: Instant) -> (u64, &Slot) {
-        let period = now.saturating_duration_since(self.origin).as_nanos() as u64 / self.slot_len + 1;
+        let period =
+            now.saturating_duration_since(self.origin).as_nanos() as u64 / self.slot_len + 1;
         let slot = &self.slots[(period % SLOTS as u64) as usize];
         let seen = slot.period.load(Ordering::Acquire);
         if seen != period

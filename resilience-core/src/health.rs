@@ -70,7 +70,6 @@ pub(crate) struct Stats {
     pub(crate) calls: AtomicU64,
     pub(crate) successes: AtomicU64,
     pub(crate) failures: AtomicU64,
-    pub(crate) attempts: AtomicU64,
     pub(crate) retries: AtomicU64,
     pub(crate) retries_hour: HourWindow,
     pub(crate) breaker_rejections: AtomicU64,
@@ -90,7 +89,6 @@ impl Stats {
             calls: AtomicU64::new(0),
             successes: AtomicU64::new(0),
             failures: AtomicU64::new(0),
-            attempts: AtomicU64::new(0),
             retries: AtomicU64::new(0),
             retries_hour: HourWindow::new(),
             breaker_rejections: AtomicU64::new(0),
@@ -159,10 +157,12 @@ impl Stats {
         let last = *self.last_error.lock().unwrap_or_else(|p| p.into_inner());
         let mut operations = BTreeMap::<String, OperationHealth>::new();
         for c in self.operations.iter().filter_map(OnceLock::get) {
-            let entry = operations.entry(c.name.to_owned()).or_insert(OperationHealth {
-                calls: 0,
-                failures: 0,
-            });
+            let entry = operations
+                .entry(c.name.to_owned())
+                .or_insert(OperationHealth {
+                    calls: 0,
+                    failures: 0,
+                });
             entry.calls += load(&c.calls);
             entry.failures += load(&c.failures);
         }
@@ -179,7 +179,10 @@ impl Stats {
             calls: load(&self.calls),
             successes: load(&self.successes),
             failures: load(&self.failures),
-            attempts: load(&self.attempts),
+            // Every call makes a first attempt and every retry one more, except where the
+            // breaker or the limiter refused it: derived, so the call path counts less.
+            attempts: (load(&self.calls) + load(&self.retries))
+                .saturating_sub(load(&self.breaker_rejections) + load(&self.rate_limit_rejections)),
             retries: load(&self.retries),
             timeouts: load(&self.timeouts),
             circuit_open_rejections: load(&self.breaker_rejections),

@@ -116,6 +116,12 @@ impl TokenBucket {
         self.waiting.load(Ordering::Acquire)
     }
 
+    /// Takes a token if one is free at `now` and nobody is queued for one: the fast path,
+    /// with no waiting and no `async`.
+    pub fn try_acquire(&self, now: Instant) -> bool {
+        self.waiting.load(Ordering::Acquire) == 0 && self.try_take(now).is_ok()
+    }
+
     /// Takes a token at `now`, waiting for one when the policy says `wait`, but never past
     /// `deadline` or `max_wait`. `on_wait` is told the expected wait when the caller starts
     /// waiting.

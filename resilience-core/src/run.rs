@@ -27,6 +27,7 @@ use crate::breaker::{BreakerState, Outcome, Permit};
 use crate::engine::{Call, Engine};
 use crate::failure::{Failure, Stop, fmt_secs};
 use crate::health::Stats;
+use crate::limiter::{Admission, Limited};
 use crate::recovery::{Recovery, RecoveryCause};
 use crate::slot::Slot;
 use crate::{ErrorClass, ResilientError};
@@ -205,39 +206,14 @@ impl<'a> Run<'a> {
             }
         }
 
-        if slot.policy.rate_limit.enabled {
-            let waiting = slot.bucket.acquire(now, self.deadline, |wait| {
-                tracing::info!(
-                    policy = &*slot.policy_name,
-                    key = &*slot.key,
-                    operation = self.operation,
-                    wait_secs = wait.as_secs_f64(),
-                    "Rate limit applied for {}. Waiting {} seconds",
-                    slot.key,
-                    fmt_secs(wait).trim_end_matches('s'),
-                );
-            });
-            match waiting.await {
-                Ok(crate::limiter::Admission::Immediate) => {}
-                Ok(crate::limiter::Admission::Waited(waited)) => {
-                    now += waited;
-                    Stats::bump(&slot.stats.rate_limit_waits);
-                    slot.meters.rate_limit_waits.increment(1);
-                }
+        if slot.policy.rate_limit.enabled && !slot.bucket.try_acquire(now) {
+            // The slow path is boxed so that the common case's future stays small.
+            match Box::pin(wait_for_token(slot, now, self.deadline, self.operation)).await {
+                Ok(waited) => now += waited,
                 Err(limited) => {
                     if let Some(permit) = self.permit.take() {
                         slot.breaker.release(permit);
                     }
-                    Stats::bump(&slot.stats.rate_limit_rejections);
-                    slot.meters.rate_limit_rejections.increment(1);
-                    tracing::warn!(
-                        policy = &*slot.policy_name,
-                        key = &*slot.key,
-                        operation = self.operation,
-                        retry_after_secs = limited.retry_after.as_secs_f64(),
-                        "rate limit: call refused, retry after {}",
-                        fmt_secs(limited.retry_after)
-                    );
                     let stop = Stop::RateLimited {
                         retry_after: limited.retry_after,
                     };
@@ -248,7 +224,6 @@ impl<'a> Run<'a> {
 
         self.admitted = Some(now);
         self.attempt += 1;
-        Stats::bump(&slot.stats.attempts);
         slot.meters.attempts.increment(1);
         None
     }
@@ -259,7 +234,8 @@ impl<'a> Run<'a> {
         R: ResultLike,
         F: Future<Output = R>,
     {
-        let (Some(slot), Some(now)) = (self.slot.as_deref().filter(|_| !self.nested), self.admitted)
+        let (Some(slot), Some(now)) =
+            (self.slot.as_deref().filter(|_| !self.nested), self.admitted)
         else {
             return Attempted::Done(fut.await.into_result());
         };
@@ -301,11 +277,9 @@ impl<'a> Run<'a> {
                 });
             }
         };
-        let policy = &*slot.policy;
         let permit = self.permit.take();
         let now = Instant::now();
-        let total_ran_out = matches!(outcome, Attempted::TimedOut { total: true });
-        let (class, error) = match outcome {
+        let (class, error, total_ran_out) = match outcome {
             Attempted::Done(Ok(value)) => {
                 if let Some(permit) = permit
                     && let Some(t) = slot.breaker.record(permit, Outcome::Success, now)
@@ -315,12 +289,27 @@ impl<'a> Run<'a> {
                 self.finish(slot, true, now);
                 return Some(Ok(value));
             }
-            Attempted::Done(Err(e)) => (e.class(), Some(e)),
-            Attempted::TimedOut { .. } => {
+            Attempted::Done(Err(e)) => (e.class(), Some(e), false),
+            Attempted::TimedOut { total } => {
                 Stats::bump(&slot.stats.timeouts);
-                (ErrorClass::Timeout, None)
+                (ErrorClass::Timeout, None, total)
             }
         };
+        // The failure path is boxed so that the common case's future stays small.
+        Box::pin(self.after_failure(class, error, total_ran_out, permit, now)).await
+    }
+
+    /// Decides what follows a failed attempt: give up, or recover, wait and retry.
+    async fn after_failure<T, E: ResilientError>(
+        &mut self,
+        class: ErrorClass,
+        error: Option<E>,
+        total_ran_out: bool,
+        permit: Option<Permit>,
+        now: Instant,
+    ) -> Option<Result<T, E>> {
+        let slot = self.slot.as_deref()?;
+        let policy = &*slot.policy;
         slot.stats.error(class);
         if let Some(permit) = permit {
             let seen = if policy.circuit_breaker.ignore.contains(class) {
@@ -488,6 +477,48 @@ impl<'a> Run<'a> {
                 tracing::warn!(policy = &*slot.policy_name, key = &*slot.key, operation = self.operation, %error, "connection recovery failed");
                 false
             }
+        }
+    }
+}
+
+/// Waits for a rate-limit token (the limiter's slow path), logging and counting the wait
+/// or the refusal.
+async fn wait_for_token(
+    slot: &Slot,
+    now: Instant,
+    deadline: Option<Instant>,
+    operation: &'static str,
+) -> Result<Duration, Limited> {
+    let admission = slot.bucket.acquire(now, deadline, |wait| {
+        tracing::info!(
+            policy = &*slot.policy_name,
+            key = &*slot.key,
+            operation,
+            wait_secs = wait.as_secs_f64(),
+            "Rate limit applied for {}. Waiting {} seconds",
+            slot.key,
+            fmt_secs(wait).trim_end_matches('s'),
+        );
+    });
+    match admission.await {
+        Ok(Admission::Immediate) => Ok(Duration::ZERO),
+        Ok(Admission::Waited(waited)) => {
+            Stats::bump(&slot.stats.rate_limit_waits);
+            slot.meters.rate_limit_waits.increment(1);
+            Ok(waited)
+        }
+        Err(limited) => {
+            Stats::bump(&slot.stats.rate_limit_rejections);
+            slot.meters.rate_limit_rejections.increment(1);
+            tracing::warn!(
+                policy = &*slot.policy_name,
+                key = &*slot.key,
+                operation,
+                retry_after_secs = limited.retry_after.as_secs_f64(),
+                "rate limit: call refused, retry after {}",
+                fmt_secs(limited.retry_after)
+            );
+            Err(limited)
         }
     }
 }

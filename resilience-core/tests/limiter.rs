@@ -88,11 +88,17 @@ async fn sixteen_concurrent_tasks_never_over_admit() {
 #[tokio::test(start_paused = true)]
 async fn reject_returns_the_time_to_retry_after() {
     let b = bucket(60, 1, WhenLimited::Reject, Duration::from_secs(10));
-    assert_eq!(b.acquire(Instant::now(), None, |_| {}).await, Ok(Admission::Immediate));
+    assert_eq!(
+        b.acquire(Instant::now(), None, |_| {}).await,
+        Ok(Admission::Immediate)
+    );
     let limited = b.acquire(Instant::now(), None, |_| {}).await.unwrap_err();
     assert_eq!(limited.retry_after, Duration::from_secs(1));
     tokio::time::advance(Duration::from_secs(1)).await;
-    assert_eq!(b.acquire(Instant::now(), None, |_| {}).await, Ok(Admission::Immediate));
+    assert_eq!(
+        b.acquire(Instant::now(), None, |_| {}).await,
+        Ok(Admission::Immediate)
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -111,7 +117,11 @@ async fn waiting_callers_are_served_in_order_and_a_cancelled_one_gives_its_place
     b.acquire(Instant::now(), None, |_| {}).await.unwrap();
     let start = Instant::now();
     // A waiter that gives up after half a second...
-    let cancelled = tokio::time::timeout(Duration::from_millis(500), b.acquire(Instant::now(), None, |_| {})).await;
+    let cancelled = tokio::time::timeout(
+        Duration::from_millis(500),
+        b.acquire(Instant::now(), None, |_| {}),
+    )
+    .await;
     assert!(cancelled.is_err());
     // ...does not hold a token: the next caller gets the one due at 1 s.
     let waited = b.acquire(Instant::now(), None, |_| {}).await.unwrap();
