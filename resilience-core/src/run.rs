@@ -338,7 +338,9 @@ impl<'a> Run<'a> {
         {
             self.credentials_refreshed = true;
             if self.recover(slot, hook, class, true).await {
+                // One more attempt, at once, with the credentials just re-read.
                 self.bonus_attempts += 1;
+                count_retry(slot, now);
                 return None;
             }
         }
@@ -432,9 +434,7 @@ impl<'a> Run<'a> {
             reason,
             fmt_secs(delay),
         );
-        Stats::bump(&slot.stats.retries);
-        slot.stats.retries_hour.add(now);
-        slot.meters.retries.increment(1);
+        count_retry(slot, now);
         tokio::time::sleep(delay).await;
         None
     }
@@ -479,6 +479,13 @@ impl<'a> Run<'a> {
             }
         }
     }
+}
+
+/// Counts a retry in health (total and last hour) and metrics.
+fn count_retry(slot: &Slot, now: Instant) {
+    Stats::bump(&slot.stats.retries);
+    slot.stats.retries_hour.add(now);
+    slot.meters.retries.increment(1);
 }
 
 /// Waits for a rate-limit token (the limiter's slow path), logging and counting the wait

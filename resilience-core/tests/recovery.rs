@@ -146,6 +146,13 @@ async fn an_auth_failure_refreshes_credentials_once_and_retries_once() {
         .unwrap();
     assert_eq!(value, 1);
     assert_eq!(hook.refreshes.load(Ordering::SeqCst), 1);
+    let health = engine.health();
+    let key = health.get("t", "k").unwrap();
+    assert_eq!(
+        (key.attempts, key.retries),
+        (2, 1),
+        "the refreshed attempt counts as a retry"
+    );
 
     calls.store(0, Ordering::SeqCst);
     let err = engine
