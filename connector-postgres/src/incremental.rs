@@ -62,6 +62,12 @@ pub struct IncrementalChunk {
     pub null_cursor_rows: u64,
 }
 
+impl AsRef<RecordBatch> for IncrementalChunk {
+    fn as_ref(&self) -> &RecordBatch {
+        &self.batch
+    }
+}
+
 /// A run in progress.
 struct Run {
     plan: KeysetPlan,

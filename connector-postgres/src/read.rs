@@ -49,6 +49,12 @@ pub struct DataChunk {
     pub resumable: bool,
 }
 
+impl AsRef<RecordBatch> for DataChunk {
+    fn as_ref(&self) -> &RecordBatch {
+        &self.batch
+    }
+}
+
 impl PostgresConnector {
     /// Reads `table` (as the catalog names it, in the connector's schema) as a stream of
     /// Arrow batches of at most `batch_size` rows, in primary-key order.

@@ -12,6 +12,7 @@ use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
+use futures_core::Stream;
 use serde::{Serialize, Serializer};
 
 use crate::{Resilient, ResilientError};
@@ -81,6 +82,16 @@ pub trait Connector: Resilient + Send + Sync {
     type Table: Send;
     /// The health report, serializable to JSON.
     type Health: Serialize + Send;
+    /// A table's columns, types, nullability and primary key.
+    type Schema: Send;
+    /// One chunk of a full read (a batch of rows and where it ends).
+    type Chunk: Send;
+    /// Where an incremental read starts: the checkpoint stored after the last chunk.
+    type Checkpoint: Send;
+    /// One chunk of an incremental read, with the checkpoint to store after it.
+    type IncrementalChunk: Send;
+    /// Options of an incremental read (late rows, NULL cursors).
+    type IncrementalOptions: Default + Send;
 
     /// The lifecycle state.
     fn state(&self) -> ConnectorState;
@@ -98,6 +109,32 @@ pub trait Connector: Resilient + Send + Sync {
 
     /// Reachability, latency, pool figures and the engine's view of this connector.
     fn check_health(&self) -> impl Future<Output = Result<Self::Health, Self::Error>> + Send;
+
+    /// The schema of a table named as [`discover`](Connector::discover) lists it.
+    fn get_schema(
+        &self,
+        table: &str,
+    ) -> impl Future<Output = Result<Self::Schema, Self::Error>> + Send;
+
+    /// Every row of `table` (or of the given columns) in chunks of at most `batch_size`
+    /// rows; a fault in the middle resumes after the last delivered chunk.
+    fn read<'a>(
+        &'a self,
+        table: &'a str,
+        columns: Option<&'a [&'a str]>,
+        batch_size: usize,
+    ) -> impl Stream<Item = Result<Self::Chunk, Self::Error>> + Send + 'a;
+
+    /// The rows after `from` in `cursor_field` order, in chunks that each carry the
+    /// checkpoint to store once the chunk is durable.
+    fn read_incremental<'a>(
+        &'a self,
+        table: &'a str,
+        cursor_field: &'a str,
+        from: Option<Self::Checkpoint>,
+        batch_size: usize,
+        options: Self::IncrementalOptions,
+    ) -> impl Stream<Item = Result<Self::IncrementalChunk, Self::Error>> + Send + 'a;
 }
 
 #[cfg(test)]
