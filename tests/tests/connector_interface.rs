@@ -3,7 +3,7 @@
 
 mod pg_read_support;
 
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::TryStreamExt;
 use pg_read_support::TestDb;
 use resilience_core::connector::{Connector, ConnectorState};
 use resilience_core::{Engine, ErrorClass, ResilientError};
