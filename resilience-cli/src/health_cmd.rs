@@ -61,7 +61,7 @@ pub async fn run(args: HealthArgs) -> Result<(), CliError> {
     recent.retry_attempts += health.retry_attempts_last_hour;
     recent.rate_limit_violations += health.rate_limit_violations;
     recent.recovery_events += health.connection_recovery_events;
-    let reachable = health.reachable;
+    let verdict = Verdict::of(&health);
     let error = health.error.clone();
     let report = Report {
         connector: "postgres",
@@ -76,24 +76,53 @@ pub async fn run(args: HealthArgs) -> Result<(), CliError> {
     } else {
         print_text(&report, args.detailed);
     }
-    if reachable {
-        Ok(())
-    } else {
-        Err(CliError::Failed(format!(
-            "postgres at {} is not reachable: {}",
-            report.health.key,
-            error.unwrap_or_else(|| "no answer".into())
-        )))
+    let error = error.unwrap_or_else(|| "no answer".into());
+    match verdict {
+        Verdict::Healthy => Ok(()),
+        Verdict::Refused => Err(CliError::Usage(format!(
+            "postgres at {} refused the connection: {error}",
+            report.health.key
+        ))),
+        Verdict::Unreachable => Err(CliError::Failed(format!(
+            "postgres at {} is not reachable: {error}",
+            report.health.key
+        ))),
+    }
+}
+
+/// What the check found: a refusal (credentials, database name) is the caller's to fix
+/// (exit 2); no answer is an operational failure (exit 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Healthy,
+    Refused,
+    Unreachable,
+}
+
+impl Verdict {
+    fn of(h: &connector_postgres::ConnectorHealth) -> Verdict {
+        use resilience_core::ErrorClass;
+        match (h.error.is_some(), h.error_class) {
+            (false, _) => Verdict::Healthy,
+            (true, Some(ErrorClass::Auth | ErrorClass::Config | ErrorClass::InvalidInput)) => {
+                Verdict::Refused
+            }
+            (true, _) => Verdict::Unreachable,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Healthy => "reachable",
+            Verdict::Refused => "REFUSED (the server answered and rejected the connection)",
+            Verdict::Unreachable => "UNREACHABLE",
+        }
     }
 }
 
 fn print_text(r: &Report, detailed: bool) {
     let h = &r.health;
-    let status = if h.reachable {
-        "reachable"
-    } else {
-        "UNREACHABLE"
-    };
+    let status = Verdict::of(h).as_str();
     println!("connector:        postgres {} (policy {})", h.key, h.policy);
     println!("status:           {status}");
     println!("latency:          {:.1} ms", h.latency_ms);

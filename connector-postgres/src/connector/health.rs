@@ -7,9 +7,9 @@
 
 use std::time::Instant;
 
-use resilience_core::Resilient;
 use resilience_core::breaker::BreakerState;
 use resilience_core::connector::ConnectorState;
+use resilience_core::{ErrorClass, Resilient, ResilientError};
 use serde::Serialize;
 use sqlx::Connection;
 
@@ -26,12 +26,16 @@ pub struct ConnectorHealth {
     pub key: String,
     /// The policy operations run under.
     pub policy: String,
-    /// Whether a direct connection answered `SELECT 1`.
+    /// Whether the server answered: a direct connection ran `SELECT 1`, or the server
+    /// itself refused it (see `error_class`). `false` when nothing answered in time.
     pub reachable: bool,
     /// Connect plus query time, in milliseconds.
     pub latency_ms: f64,
-    /// Why the server is not reachable, when it is not.
+    /// Why the check failed, when it did.
     pub error: Option<String>,
+    /// The class of that failure: `auth` or `config` when the server answered and refused
+    /// (wrong password, unknown database), `connection` or `timeout` when it did not answer.
+    pub error_class: Option<ErrorClass>,
     /// Connections the pool holds (idle and in use).
     pub pool_size: u32,
     /// Idle connections in the pool.
@@ -61,13 +65,16 @@ impl PostgresConnector {
         };
         let outcome = tokio::time::timeout(link.params().connect_timeout, probe).await;
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-        let error = match outcome {
-            Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(describe(&e, &key)),
-            Err(_) => Some(format!(
-                "timed out after {}ms",
-                link.params().connect_timeout.as_millis()
-            )),
+        let (error, error_class) = match outcome {
+            Ok(Ok(())) => (None, None),
+            Ok(Err(e)) => (Some(describe(&e, &key)), Some(e.class())),
+            Err(_) => (
+                Some(format!(
+                    "timed out after {}ms",
+                    link.params().connect_timeout.as_millis()
+                )),
+                Some(ErrorClass::Timeout),
+            ),
         };
         let (pool_size, pool_idle) = link.pool_figures();
         let resilience = self.resilience();
@@ -77,9 +84,15 @@ impl PostgresConnector {
             state: self.state(),
             key: key.clone(),
             policy: resilience.policy().to_owned(),
-            reachable: error.is_none(),
+            reachable: error_class.is_none_or(|class| {
+                matches!(
+                    class,
+                    ErrorClass::Auth | ErrorClass::Config | ErrorClass::InvalidInput
+                )
+            }),
             latency_ms,
             error,
+            error_class,
             pool_size,
             pool_idle,
             circuit_breaker_state: engine.map(|k| k.circuit_breaker_state),
