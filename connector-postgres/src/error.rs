@@ -17,7 +17,7 @@ use crate::classify::classify;
 #[non_exhaustive]
 pub enum PgError {
     /// The driver reported an error (I/O, TLS, protocol or a server error with SQLSTATE).
-    #[error("{0}")]
+    #[error("{}", driver_message(.0))]
     Driver(#[from] sqlx::Error),
 
     /// Connecting or a query did not finish in time; the connection was discarded.
@@ -141,5 +141,21 @@ impl ResilientError for PgError {
 
     fn from_failure(failure: Failure<Self>) -> Self {
         PgError::Stopped(Box::new(failure))
+    }
+}
+
+/// The driver's message, except that a server error shows its SQLSTATE instead of the
+/// line of the server's own C source that sqlx appends ("... at line 334"), which reads
+/// like a line of the user's file.
+fn driver_message(error: &sqlx::Error) -> String {
+    match error {
+        sqlx::Error::Database(db) => match db.code() {
+            Some(code) => format!(
+                "error returned from database: {} (SQLSTATE {code})",
+                db.message()
+            ),
+            None => format!("error returned from database: {}", db.message()),
+        },
+        other => other.to_string(),
     }
 }

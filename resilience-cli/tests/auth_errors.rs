@@ -171,7 +171,6 @@ fn health_with_a_wrong_password_names_the_auth_failure_and_hides_the_password() 
 }
 
 #[test]
-
 fn health_with_a_wrong_password_exits_2() {
     let (out, stdout, stderr) = health_with_wrong_password();
     assert_eq!(
