@@ -23,14 +23,16 @@ use tokio::time::Instant;
 
 use crate::attempt::{self, AttemptInfo};
 use crate::backoff::Backoff;
-use crate::breaker::{BreakerState, Outcome, Permit};
+use crate::breaker::{Outcome, Permit};
 use crate::engine::{Call, Engine};
-use crate::failure::{Failure, Stop, fmt_secs};
+use crate::failure::{Failure, Stop};
 use crate::health::Stats;
-use crate::limiter::{Admission, Limited};
-use crate::recovery::{Recovery, RecoveryCause};
+use crate::recovery::Recovery;
 use crate::slot::Slot;
 use crate::{ErrorClass, ResilientError};
+
+mod failure;
+mod wait;
 
 /// A result type of any name (`Result<T, E>`, `io::Result<T>`), split into its parts.
 pub trait ResultLike {
@@ -208,7 +210,14 @@ impl<'a> Run<'a> {
 
         if slot.policy.rate_limit.enabled && !slot.bucket.try_acquire(now) {
             // The slow path is boxed so that the common case's future stays small.
-            match Box::pin(wait_for_token(slot, now, self.deadline, self.operation)).await {
+            match Box::pin(wait::wait_for_token(
+                slot,
+                now,
+                self.deadline,
+                self.operation,
+            ))
+            .await
+            {
                 Ok(waited) => now += waited,
                 Err(limited) => {
                     if let Some(permit) = self.permit.take() {
@@ -297,236 +306,6 @@ impl<'a> Run<'a> {
         };
         // The failure path is boxed so that the common case's future stays small.
         Box::pin(self.after_failure(class, error, total_ran_out, permit, now)).await
-    }
-
-    /// Decides what follows a failed attempt: give up, or recover, wait and retry.
-    async fn after_failure<T, E: ResilientError>(
-        &mut self,
-        class: ErrorClass,
-        error: Option<E>,
-        total_ran_out: bool,
-        permit: Option<Permit>,
-        now: Instant,
-    ) -> Option<Result<T, E>> {
-        let slot = self.slot.as_deref()?;
-        let policy = &*slot.policy;
-        slot.stats.error(class);
-        if let Some(permit) = permit {
-            let seen = if policy.circuit_breaker.ignore.contains(class) {
-                Outcome::Ignored
-            } else {
-                Outcome::Failure
-            };
-            if let Some(t) = slot.breaker.record(permit, seen, now) {
-                slot.on_transition(t, self.recovery);
-            }
-        }
-        let total_timeout = policy.timeout.total;
-        if total_ran_out {
-            let stop = Stop::DeadlineExceeded {
-                timeout: total_timeout,
-                attempts: self.attempt,
-            };
-            return self.give_up(slot, stop, None);
-        }
-
-        if class == ErrorClass::Auth
-            && !self.credentials_refreshed
-            && policy.recovery.enabled
-            && policy.recovery.credential_refresh
-            && let Some(hook) = self.recovery
-        {
-            self.credentials_refreshed = true;
-            if self.recover(slot, hook, class, true).await {
-                // One more attempt, at once, with the credentials just re-read.
-                self.bonus_attempts += 1;
-                count_retry(slot, now);
-                return None;
-            }
-        }
-
-        if !policy.retry.retry_on.contains(class) {
-            self.finish(slot, false, now);
-            return Some(Err(match error {
-                Some(e) => e,
-                None => self.fail(
-                    Stop::AttemptTimedOut {
-                        timeout: policy.timeout.attempt,
-                        attempts: self.attempt,
-                    },
-                    None,
-                ),
-            }));
-        }
-        let max_attempts = policy.retry.max_attempts.get() + self.bonus_attempts;
-        if self.attempt >= max_attempts {
-            let stop = match error {
-                Some(_) => Stop::RetriesExhausted {
-                    attempts: self.attempt,
-                },
-                None => Stop::AttemptTimedOut {
-                    timeout: policy.timeout.attempt,
-                    attempts: self.attempt,
-                },
-            };
-            return self.give_up(slot, stop, error);
-        }
-        if slot.breaker.state_now() == BreakerState::Open {
-            let retry_in = policy.circuit_breaker.recovery_timeout;
-            return self.give_up(slot, Stop::CircuitOpen { retry_in }, error);
-        }
-        if !slot.budget.try_withdraw(now) {
-            tracing::warn!(
-                policy = &*slot.policy_name,
-                key = &*slot.key,
-                operation = self.operation,
-                "retry budget exhausted: not retrying"
-            );
-            return self.give_up(
-                slot,
-                Stop::BudgetExhausted {
-                    attempts: self.attempt,
-                },
-                error,
-            );
-        }
-
-        if class == ErrorClass::Connection
-            && policy.recovery.enabled
-            && let Some(hook) = self.recovery
-            && slot.gate.try_enter(now)
-        {
-            self.recover(slot, hook, class, false).await;
-        }
-
-        let retry = self.attempt;
-        let backoff = self
-            .backoff
-            .get_or_insert_with(|| Backoff::new(&policy.retry));
-        let delay = self.engine.with_rng(|rng| backoff.delay(retry, rng));
-        let deadline = self.deadline.unwrap_or_else(|| now + total_timeout);
-        if Instant::now() + delay >= deadline {
-            let stop = Stop::DeadlineExceeded {
-                timeout: total_timeout,
-                attempts: self.attempt,
-            };
-            return self.give_up(slot, stop, error);
-        }
-        let reason = match &error {
-            Some(e) => e.to_string(),
-            None => format!(
-                "attempt timed out after {}",
-                fmt_secs(policy.timeout.attempt)
-            ),
-        };
-        tracing::warn!(
-            policy = &*slot.policy_name,
-            key = &*slot.key,
-            operation = self.operation,
-            attempt = retry + 1,
-            max_attempts,
-            class = class.as_str(),
-            delay_secs = delay.as_secs_f64(),
-            "Retry attempt {}/{} for operation {} after error: {}. Next retry in {}",
-            retry + 1,
-            max_attempts,
-            self.operation,
-            reason,
-            fmt_secs(delay),
-        );
-        count_retry(slot, now);
-        tokio::time::sleep(delay).await;
-        None
-    }
-
-    /// Runs the recovery hook within the call's deadline; `true` when it succeeded.
-    async fn recover(
-        &self,
-        slot: &Slot,
-        hook: &Arc<dyn Recovery>,
-        class: ErrorClass,
-        refresh: bool,
-    ) -> bool {
-        let cause = RecoveryCause {
-            class,
-            refresh_credentials: refresh || slot.policy.recovery.credential_refresh,
-            operation: self.operation,
-        };
-        let deadline = self
-            .deadline
-            .unwrap_or_else(|| Instant::now() + slot.policy.timeout.total);
-        let result = match tokio::time::timeout_at(deadline, hook.recover(cause)).await {
-            Ok(result) => result,
-            Err(_) => Err("recovery ran past the call's deadline".to_owned()),
-        };
-        match result {
-            Ok(()) => {
-                Stats::bump(&slot.stats.recoveries);
-                slot.meters.recoveries.increment(1);
-                tracing::info!(
-                    policy = &*slot.policy_name,
-                    key = &*slot.key,
-                    operation = self.operation,
-                    refresh_credentials = cause.refresh_credentials,
-                    "connection recovered"
-                );
-                true
-            }
-            Err(error) => {
-                Stats::bump(&slot.stats.recovery_failures);
-                tracing::warn!(policy = &*slot.policy_name, key = &*slot.key, operation = self.operation, %error, "connection recovery failed");
-                false
-            }
-        }
-    }
-}
-
-/// Counts a retry in health (total and last hour) and metrics.
-fn count_retry(slot: &Slot, now: Instant) {
-    Stats::bump(&slot.stats.retries);
-    slot.stats.retries_hour.add(now);
-    slot.meters.retries.increment(1);
-}
-
-/// Waits for a rate-limit token (the limiter's slow path), logging and counting the wait
-/// or the refusal.
-async fn wait_for_token(
-    slot: &Slot,
-    now: Instant,
-    deadline: Option<Instant>,
-    operation: &'static str,
-) -> Result<Duration, Limited> {
-    let admission = slot.bucket.acquire(now, deadline, |wait| {
-        tracing::info!(
-            policy = &*slot.policy_name,
-            key = &*slot.key,
-            operation,
-            wait_secs = wait.as_secs_f64(),
-            "Rate limit applied for {}. Waiting {} seconds",
-            slot.key,
-            fmt_secs(wait).trim_end_matches('s'),
-        );
-    });
-    match admission.await {
-        Ok(Admission::Immediate) => Ok(Duration::ZERO),
-        Ok(Admission::Waited(waited)) => {
-            Stats::bump(&slot.stats.rate_limit_waits);
-            slot.meters.rate_limit_waits.increment(1);
-            Ok(waited)
-        }
-        Err(limited) => {
-            Stats::bump(&slot.stats.rate_limit_rejections);
-            slot.meters.rate_limit_rejections.increment(1);
-            tracing::warn!(
-                policy = &*slot.policy_name,
-                key = &*slot.key,
-                operation,
-                retry_after_secs = limited.retry_after.as_secs_f64(),
-                "rate limit: call refused, retry after {}",
-                fmt_secs(limited.retry_after)
-            );
-            Err(limited)
-        }
     }
 }
 
