@@ -2,7 +2,7 @@
 //!
 //! The customers table is loaded incrementally in small pages, as a pipeline would, with
 //! a checkpoint after every page. After three pages the server "goes away" (see
-//! [`outage`](super::outage)). The load's retries fail, the breaker opens after the
+//! [`outage`]). The load's retries fail, the breaker opens after the
 //! policy's failure threshold, and the pipeline pauses instead of hammering the server:
 //! calls made now are refused at once. When the outage ends the breaker closes by
 //! itself, and the pipeline resumes from its last checkpoint. Every customer must arrive
