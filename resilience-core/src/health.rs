@@ -64,12 +64,19 @@ struct OpCounters {
     failures: AtomicU64,
 }
 
+impl OpCounters {
+    const fn new(name: &'static str) -> Self {
+        OpCounters {
+            name,
+            calls: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+        }
+    }
+}
+
 /// Counters for one policy and key.
 #[derive(Debug)]
 pub(crate) struct Stats {
-    pub(crate) calls: AtomicU64,
-    pub(crate) successes: AtomicU64,
-    pub(crate) failures: AtomicU64,
     pub(crate) retries: AtomicU64,
     pub(crate) retries_hour: HourWindow,
     pub(crate) breaker_rejections: AtomicU64,
@@ -79,16 +86,16 @@ pub(crate) struct Stats {
     pub(crate) recovery_failures: AtomicU64,
     pub(crate) timeouts: AtomicU64,
     last_error: Mutex<Option<(ErrorClass, SystemTime)>>,
-    /// Per-operation counters, filled in order, found without a lock.
+    /// Per-operation counters, filled in order, found without a lock. The key's call and
+    /// failure totals are their sums, so a call bumps one counter, not three.
     operations: [OnceLock<OpCounters>; MAX_OPERATIONS],
+    /// Calls of operations past [`MAX_OPERATIONS`] names.
+    other: OpCounters,
 }
 
 impl Stats {
     pub(crate) fn new() -> Self {
         Stats {
-            calls: AtomicU64::new(0),
-            successes: AtomicU64::new(0),
-            failures: AtomicU64::new(0),
             retries: AtomicU64::new(0),
             retries_hour: HourWindow::new(),
             breaker_rejections: AtomicU64::new(0),
@@ -99,6 +106,7 @@ impl Stats {
             timeouts: AtomicU64::new(0),
             last_error: Mutex::new(None),
             operations: [const { OnceLock::new() }; MAX_OPERATIONS],
+            other: OpCounters::new("(other)"),
         }
     }
 
@@ -113,10 +121,7 @@ impl Stats {
 
     /// Counts a finished call of `operation`.
     pub(crate) fn finish(&self, operation: &'static str, ok: bool) {
-        Stats::bump(if ok { &self.successes } else { &self.failures });
-        let Some(counters) = self.operation(operation) else {
-            return;
-        };
+        let counters = self.operation(operation).unwrap_or(&self.other);
         Stats::bump(&counters.calls);
         if !ok {
             Stats::bump(&counters.failures);
@@ -131,11 +136,7 @@ impl Stats {
                 Some(c) if same(c) => return Some(c),
                 Some(_) => continue,
                 None => {
-                    let c = slot.get_or_init(|| OpCounters {
-                        name: operation,
-                        calls: AtomicU64::new(0),
-                        failures: AtomicU64::new(0),
-                    });
+                    let c = slot.get_or_init(|| OpCounters::new(operation));
                     // Another name may have won this slot in a race: keep looking.
                     if same(c) {
                         return Some(c);
@@ -156,7 +157,8 @@ impl Stats {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let last = *self.last_error.lock().unwrap_or_else(|p| p.into_inner());
         let mut operations = BTreeMap::<String, OperationHealth>::new();
-        for c in self.operations.iter().filter_map(OnceLock::get) {
+        let named = self.operations.iter().filter_map(OnceLock::get);
+        for c in named.chain(std::iter::once(&self.other)) {
             let entry = operations
                 .entry(c.name.to_owned())
                 .or_insert(OperationHealth {
@@ -166,6 +168,9 @@ impl Stats {
             entry.calls += load(&c.calls);
             entry.failures += load(&c.failures);
         }
+        operations.retain(|_, op| op.calls > 0);
+        let calls: u64 = operations.values().map(|op| op.calls).sum();
+        let failures: u64 = operations.values().map(|op| op.failures).sum();
         KeyHealth {
             policy: policy.to_owned(),
             key: key.to_owned(),
@@ -176,12 +181,12 @@ impl Stats {
             rate_limit_rejections: load(&self.rate_limit_rejections),
             connection_recovery_events: load(&self.recoveries),
             recovery_failures: load(&self.recovery_failures),
-            calls: load(&self.calls),
-            successes: load(&self.successes),
-            failures: load(&self.failures),
+            calls,
+            successes: calls - failures,
+            failures,
             // Every call makes a first attempt and every retry one more, except where the
             // breaker or the limiter refused it: derived, so the call path counts less.
-            attempts: (load(&self.calls) + load(&self.retries))
+            attempts: (calls + load(&self.retries))
                 .saturating_sub(load(&self.breaker_rejections) + load(&self.rate_limit_rejections)),
             retries: load(&self.retries),
             timeouts: load(&self.timeouts),
@@ -223,7 +228,7 @@ pub struct KeyHealth {
     pub connection_recovery_events: u64,
     /// Recoveries that failed.
     pub recovery_failures: u64,
-    /// Calls started.
+    /// Calls finished.
     pub calls: u64,
     /// Calls that succeeded.
     pub successes: u64,

@@ -184,7 +184,6 @@ impl<'a> Run<'a> {
         if self.started.is_none() {
             self.started = Some(now);
             self.deadline = Some(now + slot.policy.timeout.total);
-            Stats::bump(&slot.stats.calls);
             slot.meters.calls.increment(1);
             slot.budget.deposit(now);
         }
