@@ -30,27 +30,79 @@ use crate::item::Function;
 /// Runs an `async fn` under a resilience policy: retry with backoff, circuit breaker,
 /// rate limit, per-attempt and total deadlines, and connection recovery.
 ///
-/// ```ignore
-/// use resilience_core::{resilient_operation, Resilience, Resilient};
+/// ```
+/// use std::fmt;
+/// use resilience_core::{
+///     Engine, ErrorClass, Failure, Resilience, Resilient, ResilientError, resilient_operation,
+/// };
+///
+/// struct PostgresConnector {
+///     resilience: Resilience,
+///     host: String,
+/// }
 ///
 /// impl Resilient for PostgresConnector {
-///     fn resilience(&self) -> &Resilience { &self.resilience }
+///     fn resilience(&self) -> &Resilience {
+///         &self.resilience
+///     }
 /// }
 ///
 /// impl PostgresConnector {
 ///     /// Runs under the connector's default policy, keyed by its host.
 ///     #[resilient_operation]
-///     async fn test_connection(&self) -> Result<ConnectionTestResult, PgError> { /* ... */ }
+///     async fn test_connection(&self) -> Result<&'static str, PgError> {
+///         Ok("PostgreSQL 15")
+///     }
 ///
-///     #[resilient_operation(policy = "db", key = self.host_key(), name = "fetch_page")]
-///     async fn fetch_page(&self, table: &Table, after: Option<&Key>) -> Result<Page, PgError> {
-///         /* ... */
+///     #[resilient_operation(policy = "db", key = self.host.as_str(), name = "fetch_page")]
+///     async fn fetch_page(&self, table: &str, after: Option<i64>) -> Result<Vec<i64>, PgError> {
+///         let first = after.map_or(1, |id| id + 1);
+///         Ok((first..first + 3).collect())
 ///     }
 /// }
 ///
 /// /// A free function names its policy and runs on the process-wide engine.
 /// #[resilient_operation(policy = "api")]
-/// async fn list_orders(client: &Client) -> Result<Vec<Order>, ApiError> { /* ... */ }
+/// async fn list_orders(customer: u32) -> Result<Vec<u32>, PgError> {
+///     Ok(vec![customer * 10])
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let pg = PostgresConnector {
+///     resilience: Resilience::new(Engine::builtin(), "db")
+///         .unwrap()
+///         .with_key("127.0.0.1:5432"),
+///     host: "127.0.0.1:5432".to_owned(),
+/// };
+/// assert_eq!(pg.test_connection().await.unwrap(), "PostgreSQL 15");
+/// assert_eq!(pg.fetch_page("orders", Some(3)).await.unwrap(), [4, 5, 6]);
+/// assert_eq!(list_orders(7).await.unwrap(), [70]);
+/// let health = pg.resilience().engine().health();
+/// assert_eq!(health.get("db", "127.0.0.1:5432").unwrap().calls, 2);
+/// # }
+/// #
+/// # #[derive(Debug)]
+/// # enum PgError {
+/// #     Stopped(Box<Failure<PgError>>),
+/// # }
+/// # impl fmt::Display for PgError {
+/// #     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+/// #         match self {
+/// #             PgError::Stopped(failure) => failure.fmt(f),
+/// #         }
+/// #     }
+/// # }
+/// # impl ResilientError for PgError {
+/// #     fn class(&self) -> ErrorClass {
+/// #         match self {
+/// #             PgError::Stopped(failure) => failure.class(),
+/// #         }
+/// #     }
+/// #     fn from_failure(failure: Failure<Self>) -> Self {
+/// #         PgError::Stopped(Box::new(failure))
+/// #     }
+/// # }
 /// ```
 ///
 /// # Arguments
@@ -99,10 +151,22 @@ use crate::item::Function;
 /// owned argument does not compile ("value moved here, in previous iteration of
 /// loop"):
 ///
-/// ```ignore
+/// ```compile_fail
+/// # use resilience_core::{ErrorClass, Failure, ResilientError, resilient_operation};
+/// # #[derive(Debug)]
+/// # struct PgError;
+/// # impl std::fmt::Display for PgError {
+/// #     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str("pg") }
+/// # }
+/// # impl ResilientError for PgError {
+/// #     fn class(&self) -> ErrorClass { ErrorClass::Unknown }
+/// #     fn from_failure(_: Failure<Self>) -> Self { PgError }
+/// # }
+/// # struct Row;
+/// # async fn write_all(rows: Vec<Row>) -> Result<(), PgError> { Ok(()) }
 /// #[resilient_operation(policy = "db")]
 /// async fn insert(rows: Vec<Row>) -> Result<(), PgError> {
-///     write_all(rows).await          // error: `rows` is moved by the first attempt
+///     write_all(rows).await // error: `rows` is moved by the first attempt
 ///     // write: write_all(rows.clone()).await, or take `rows: &[Row]`
 /// }
 /// ```
