@@ -30,7 +30,7 @@ pub fn init(verbose: u8, journal_dir: Option<&Path>) -> Result<(), CliError> {
     // engine has already handled (and logged), that is noise unless asked for with -v.
     let pool = if verbose == 0 { "error" } else { ours };
     let default = format!(
-        "warn,sqlx::pool={pool},resilient={ours},resilience_core={ours},resilience_policy={ours},connector_postgres={ours},resilience_chaos={ours}"
+        "warn,sqlx_core::pool={pool},resilient={ours},resilience_core={ours},resilience_policy={ours},connector_postgres={ours},resilience_chaos={ours}"
     );
     let filter = match std::env::var("RUST_LOG") {
         Ok(spec) if !spec.trim().is_empty() => {
