@@ -64,6 +64,13 @@ impl Run<'_> {
         }
 
         if !policy.retry.retry_on.contains(class) {
+            tracing::debug!(
+                policy = &*slot.policy_name,
+                key = &*slot.key,
+                operation = self.operation,
+                class = class.as_str(),
+                "not retried: the policy does not retry {class} errors"
+            );
             self.finish(slot, false, now);
             return Some(Err(match error {
                 Some(e) => e,

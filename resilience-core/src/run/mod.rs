@@ -155,6 +155,15 @@ impl<'a> Run<'a> {
         error: Option<E>,
     ) -> Option<Result<T, E>> {
         self.finish(slot, false, Instant::now());
+        let (policy, key, operation) = (&*slot.policy_name, &*slot.key, self.operation);
+        match &stop {
+            // Refusals are frequent while a breaker is open or a limiter is full, and are
+            // logged where they happen.
+            Stop::CircuitOpen { .. } | Stop::RateLimited { .. } => {}
+            _ => {
+                tracing::warn!(policy, key, operation, attempts = self.attempt, %stop, "operation {operation} gave up: {stop}")
+            }
+        }
         Some(Err(self.fail(stop, error)))
     }
 
