@@ -77,6 +77,8 @@ pub enum Transition {
         /// Consecutive failures counted.
         failures: u32,
     },
+    /// HALF_OPEN back to OPEN: a probe failed.
+    Reopened,
     /// OPEN to HALF_OPEN.
     HalfOpened,
     /// HALF_OPEN to CLOSED.
@@ -181,6 +183,18 @@ impl CircuitBreaker {
                 None,
             );
         }
+        if self.state.load(Ordering::Acquire) == BreakerState::Closed as u8 {
+            // The generation is read after the state: a permit taken just as the breaker
+            // opened carries the old generation, and its outcome is ignored.
+            let generation = self.generation.load(Ordering::Acquire);
+            return (
+                Ok(Permit {
+                    probe: false,
+                    generation,
+                }),
+                None,
+            );
+        }
         let mut inner = self.lock();
         let transition = self.maybe_half_open(&mut inner, now);
         let result = match inner.state {
@@ -270,9 +284,8 @@ impl CircuitBreaker {
                 }
             }
             (BreakerState::HalfOpen, Outcome::Failure) => {
-                let failures = inner.failures.max(1);
                 self.set(&mut inner, BreakerState::Open, now);
-                Some(Transition::Opened { failures })
+                Some(Transition::Reopened)
             }
             (BreakerState::Open, _) => None,
         }

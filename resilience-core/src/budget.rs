@@ -28,8 +28,9 @@ struct Slot {
 ///
 /// The window is a ring of ten slots, each stamped with the period it counts; a slot found
 /// holding an old period is cleared by whoever finds it. Counting a call is an atomic add,
-/// with no lock; under a race at a slot's turnover a few counts may land in the old
-/// period, which only makes the budget a little more lenient for an instant.
+/// with no lock; under a race at a slot's turnover a count made just before the clearing
+/// can be lost: a lost call makes the budget slightly stricter, a lost retry slightly more
+/// lenient, for that instant.
 #[derive(Debug)]
 pub struct RetryBudget {
     policy: BudgetPolicy,
@@ -81,6 +82,10 @@ impl RetryBudget {
             return true;
         }
         let (period, current) = self.slot(now);
+        // Take the retry first, then sum the window: a caller sees its own withdrawal and
+        // every one made before it, so concurrent callers cannot overdraw the budget
+        // (at worst a race refuses one retry too many).
+        current.withdrawals.fetch_add(1, Ordering::AcqRel);
         let oldest = period.saturating_sub(SLOTS as u64 - 1);
         let (deposits, withdrawals) = self
             .slots
@@ -89,15 +94,15 @@ impl RetryBudget {
             .fold((0u64, 0u64), |(d, w), s| {
                 (
                     d + s.deposits.load(Ordering::Relaxed),
-                    w + s.withdrawals.load(Ordering::Relaxed),
+                    w + s.withdrawals.load(Ordering::Acquire),
                 )
             });
         let reserve = self.policy.min_per_second as f64 * self.policy.ttl.as_secs_f64();
         let balance = reserve + self.policy.ratio * deposits as f64 - withdrawals as f64;
-        if balance >= 1.0 {
-            current.withdrawals.fetch_add(1, Ordering::Relaxed);
+        if balance >= 0.0 {
             true
         } else {
+            current.withdrawals.fetch_sub(1, Ordering::AcqRel);
             false
         }
     }
@@ -135,6 +140,39 @@ mod tests {
         assert_eq!(allowed, 5);
         tokio::time::advance(Duration::from_secs(11)).await;
         assert!(!b.try_withdraw(Instant::now()), "old calls left the window");
+    }
+
+    #[test]
+    fn threads_racing_for_retries_never_overdraw() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let _guard = runtime.enter();
+        for _ in 0..100 {
+            let b = std::sync::Arc::new(budget(0.0, 1));
+            let now = Instant::now();
+            let taken = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let threads: Vec<_> = (0..8)
+                .map(|_| {
+                    let (b, taken) = (b.clone(), taken.clone());
+                    std::thread::spawn(move || {
+                        for _ in 0..4 {
+                            if b.try_withdraw(now) {
+                                taken.fetch_add(1, Ordering::SeqCst);
+                            }
+                        }
+                    })
+                })
+                .collect();
+            for t in threads {
+                t.join().unwrap();
+            }
+            assert!(
+                taken.load(Ordering::SeqCst) <= 10,
+                "a reserve of 10 retries"
+            );
+        }
     }
 
     #[tokio::test(start_paused = true)]

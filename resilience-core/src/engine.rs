@@ -132,6 +132,7 @@ impl BreakerHandle {
             "circuit breaker forced OPEN"
         );
         self.slot.breaker.force_open(Instant::now());
+        self.slot.meters.breaker_state.set(1.0);
     }
 
     /// Closes the breaker and forgets its failure count.
@@ -142,6 +143,7 @@ impl BreakerHandle {
             "circuit breaker reset to CLOSED"
         );
         self.slot.breaker.reset(Instant::now());
+        self.slot.meters.breaker_state.set(0.0);
     }
 }
 
@@ -246,8 +248,15 @@ impl Engine {
     pub(crate) fn slot(&self, policy: &str, key: &str) -> Option<Arc<Slot>> {
         {
             let slots = self.inner.slots.read().unwrap_or_else(|p| p.into_inner());
-            if let Some(slot) = slots.get(policy).and_then(|by_key| by_key.get(key)) {
-                return Some(Arc::clone(slot));
+            if let Some(by_key) = slots.get(policy) {
+                if let Some(slot) = by_key.get(key) {
+                    return Some(Arc::clone(slot));
+                }
+                if by_key.len() >= MAX_KEYS_PER_POLICY
+                    && let Some(slot) = by_key.get(OVERFLOW_KEY)
+                {
+                    return Some(Arc::clone(slot));
+                }
             }
         }
         let policy_arc = self.inner.policies.get(policy)?;
@@ -258,14 +267,16 @@ impl Engine {
             return Some(Arc::clone(slot));
         }
         let key: Arc<str> = if by_key.len() >= MAX_KEYS_PER_POLICY {
-            tracing::warn!(
-                policy,
-                key,
-                "too many rate-limit keys; sharing the overflow slot"
-            );
             if let Some(slot) = by_key.get(OVERFLOW_KEY) {
                 return Some(Arc::clone(slot));
             }
+            // Once per policy: later keys find the overflow slot under the read lock.
+            tracing::warn!(
+                policy,
+                key,
+                max_keys = MAX_KEYS_PER_POLICY,
+                "too many rate-limit keys; further keys share the slot `{OVERFLOW_KEY}`"
+            );
             Arc::from(OVERFLOW_KEY)
         } else {
             Arc::from(key)

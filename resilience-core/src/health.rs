@@ -182,7 +182,8 @@ impl Stats {
             connection_recovery_events: load(&self.recoveries),
             recovery_failures: load(&self.recovery_failures),
             calls,
-            successes: calls - failures,
+            // Read apart from `calls`, so a call finishing in between may count in one only.
+            successes: calls.saturating_sub(failures),
             failures,
             // Every call makes a first attempt and every retry one more, except where the
             // breaker or the limiter refused it: derived, so the call path counts less.

@@ -116,6 +116,18 @@ impl Slot {
                     self.start_probing(hook);
                 }
             }
+            Transition::Reopened => {
+                tracing::error!(
+                    policy,
+                    key,
+                    recovery_timeout = ?self.policy.circuit_breaker.recovery_timeout,
+                    "Circuit breaker OPEN again: a probe failed in HALF_OPEN"
+                );
+                self.meters.breaker_state.set(1.0);
+                if let Some(hook) = hook {
+                    self.start_probing(hook);
+                }
+            }
             Transition::HalfOpened => {
                 tracing::warn!(policy, key, "Circuit breaker transitioning to HALF_OPEN");
                 self.meters.breaker_state.set(2.0);
@@ -147,6 +159,15 @@ impl Slot {
         ));
     }
 
+    /// Ends probing once the breaker is closed. A breaker that reopened just as probing
+    /// ended (its transition saw the flag still set and started no loop) keeps this loop:
+    /// returns `false` then.
+    fn stop_probing(&self) -> bool {
+        self.probing.store(false, Ordering::Release);
+        self.breaker.state_now() == BreakerState::Closed
+            || self.probing.swap(true, Ordering::AcqRel)
+    }
+
     pub(crate) fn health(&self, now: Instant) -> KeyHealth {
         let state = self.breaker.state_now();
         self.stats
@@ -159,27 +180,29 @@ impl Slot {
 async fn probe_loop(slot: Weak<Slot>, hook: Weak<dyn Recovery>, interval: Duration) {
     loop {
         tokio::time::sleep(interval).await;
-        let (Some(slot), Some(hook)) = (slot.upgrade(), hook.upgrade()) else {
+        let Some(slot) = slot.upgrade() else {
             return;
         };
-        if slot.breaker.state_now() == BreakerState::Closed {
+        let Some(hook) = hook.upgrade() else {
+            // The connector is gone; a later one on the same engine may probe again.
             slot.probing.store(false, Ordering::Release);
             return;
+        };
+        if slot.breaker.state_now() != BreakerState::Closed {
+            let reachable = tokio::time::timeout(interval, hook.probe())
+                .await
+                .unwrap_or(false);
+            tracing::debug!(
+                policy = &*slot.policy_name,
+                key = &*slot.key,
+                reachable,
+                "recovery probe"
+            );
+            for transition in slot.breaker.record_probe(reachable, Instant::now()) {
+                slot.on_transition(transition, None);
+            }
         }
-        let reachable = tokio::time::timeout(interval, hook.probe())
-            .await
-            .unwrap_or(false);
-        tracing::debug!(
-            policy = &*slot.policy_name,
-            key = &*slot.key,
-            reachable,
-            "recovery probe"
-        );
-        for transition in slot.breaker.record_probe(reachable, Instant::now()) {
-            slot.on_transition(transition, None);
-        }
-        if slot.breaker.state_now() == BreakerState::Closed {
-            slot.probing.store(false, Ordering::Release);
+        if slot.breaker.state_now() == BreakerState::Closed && slot.stop_probing() {
             return;
         }
     }

@@ -218,3 +218,34 @@ async fn a_rejected_call_does_not_run_and_says_when_to_retry() {
         1
     );
 }
+
+#[test]
+fn threads_racing_for_tokens_never_over_admit() {
+    // Real OS threads on the lock-free path, all at one instant: exactly `burst` win.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let _guard = runtime.enter();
+    for _ in 0..50 {
+        let b = Arc::new(bucket(60, 5, WhenLimited::Reject, Duration::ZERO));
+        let now = Instant::now();
+        let admitted = Arc::new(AtomicU32::new(0));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (b, admitted) = (b.clone(), admitted.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..4 {
+                        if b.try_acquire(now) {
+                            admitted.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(admitted.load(Ordering::SeqCst), 5);
+    }
+}

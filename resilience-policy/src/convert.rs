@@ -140,9 +140,19 @@ pub(crate) fn duration(text: &str) -> Result<Duration, String> {
             "durations cannot be negative, got \"{text}\"; expected {DURATION_HINT}"
         ));
     }
-    humantime::parse_duration(text)
-        .map_err(|e| format!("invalid duration \"{text}\" ({e}); expected {DURATION_HINT}"))
+    let duration = humantime::parse_duration(text)
+        .map_err(|e| format!("invalid duration \"{text}\" ({e}); expected {DURATION_HINT}"))?;
+    if duration > MAX_DURATION {
+        return Err(format!(
+            "duration \"{text}\" is longer than the longest allowed, 365 days; expected {DURATION_HINT}"
+        ));
+    }
+    Ok(duration)
 }
+
+/// The longest duration a policy may name: deadlines are added to the current instant, and
+/// a wait of more than a year is a typo, not a setting.
+const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 
 fn one_of<'a>(
     value: &Spanned<DeValue<'_>>,

@@ -74,6 +74,15 @@ fn negative_duration() {
 }
 
 #[test]
+fn a_duration_past_a_year() {
+    default(
+        "[policy.db.timeout]\ntotal = @\"300000000000y\"\n",
+        "policy.db.timeout.total",
+        &["longer than the longest allowed, 365 days"],
+    );
+}
+
+#[test]
 fn unparsable_duration() {
     default(
         "[policy.db.retry]\nmax_delay = @\"soon\"\n",

@@ -39,6 +39,18 @@ impl Run<'_> {
                 slot.on_transition(t, self.recovery);
             }
         }
+        if self.nested {
+            // One attempt only: the outer run decides whether to retry.
+            if let Some(error) = error {
+                self.finish(slot, false, now);
+                return Some(Err(error));
+            }
+            let stop = Stop::AttemptTimedOut {
+                timeout: policy.timeout.attempt,
+                attempts: self.attempt,
+            };
+            return self.give_up(slot, stop, None);
+        }
         let total_timeout = policy.timeout.total;
         if total_ran_out {
             let stop = Stop::DeadlineExceeded {
@@ -83,7 +95,11 @@ impl Run<'_> {
                 ),
             }));
         }
-        let max_attempts = policy.retry.max_attempts.get() + self.bonus_attempts;
+        let max_attempts = policy
+            .retry
+            .max_attempts
+            .get()
+            .saturating_add(self.bonus_attempts);
         if self.attempt >= max_attempts {
             let stop = match error {
                 Some(_) => Stop::RetriesExhausted {

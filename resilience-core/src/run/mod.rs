@@ -12,8 +12,11 @@
 //! attempt's future is an ordinary `async` block of the caller's body: it may borrow
 //! `self` and arguments, use `?` and `return`, and stays `Send` whenever the body is.
 //!
-//! A run started inside another run's attempt is *nested*: it calls its body once, with
-//! no policy of its own, so nested operations never multiply attempts.
+//! A run started inside another run's attempt is *nested*: it makes one attempt under its
+//! own policy — its breaker, its rate limit, its attempt deadline, its health counters —
+//! but never retries; a failure goes back unchanged to the outer run, which alone decides
+//! whether to retry. So nested operations never multiply attempts, and an `api` call made
+//! inside a `db` operation is still limited and guarded by the `api` policy.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -181,10 +184,6 @@ impl<'a> Run<'a> {
     /// Takes the breaker's and the rate limiter's permits for the next attempt. `Some`
     /// ends the call (unknown policy, circuit open, rate limited).
     pub async fn before_attempt<T, E: ResilientError>(&mut self) -> Option<Result<T, E>> {
-        if self.nested {
-            self.attempt += 1;
-            return None;
-        }
         let Some(slot) = self.slot.as_deref() else {
             let known = self.engine.policies().names().map(str::to_owned).collect();
             return Some(Err(self.fail(Stop::UnknownPolicy { known }, None)));
@@ -194,7 +193,9 @@ impl<'a> Run<'a> {
             self.started = Some(now);
             self.deadline = Some(now + slot.policy.timeout.total);
             slot.meters.calls.increment(1);
-            slot.budget.deposit(now);
+            if !self.nested {
+                slot.budget.deposit(now);
+            }
         }
 
         let (permit, transition) = slot.breaker.acquire(now);
@@ -251,9 +252,7 @@ impl<'a> Run<'a> {
         R: ResultLike,
         F: Future<Output = R>,
     {
-        let (Some(slot), Some(now)) =
-            (self.slot.as_deref().filter(|_| !self.nested), self.admitted)
-        else {
+        let (Some(slot), Some(now)) = (self.slot.as_deref(), self.admitted) else {
             return Attempted::Done(fut.await.into_result());
         };
         let attempt_deadline = now + slot.policy.timeout.attempt;
@@ -263,7 +262,8 @@ impl<'a> Run<'a> {
         };
         let info = AttemptInfo {
             number: self.attempt,
-            max_attempts: slot.policy.retry.max_attempts.get() + self.bonus_attempts,
+            max_attempts: (slot.policy.retry.max_attempts.get())
+                .saturating_add(self.bonus_attempts),
             operation: self.operation,
             deadline: Some(deadline),
         };
@@ -279,9 +279,9 @@ impl<'a> Run<'a> {
         &mut self,
         outcome: Attempted<T, E>,
     ) -> Option<Result<T, E>> {
-        let slot = match (self.slot.as_deref(), self.nested) {
-            (Some(slot), false) => slot,
-            _ => {
+        let slot = match self.slot.as_deref() {
+            Some(slot) => slot,
+            None => {
                 return Some(match outcome {
                     Attempted::Done(result) => result,
                     Attempted::TimedOut { .. } => Err(self.fail(
