@@ -328,3 +328,27 @@ async fn a_nested_operation_is_still_guarded_by_its_own_policy() {
         2
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_refused_by_the_limiter_keeps_the_last_error() {
+    let engine = engine(|p| {
+        p.retry.initial_delay = std::time::Duration::from_millis(100);
+        p.rate_limit.requests_per_minute = 60.try_into().unwrap();
+        p.rate_limit.burst = 1.try_into().unwrap();
+        p.rate_limit.when_limited = resilience_core::policy::WhenLimited::Reject;
+    });
+    let calls = AtomicU32::new(0);
+    let err = engine
+        .run(call(), || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err::<(), _>(TestError::Fail(ErrorClass::Transient))
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "the retry found no token");
+    assert!(
+        matches!(err.stop(), Some(Stop::RateLimited { .. })),
+        "{err}"
+    );
+    assert_eq!(err.last_class(), Some(ErrorClass::Transient), "{err}");
+}

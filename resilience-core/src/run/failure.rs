@@ -8,6 +8,7 @@ use std::sync::Arc;
 use tokio::time::Instant;
 
 use super::Run;
+use super::admit::admit;
 use crate::backoff::Backoff;
 use crate::breaker::{BreakerState, Outcome, Permit};
 use crate::failure::{Stop, fmt_secs};
@@ -177,7 +178,22 @@ impl Run<'_> {
         );
         count_retry(slot, now);
         tokio::time::sleep(delay).await;
-        None
+        match admit(
+            slot,
+            &mut self.permit,
+            Instant::now(),
+            self.deadline,
+            self.operation,
+            self.recovery,
+        )
+        .await
+        {
+            Ok(at) => {
+                self.admitted_next = Some(at);
+                None
+            }
+            Err(stop) => self.give_up(slot, stop, error),
+        }
     }
 
     /// Runs the recovery hook within the call's deadline; `true` when it succeeded.

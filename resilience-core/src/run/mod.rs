@@ -34,8 +34,8 @@ use crate::recovery::Recovery;
 use crate::slot::Slot;
 use crate::{ErrorClass, ResilientError};
 
+mod admit;
 mod failure;
-mod wait;
 
 /// A result type of any name (`Result<T, E>`, `io::Result<T>`), split into its parts.
 pub trait ResultLike {
@@ -99,6 +99,9 @@ pub struct Run<'a> {
     deadline: Option<Instant>,
     /// When the current attempt was admitted (read once, after the permits).
     admitted: Option<Instant>,
+    /// Permits already taken for the next attempt (by the retry path, which still holds
+    /// the last error and can report it if the permits are refused).
+    admitted_next: Option<Instant>,
     permit: Option<Permit>,
     backoff: Option<Backoff>,
     credentials_refreshed: bool,
@@ -130,6 +133,7 @@ impl<'a> Run<'a> {
             started: None,
             deadline: None,
             admitted: None,
+            admitted_next: None,
             permit: None,
             backoff: None,
             credentials_refreshed: false,
@@ -198,47 +202,23 @@ impl<'a> Run<'a> {
             }
         }
 
-        let (permit, transition) = slot.breaker.acquire(now);
-        if let Some(t) = transition {
-            slot.on_transition(t, self.recovery);
-        }
-        match permit {
-            Ok(permit) => self.permit = Some(permit),
-            Err(retry_in) => {
-                Stats::bump(&slot.stats.breaker_rejections);
-                slot.meters.circuit_rejections.increment(1);
-                tracing::debug!(
-                    policy = &*slot.policy_name,
-                    key = &*slot.key,
-                    operation = self.operation,
-                    "circuit open, failing fast"
-                );
-                return self.give_up(slot, Stop::CircuitOpen { retry_in }, None);
-            }
-        }
-
-        if slot.policy.rate_limit.enabled && !slot.bucket.try_acquire(now) {
-            // The slow path is boxed so that the common case's future stays small.
-            match Box::pin(wait::wait_for_token(
+        let admitted = match self.admitted_next.take() {
+            Some(at) => at,
+            None => match admit::admit(
                 slot,
+                &mut self.permit,
                 now,
                 self.deadline,
                 self.operation,
-            ))
+                self.recovery,
+            )
             .await
             {
-                Ok(waited) => now += waited,
-                Err(limited) => {
-                    if let Some(permit) = self.permit.take() {
-                        slot.breaker.release(permit);
-                    }
-                    let stop = Stop::RateLimited {
-                        retry_after: limited.retry_after,
-                    };
-                    return self.give_up(slot, stop, None);
-                }
-            }
-        }
+                Ok(at) => at,
+                Err(stop) => return self.give_up(slot, stop, None),
+            },
+        };
+        now = admitted;
 
         self.admitted = Some(now);
         self.attempt += 1;
