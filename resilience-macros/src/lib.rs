@@ -117,7 +117,12 @@ use crate::item::Function;
 ///   A function without `self` must name a policy; it then runs on the process-wide
 ///   engine (`Engine::global()`), loaded from `RESILIENCE_POLICY_DIR` and
 ///   `RESILIENCE_PROFILE`, or the built-in presets. The settings of the policy are
-///   read at run time, so switching profiles needs no rebuild.
+///   read at run time, so switching profiles needs no rebuild. The check accepts a
+///   name that any of the folder's files defines; at run time that name exists only
+///   when the folder is selected (`RESILIENCE_POLICY_DIR`, or the engine the receiver
+///   was built with) and the profile defines it — otherwise the call fails with an
+///   unknown-policy error that lists the names loaded. The built-in presets always
+///   exist.
 /// - `key = <expression>`: the rate-limit key (typically the host), any expression
 ///   whose value is `AsRef<str>` (`&str`, `String`, `Arc<str>`); evaluated once per
 ///   call, before the first attempt, and held for the whole call (with `&mut self`,

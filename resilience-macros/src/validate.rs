@@ -2,8 +2,9 @@
 //!
 //! Every check here reports against the user's own tokens and says what to write
 //! instead. All checks run, and their errors are combined, so one build shows every
-//! problem. The policy name is checked against the same loader the runtime uses
-//! (`resilience-policy`), so a name that compiles is a name that loads.
+//! problem. The policy name is checked with the same loader the runtime uses
+//! (`resilience-policy`), against every name the build's policy files can provide; which
+//! of them exist at run time depends on the folder and profile selected then.
 
 use std::path::PathBuf;
 
