@@ -119,16 +119,18 @@ pub struct Failure<E> {
 
 impl<E: crate::ResilientError> Failure<E> {
     /// The class of this failure: the last error's, or the class the verdict implies
-    /// (timeouts are `Timeout`, limiter refusals `Throttled`, an open circuit
-    /// `Connection`, an unknown policy `Config`).
+    /// (timeouts are `Timeout`, limiter refusals `Throttled`, an unknown policy `Config`).
+    /// An open circuit is `Unknown` whatever the last error was: the breaker has already
+    /// decided, so an outer operation must not retry it (and must not rebuild its own
+    /// connections because of it); the last error stays available in `last_error`.
     pub fn class(&self) -> ErrorClass {
         match (&self.stop, &self.last_error) {
             (Stop::AttemptTimedOut { .. } | Stop::DeadlineExceeded { .. }, _) => {
                 ErrorClass::Timeout
             }
+            (Stop::CircuitOpen { .. }, _) => ErrorClass::Unknown,
             (_, Some(e)) => e.class(),
             (Stop::RateLimited { .. }, None) => ErrorClass::Throttled,
-            (Stop::CircuitOpen { .. }, None) => ErrorClass::Connection,
             (Stop::UnknownPolicy { .. }, None) => ErrorClass::Config,
             (_, None) => ErrorClass::Unknown,
         }
