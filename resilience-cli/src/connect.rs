@@ -103,6 +103,9 @@ impl ConnectError {
 }
 
 /// One direct connection, bounded by the connect timeout; never logs the options.
+///
+/// This mirrors `PgParams::connect_options` of connector-postgres, which is `pub(crate)`
+/// there; keep the two in step (or use it once the connector makes it public).
 pub async fn connect_once(
     params: &PgParams,
     application: &str,
@@ -140,7 +143,9 @@ pub async fn preflight(engine: &Engine, params: &PgParams) -> Result<(), Connect
     engine
         .run(call, || async {
             let conn = connect_once(params, "resilient-preflight").await?;
-            let _ = conn.close().await;
+            // The connection answered; a server that then stops answering must not hang
+            // the preflight, so the close is bounded too (dropping it closes the socket).
+            let _ = tokio::time::timeout(params.connect_timeout, conn.close()).await;
             Ok(())
         })
         .await

@@ -91,29 +91,44 @@ pub async fn run(args: DebugArgs) -> Result<(), CliError> {
             (attempt, None)
         }
     };
+    // Every await on the direct connection is bounded by the connect timeout: a server
+    // that accepted the connection and then stops answering must not hang `debug`.
+    let limit = params.connect_timeout;
     let (mut settings, mut encrypted, mut in_use) = (Vec::new(), None, None);
     if let Some(conn) = conn.as_mut() {
-        settings = sqlx::query_as::<_, (String, String)>(SETTINGS)
-            .fetch_all(&mut *conn)
-            .await
-            .unwrap_or_default();
-        encrypted = sqlx::query_scalar::<_, bool>(
-            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+        settings = tokio::time::timeout(
+            limit,
+            sqlx::query_as::<_, (String, String)>(SETTINGS).fetch_all(&mut *conn),
         )
-        .fetch_optional(&mut *conn)
         .await
         .ok()
-        .flatten();
-        in_use = sqlx::query_scalar::<_, i64>(
-            "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'",
+        .and_then(Result::ok)
+        .unwrap_or_default();
+        encrypted = tokio::time::timeout(
+            limit,
+            sqlx::query_scalar::<_, bool>(
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            )
+            .fetch_optional(&mut *conn),
         )
-        .fetch_one(&mut *conn)
         .await
-        .ok();
+        .ok()
+        .and_then(Result::ok)
+        .flatten();
+        in_use = tokio::time::timeout(
+            limit,
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'",
+            )
+            .fetch_one(&mut *conn),
+        )
+        .await
+        .ok()
+        .and_then(Result::ok);
     }
     let conn_ok = conn.is_some();
     if let Some(conn) = conn {
-        let _ = conn.close().await;
+        let _ = tokio::time::timeout(limit, conn.close()).await;
     }
     // One pooled operation, so the pool's state is the state under real use.
     let tables = if conn_ok {

@@ -2,11 +2,12 @@
 //!
 //! Reachability and latency come from the connector's own health check, which connects
 //! directly, outside the retry loop and the breaker, so asking does not change the answer.
-//! Breaker state comes from this process's engine; retries, rate-limit violations and
-//! recoveries of the last hour come from the journal that `sync` runs write, since a
-//! one-shot command has no history of its own.
+//! A one-shot command has no history of its own, so the rest comes from the journal that
+//! `sync` runs write: the breaker state is the last breaker transition journaled for the
+//! policy and key (this process's own engine makes no breaker-counted calls), and retries,
+//! rate-limit violations and recoveries are those of the last hour.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use connector_postgres::ConnectorHealth;
 use serde::Serialize;
@@ -25,10 +26,59 @@ struct Recent {
     breaker_opened: u64,
 }
 
+/// The breaker state as the journal last recorded it for the policy and key.
+#[derive(Debug, Serialize)]
+struct Breaker {
+    /// `OPEN`, `HALF_OPEN` or `CLOSED`; `None` when no transition was journaled.
+    state: Option<&'static str>,
+    /// When the transition was journaled (RFC 3339).
+    since: Option<String>,
+    /// Where the state comes from: `journal`, `engine` or `none`.
+    source: &'static str,
+}
+
+impl Breaker {
+    /// The last breaker transition among `events` (oldest first) for `policy` and `key`.
+    fn from_journal(events: &[journal::JournalEvent], policy: &str, key: &str) -> Breaker {
+        let last = events.iter().rev().find_map(|e| {
+            let state = match e.kind.as_str() {
+                "breaker_opened" => "OPEN",
+                "breaker_half_open" => "HALF_OPEN",
+                "breaker_closed" => "CLOSED",
+                _ => return None,
+            };
+            (e.policy == policy && e.key == key).then(|| (state, e.ts.clone()))
+        });
+        match last {
+            Some((state, ts)) => Breaker {
+                state: Some(state),
+                since: Some(ts),
+                source: "journal",
+            },
+            None => Breaker {
+                state: None,
+                since: None,
+                source: "none",
+            },
+        }
+    }
+
+    fn describe(&self) -> String {
+        match (self.state, &self.since, self.source) {
+            (Some(state), Some(since), "journal") => {
+                format!("{state} (since {since}, from the journal)")
+            }
+            (Some(state), _, _) => state.to_owned(),
+            _ => "unknown: no breaker events in the journal".to_owned(),
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 struct Report {
     connector: &'static str,
     health: ConnectorHealth,
+    circuit_breaker: Breaker,
     last_hour: Recent,
     #[serde(skip_serializing_if = "Option::is_none")]
     engine: Option<resilience_core::HealthReport>,
@@ -42,12 +92,25 @@ pub async fn run(args: HealthArgs) -> Result<(), CliError> {
         .check_health()
         .await
         .map_err(|e| CliError::connector("health check failed", &e))?;
-    let (events, _) =
-        journal::read_since(&journal_path(&args.state_dir), Duration::from_secs(3600))
-            .map_err(|e| CliError::io("cannot read the journal", e))?;
+    let (events, _) = journal::read_all(&journal_path(&args.state_dir))
+        .map_err(|e| CliError::io("cannot read the journal", e))?;
+    let circuit_breaker = match health.circuit_breaker_state {
+        // Only if this process's engine has seen calls (it normally has not).
+        Some(state) => Breaker {
+            state: Some(state.as_str()),
+            since: None,
+            source: "engine",
+        },
+        None => Breaker::from_journal(&events, &health.policy, &health.key),
+    };
+    let hour_ago = SystemTime::now()
+        .checked_sub(Duration::from_secs(3600))
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     let mut recent = Recent::default();
     for e in events
         .iter()
+        .filter(|e| e.unix_ms >= hour_ago)
         .filter(|e| e.policy == health.policy && e.key == health.key)
     {
         match e.kind.as_str() {
@@ -67,6 +130,7 @@ pub async fn run(args: HealthArgs) -> Result<(), CliError> {
         connector: "postgres",
         engine: args.detailed.then(|| engine.health()),
         health,
+        circuit_breaker,
         last_hour: recent,
     };
     if args.json {
@@ -129,10 +193,7 @@ fn print_text(r: &Report, detailed: bool) {
     if let Some(error) = &h.error {
         println!("error:            {error}");
     }
-    let breaker = h
-        .circuit_breaker_state
-        .map_or("CLOSED (no calls yet)", |s| s.as_str());
-    println!("circuit breaker:  {breaker}");
+    println!("circuit breaker:  {}", r.circuit_breaker.describe());
     println!(
         "retry attempts (last hour):  {}",
         r.last_hour.retry_attempts

@@ -95,9 +95,15 @@ struct Fields {
     values: BTreeMap<String, Value>,
 }
 
+/// Text values (the message and every string field, e.g. `error=...`) go through the same
+/// URL-password redaction as log lines before they reach the journal.
+fn redacted(text: &str) -> String {
+    crate::redact::redact_urls(text).into_owned()
+}
+
 impl Visit for Fields {
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        let text = format!("{value:?}");
+        let text = redacted(&format!("{value:?}"));
         if field.name() == "message" {
             self.message = text;
         } else {
@@ -106,7 +112,14 @@ impl Visit for Fields {
         }
     }
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.values.insert(field.name().to_owned(), value.into());
+        self.values
+            .insert(field.name().to_owned(), Value::String(redacted(value)));
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.values.insert(
+            field.name().to_owned(),
+            Value::String(redacted(&value.to_string())),
+        );
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
         self.values.insert(field.name().to_owned(), value.into());
@@ -145,7 +158,7 @@ impl<S: Subscriber> Layer<S> for JournalLayer {
             policy: take("policy").unwrap_or_default(),
             key: take("key").unwrap_or_default(),
             operation: take("operation"),
-            message: crate::redact::redact_urls(&fields.message).into_owned(),
+            message: fields.message,
             fields: fields.values,
         };
         if let Ok(mut text) = serde_json::to_string(&line) {
@@ -164,12 +177,21 @@ fn unix_ms(t: SystemTime) -> u64 {
 /// The events of the journal at `path` newer than `last`, and the number of unreadable
 /// lines skipped. A missing journal has no events.
 pub fn read_since(path: &Path, last: Duration) -> std::io::Result<(Vec<JournalEvent>, usize)> {
+    let last_ms = u64::try_from(last.as_millis()).unwrap_or(u64::MAX);
+    read_from(path, unix_ms(SystemTime::now()).saturating_sub(last_ms))
+}
+
+/// Every event of the journal at `path`, oldest first, and the number of unreadable lines.
+pub fn read_all(path: &Path) -> std::io::Result<(Vec<JournalEvent>, usize)> {
+    read_from(path, 0)
+}
+
+fn read_from(path: &Path, since: u64) -> std::io::Result<(Vec<JournalEvent>, usize)> {
     let file = match File::open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
         Err(e) => return Err(e),
     };
-    let since = unix_ms(SystemTime::now()).saturating_sub(last.as_millis() as u64);
     let (mut events, mut skipped) = (Vec::new(), 0);
     for line in BufReader::new(file).lines() {
         let line = line?;
@@ -225,5 +247,35 @@ mod tests {
         assert_eq!(events[0].operation.as_deref(), Some("fetch_page"));
         assert_eq!(events[0].fields["attempt"], Value::from(2u64));
         assert_eq!(events[1].key, "h:1");
+    }
+
+    #[test]
+    fn field_values_are_redacted_like_the_message() {
+        let path =
+            std::env::temp_dir().join(format!("journal-redact-test-{}.jsonl", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let layer = JournalLayer::open(&path).unwrap();
+        let subscriber = tracing_subscriber::registry().with(layer);
+        let url = "postgres://app:hunter2@db.internal:5432/x";
+        tracing::subscriber::with_default(subscriber, || {
+            let io = std::io::Error::other(format!("cannot reach {url}"));
+            tracing::warn!(target: "resilience_core::run", policy = "db", key = "h:1",
+                error = %format!("connect to {url} failed"), detail = url,
+                cause = &io as &(dyn std::error::Error + 'static),
+                "Retry attempt 1/3 for operation connect to {url}");
+        });
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert!(!text.contains("hunter2"), "{text}");
+        let event: JournalEvent = serde_json::from_str(text.trim()).unwrap();
+        assert_eq!(
+            event.fields["error"],
+            Value::from("connect to postgres://app:***@db.internal:5432/x failed")
+        );
+        assert_eq!(
+            event.fields["detail"],
+            Value::from("postgres://app:***@db.internal:5432/x")
+        );
+        assert!(event.message.contains("app:***@db.internal"), "{text}");
     }
 }

@@ -15,6 +15,8 @@ use crate::error::CliError;
 use crate::recorder::MemoryRecorder;
 
 const MAX_REQUEST: usize = 8 * 1024;
+/// The pause after a failed `accept`, so a persistent error does not spin the loop.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Binds `addr` and serves the recorder's metrics until the task is aborted; returns the
 /// bound address (useful with port 0) and the task.
@@ -30,8 +32,15 @@ pub async fn serve(
         .map_err(|e| CliError::io("cannot read the metrics address", e))?;
     let task = tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // A persistent error (EMFILE: out of file descriptors) would fail
+                    // again at once: back off instead of spinning.
+                    tracing::debug!(error = %e, "metrics: accept failed; retrying in 100 ms");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
             };
             let recorder = recorder.clone();
             tokio::spawn(async move {

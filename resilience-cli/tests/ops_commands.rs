@@ -32,7 +32,103 @@ fn health_reports_a_reachable_database() {
     let out = run_in(dir.path(), &["health", "--database-url", &url]);
     let (stdout, _) = text(&out);
     assert!(stdout.contains("status:           reachable"), "{stdout}");
-    assert!(stdout.contains("circuit breaker:"), "{stdout}");
+    assert!(
+        stdout.contains("circuit breaker:  unknown: no breaker events in the journal"),
+        "{stdout}"
+    );
+}
+
+/// One journal line as `sync` writes it.
+fn journal_line(kind: &str, policy: &str, key: &str, ts: &str, unix_ms: u64) -> String {
+    serde_json::json!({
+        "ts": ts, "unix_ms": unix_ms, "kind": kind, "policy": policy, "key": key,
+        "message": "Circuit breaker ...",
+    })
+    .to_string()
+        + "\n"
+}
+
+#[test]
+fn health_reports_the_breaker_state_last_journaled_for_the_key() {
+    let db = TestDb::create("healthbreaker", "SELECT 1");
+    let dir = Scratch::new("healthbreaker");
+    let url = db.url();
+    let key = db.host_key();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    // The journal `health` reads by default: .resilient/journal.jsonl.
+    std::fs::create_dir_all(dir.path().join(".resilient")).unwrap();
+    let journal = dir.path().join(".resilient/journal.jsonl");
+    let mut lines = journal_line(
+        "breaker_closed",
+        "db",
+        &key,
+        "2026-01-01T00:00:00.000Z",
+        now_ms - 60_000,
+    );
+    lines += &journal_line(
+        "breaker_opened",
+        "db",
+        &key,
+        "2026-01-01T00:01:00.000Z",
+        now_ms - 30_000,
+    );
+    // Other keys and policies do not count.
+    lines += &journal_line(
+        "breaker_closed",
+        "db",
+        "10.9.9.9:5432",
+        "2026-01-01T00:02:00.000Z",
+        now_ms,
+    );
+    lines += &journal_line(
+        "breaker_closed",
+        "api",
+        &key,
+        "2026-01-01T00:02:00.000Z",
+        now_ms,
+    );
+    std::fs::write(&journal, &lines).unwrap();
+
+    let out = run_in(dir.path(), &["health", "--database-url", &url]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stdout
+            .contains("circuit breaker:  OPEN (since 2026-01-01T00:01:00.000Z, from the journal)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("breaker opened (last hour):  1"),
+        "{stdout}"
+    );
+
+    let out = run_in(dir.path(), &["health", "--database-url", &url, "--json"]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["circuit_breaker"]["state"], "OPEN", "{stdout}");
+    assert_eq!(v["circuit_breaker"]["source"], "journal", "{stdout}");
+
+    // A later transition for the key wins.
+    lines += &journal_line(
+        "breaker_half_open",
+        "db",
+        &key,
+        "2026-01-01T00:03:00.000Z",
+        now_ms,
+    );
+    std::fs::write(&journal, &lines).unwrap();
+    let out = run_in(dir.path(), &["health", "--database-url", &url]);
+    let (stdout, _) = text(&out);
+    assert!(
+        stdout.contains(
+            "circuit breaker:  HALF_OPEN (since 2026-01-01T00:03:00.000Z, from the journal)"
+        ),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -78,6 +78,68 @@ fn empty_table_gets_a_header_only_file() {
     assert_eq!(body, "id,name\n");
 }
 
+fn try_sync(dir: &Scratch, format: &str) -> (Option<i32>, String) {
+    let out = run_in(
+        dir.path(),
+        &[
+            "sync",
+            "--config",
+            "p.toml",
+            "--output",
+            "out",
+            "--state",
+            "st/state.json",
+            "--format",
+            format,
+        ],
+    );
+    (out.status.code(), text(&out).1)
+}
+
+#[test]
+fn full_sync_refuses_a_state_written_for_another_format_or_mode() {
+    let db = TestDb::create(
+        "fullswitch",
+        "CREATE TABLE events (id bigint PRIMARY KEY, updated_at timestamp NOT NULL);
+         INSERT INTO events SELECT g, TIMESTAMP '2024-01-01' FROM generate_series(1, 50) g;",
+    );
+    let dir = Scratch::new("fullswitch");
+    pipeline(&dir, &db, "events");
+    sync(&dir, "csv");
+    let state_path = dir.path().join("st/state.json");
+    let before = std::fs::read_to_string(&state_path).unwrap();
+
+    // Another format would leave the CSV snapshot behind as a stale file.
+    let (code, stderr) = try_sync(&dir, "jsonl");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("format csv"), "{stderr}");
+    assert!(stderr.contains("delete the entry \"events\""), "{stderr}");
+    assert_eq!(dir.files("out"), ["events.csv"]);
+    assert_eq!(std::fs::read_to_string(&state_path).unwrap(), before);
+
+    // A state entry from an incremental sync: its part files and checkpoint would be
+    // silently left next to a new snapshot.
+    let dir = Scratch::new("incrtofull");
+    let incremental = format!(
+        "[connections.main]\n{}\n[[sources]]\nname = \"events\"\ntype = \"postgres\"\n\
+         connection = \"main\"\ntable = \"events\"\nsync_mode = \"incremental\"\n\
+         cursor_field = \"updated_at\"\n",
+        db.connection_toml()
+    );
+    std::fs::write(dir.path().join("p.toml"), incremental).unwrap();
+    sync(&dir, "csv");
+    assert_eq!(dir.files("out"), ["events.000001.csv"]);
+    let state_path = dir.path().join("st/state.json");
+    let before = std::fs::read_to_string(&state_path).unwrap();
+    pipeline(&dir, &db, "events");
+    let (code, stderr) = try_sync(&dir, "csv");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("incremental mode"), "{stderr}");
+    assert!(stderr.contains("use a new --state"), "{stderr}");
+    assert_eq!(dir.files("out"), ["events.000001.csv"], "no snapshot added");
+    assert_eq!(std::fs::read_to_string(&state_path).unwrap(), before);
+}
+
 #[test]
 fn missing_pipeline_file_is_a_usage_error() {
     let dir = Scratch::new("nopipeline");

@@ -17,7 +17,18 @@
 //! sync_mode = "incremental"  # or "full"
 //! cursor_field = "updated_at"
 //! policy = "db"              # optional, default db
+//! null_cursor = "error"      # incremental: rows with a NULL cursor fail the run ("error",
+//!                            # the default) or are left out and counted ("skip")
+//! lag = "5m"                 # incremental, optional: re-read this window below the
+//!                            # checkpoint for late commits; a duration for date/timestamp
+//!                            # cursors, an integer number of units for integer cursors
 //! ```
+//!
+//! `null_cursor` defaults to `"error"`: an incremental read cannot place a row whose cursor
+//! is NULL, so it would never be copied; the run refuses rather than lose rows silently.
+//! With `"skip"` the rows are left out, and their count is logged, shown in the run's
+//! summary and recorded in the state (`null_cursor_rows`). `lag` re-reads rows committed
+//! late, de-duplicated against the rows the checkpoint records, so none is repeated.
 //!
 //! Unknown keys are errors, and every error names `file:line:column`. Passwords are only
 //! ever named (`password_env`), so a pipeline file can be committed and printed safely.
@@ -27,7 +38,7 @@ use std::num::NonZeroUsize;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use connector_postgres::PgParams;
+use connector_postgres::{IncrementalOptions, Lag, NullCursor, PgParams};
 use resilience_core::policy::PolicySet;
 use serde::Deserialize;
 use toml::Spanned;
@@ -70,6 +81,16 @@ struct RawSource {
     cursor_field: Option<String>,
     policy: Option<Spanned<String>>,
     batch_size: Option<NonZeroUsize>,
+    null_cursor: Option<Spanned<RawNullCursor>>,
+    lag: Option<Spanned<toml::Value>>,
+}
+
+/// `null_cursor = "skip" | "error"`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum RawNullCursor {
+    Skip,
+    Error,
 }
 
 #[derive(Debug, Deserialize)]
@@ -97,7 +118,12 @@ pub struct Source {
     pub cursor_field: Option<String>,
     /// Rows per page.
     pub batch_size: usize,
+    /// Incremental: NULL-cursor policy and lag window.
+    pub incremental: IncrementalOptions,
 }
+
+/// The NULL-cursor policy when a source does not set `null_cursor`.
+pub const DEFAULT_NULL_CURSOR: NullCursor = NullCursor::Error;
 
 /// A loaded pipeline.
 #[derive(Debug, Clone)]
@@ -196,6 +222,7 @@ pub fn load(
                 format!("source `{name}`: sync_mode = \"incremental\" needs cursor_field"),
             ));
         }
+        let incremental = incremental_options(src, name, &at)?;
         sources.push(Source {
             name: name.clone(),
             params,
@@ -206,6 +233,7 @@ pub fn load(
                 .batch_size
                 .or(raw.pipeline.batch_size)
                 .map_or(DEFAULT_BATCH, NonZeroUsize::get),
+            incremental,
         });
     }
     Ok(Pipeline {
@@ -215,6 +243,65 @@ pub fn load(
             .commit_rows
             .map_or(DEFAULT_COMMIT, NonZeroUsize::get),
     })
+}
+
+/// `null_cursor` and `lag` of an incremental source; set on a full source, an error.
+fn incremental_options(
+    src: &RawSource,
+    name: &str,
+    at: &impl Fn(Range<usize>, String) -> CliError,
+) -> Result<IncrementalOptions, CliError> {
+    if src.sync_mode == SyncMode::Full {
+        for (key, span) in [
+            ("null_cursor", src.null_cursor.as_ref().map(Spanned::span)),
+            ("lag", src.lag.as_ref().map(Spanned::span)),
+        ] {
+            if let Some(span) = span {
+                return Err(at(
+                    span,
+                    format!("source `{name}`: `{key}` only applies to sync_mode = \"incremental\""),
+                ));
+            }
+        }
+    }
+    let null_cursor = match src.null_cursor.as_ref().map(|n| *n.get_ref()) {
+        None => DEFAULT_NULL_CURSOR,
+        Some(RawNullCursor::Skip) => NullCursor::Skip,
+        Some(RawNullCursor::Error) => NullCursor::Error,
+    };
+    let mut options = IncrementalOptions::new().null_cursor(null_cursor);
+    if let Some(lag) = &src.lag {
+        let expected = "expected a duration such as \"30s\" or \"5m\" (date and timestamp \
+                        cursors) or a whole number of units (integer cursors)";
+        let value = match lag.get_ref() {
+            toml::Value::Integer(n) if *n >= 0 => Lag::Units(*n),
+            toml::Value::Integer(n) => {
+                return Err(at(
+                    lag.span(),
+                    format!("source `{name}`: lag must not be negative, got {n}; {expected}"),
+                ));
+            }
+            toml::Value::String(text) => {
+                Lag::Time(humantime::parse_duration(text.trim()).map_err(|e| {
+                    at(
+                        lag.span(),
+                        format!("source `{name}`: invalid lag `{text}`: {e}; {expected}"),
+                    )
+                })?)
+            }
+            other => {
+                return Err(at(
+                    lag.span(),
+                    format!(
+                        "source `{name}`: invalid lag {other}, a {}; {expected}",
+                        other.type_str()
+                    ),
+                ));
+            }
+        };
+        options = options.lag(value);
+    }
+    Ok(options)
 }
 
 /// A `file:line:column` error for byte offset `offset` of `text`.
@@ -248,7 +335,81 @@ mod tests {
             assert_eq!(source.cursor_field.as_deref(), Some("updated_at"));
             assert_eq!(source.params.database, "resilient_demo");
             assert_eq!(source.params.policy, "db");
+            assert_eq!(source.incremental.null_cursor, NullCursor::Error);
+            assert_eq!(source.incremental.lag, None);
         }
+    }
+
+    /// Loads a one-source pipeline with `extra` lines appended to the source.
+    fn load_source(tag: &str, mode: &str, extra: &str) -> Result<Pipeline, CliError> {
+        let path = std::env::temp_dir().join(format!("pipeline-{tag}-{}.toml", std::process::id()));
+        std::fs::write(
+            &path,
+            format!(
+                "[connections.a]\nurl = \"postgres://u@127.0.0.1:1/d\"\n\n[[sources]]\n\
+                 name = \"t\"\ntype = \"postgres\"\nconnection = \"a\"\ntable = \"t\"\n\
+                 sync_mode = \"{mode}\"\ncursor_field = \"c\"\n{extra}"
+            ),
+        )
+        .unwrap();
+        let result = load(&path, &PolicySet::builtin(), None);
+        std::fs::remove_file(&path).unwrap();
+        result
+    }
+
+    #[test]
+    fn null_cursor_defaults_to_error_and_can_skip() {
+        let p = load_source("nc-default", "incremental", "").unwrap();
+        assert_eq!(p.sources[0].incremental.null_cursor, NullCursor::Error);
+        assert_eq!(p.sources[0].incremental.lag, None);
+        let p = load_source("nc-skip", "incremental", "null_cursor = \"skip\"\n").unwrap();
+        assert_eq!(p.sources[0].incremental.null_cursor, NullCursor::Skip);
+        let p = load_source("nc-error", "incremental", "null_cursor = \"error\"\n").unwrap();
+        assert_eq!(p.sources[0].incremental.null_cursor, NullCursor::Error);
+    }
+
+    #[test]
+    fn unknown_null_cursor_is_located() {
+        let err = load_source("nc-bad", "incremental", "null_cursor = \"ignore\"\n").unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        let text = err.to_string();
+        assert!(text.contains(":11:15: "), "{text}");
+        assert!(
+            text.contains("`skip`") && text.contains("`error`"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn lag_is_a_duration_or_units() {
+        let p = load_source("lag-time", "incremental", "lag = \"5m\"\n").unwrap();
+        assert_eq!(
+            p.sources[0].incremental.lag,
+            Some(Lag::Time(std::time::Duration::from_secs(300)))
+        );
+        let p = load_source("lag-units", "incremental", "lag = 100\n").unwrap();
+        assert_eq!(p.sources[0].incremental.lag, Some(Lag::Units(100)));
+        for (tag, bad, want) in [
+            ("lag-word", "lag = \"soon\"", "invalid lag `soon`"),
+            ("lag-neg", "lag = -3", "lag must not be negative"),
+            ("lag-bool", "lag = true", "invalid lag true, a boolean"),
+        ] {
+            let err = load_source(tag, "incremental", &format!("{bad}\n")).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{bad}");
+            let text = err.to_string();
+            assert!(text.contains(":11:7: source `t`: "), "{bad}: {text}");
+            assert!(text.contains(want), "{bad}: {text}");
+        }
+    }
+
+    #[test]
+    fn incremental_keys_on_a_full_source_are_errors() {
+        let err = load_source("full-lag", "full", "lag = \"5m\"\n").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains(":11:7: source `t`: `lag` only applies to sync_mode = \"incremental\""),
+            "{err}"
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::pin::pin;
 
 use arrow_array::RecordBatch;
-use connector_postgres::{IncrementalOptions, PostgresConnector};
+use connector_postgres::{NullCursor, PostgresConnector};
 use futures_util::StreamExt;
 use resilience_core::Engine;
 
@@ -32,12 +32,63 @@ pub struct Context<'a> {
     pub commit_rows: usize,
 }
 
+/// What a run of one source reports for the run's summary.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Outcome {
+    /// Rows written by this run.
+    pub rows: u64,
+    /// Rows of the table left out because their cursor is NULL (`null_cursor = "skip"`).
+    pub null_cursor_rows: u64,
+}
+
+/// How to start a source over, for the consistency errors.
+fn reset_hint(source: &str, state: &StateFile) -> String {
+    format!(
+        "to start over, delete the entry \"{source}\" under \"sources\" in {} and the \
+         source's files `{source}.*` in the output folder, or use a new --state and --output",
+        state.path().display()
+    )
+}
+
+/// Refuses to run `source` in full mode over a state entry written for something else:
+/// an incremental entry (its checkpoint would be dropped and its part files would sit next
+/// to the snapshot, every row twice), another table, or another format (the old snapshot
+/// would stay behind as a stale file).
+fn check_full(source: &Source, format: &str, state: &StateFile) -> Result<(), CliError> {
+    match state.state.sources.get(&source.name) {
+        None => Ok(()),
+        Some(SourceState::Full {
+            table, format: f, ..
+        }) if *table == source.table && f == format => Ok(()),
+        Some(SourceState::Full {
+            table, format: f, ..
+        }) => Err(CliError::Usage(format!(
+            "source `{}`: the state was written for a full sync of table {table} in format {f}; \
+             the pipeline now says table {}, format {format}; {}",
+            source.name,
+            source.table,
+            reset_hint(&source.name, state)
+        ))),
+        Some(SourceState::Incremental { next_part, .. }) => Err(CliError::Usage(format!(
+            "source `{}` was synced in incremental mode with this state ({} committed part files); \
+             a full sync would drop its checkpoint and leave those parts next to the snapshot; {}",
+            source.name,
+            next_part.saturating_sub(1),
+            reset_hint(&source.name, state)
+        ))),
+    }
+}
+
 /// Copies `source` and advances `state`.
 pub async fn source(
     ctx: &Context<'_>,
     source: &Source,
     state: &mut StateFile,
-) -> Result<(), CliError> {
+) -> Result<Outcome, CliError> {
+    if source.mode == SyncMode::Full {
+        // Before connecting: a state mismatch is the operator's to fix, whatever the server.
+        check_full(source, ctx.format.extension(), state)?;
+    }
     let what = format!("source `{}` (table {})", source.name, source.table);
     let pg = connect::connector(source.params.clone(), ctx.engine.clone())?;
     connect::preflight(ctx.engine, &source.params)
@@ -56,7 +107,7 @@ async fn full(
     source: &Source,
     state: &mut StateFile,
     fail: &impl Fn(&connector_postgres::PgError) -> CliError,
-) -> Result<(), CliError> {
+) -> Result<Outcome, CliError> {
     writer::remove_uncommitted(ctx.output, &source.name, u64::MAX)?;
     tracing::info!(source = %source.name, table = %source.table, "full sync started");
     let mut file = AtomicFile::create(
@@ -92,7 +143,10 @@ async fn full(
     progress.clear();
     tracing::info!(source = %source.name, rows, rate = format!("{:.0}", progress.rate()),
         file = %path.display(), "full sync committed");
-    Ok(())
+    Ok(Outcome {
+        rows,
+        null_cursor_rows: 0,
+    })
 }
 
 async fn incremental(
@@ -101,11 +155,15 @@ async fn incremental(
     source: &Source,
     state: &mut StateFile,
     fail: &impl Fn(&connector_postgres::PgError) -> CliError,
-) -> Result<(), CliError> {
+) -> Result<Outcome, CliError> {
     let cursor = source.cursor_field.clone().unwrap_or_default();
     let format = ctx.format.extension().to_owned();
-    let (mut checkpoint, mut next_part, mut total) = match state.state.sources.get(&source.name) {
-        None => (None, 1, 0),
+    let (mut checkpoint, mut next_part, mut total, mut null_rows) = match state
+        .state
+        .sources
+        .get(&source.name)
+    {
+        None => (None, 1, 0, 0),
         Some(SourceState::Incremental {
             table,
             cursor_field,
@@ -113,21 +171,25 @@ async fn incremental(
             checkpoint,
             next_part,
             rows,
+            null_cursor_rows,
             ..
         }) => {
             if *table != source.table || *cursor_field != cursor || *f != format {
                 return Err(CliError::Usage(format!(
                     "source `{}`: the state was written for table {table}, cursor {cursor_field}, format {f}; \
-                     the pipeline now says table {}, cursor {cursor}, format {format}; use a new --state to start over",
-                    source.name, source.table
+                     the pipeline now says table {}, cursor {cursor}, format {format}; {}",
+                    source.name,
+                    source.table,
+                    reset_hint(&source.name, state)
                 )));
             }
-            (checkpoint.clone(), *next_part, *rows)
+            (checkpoint.clone(), *next_part, *rows, *null_cursor_rows)
         }
         Some(SourceState::Full { .. }) => {
             return Err(CliError::Usage(format!(
-                "source `{}` was synced in full mode with this state; use a new --state for incremental mode",
-                source.name
+                "source `{}` was synced in full mode with this state; {}",
+                source.name,
+                reset_hint(&source.name, state)
             )));
         }
     };
@@ -144,8 +206,30 @@ async fn incremental(
         &cursor,
         checkpoint.clone(),
         source.batch_size,
-        IncrementalOptions::new(),
+        source.incremental.clone(),
     ));
+    let null_policy = source.incremental.null_cursor;
+    let fail = |e: &connector_postgres::PgError| {
+        let err = fail(e);
+        if null_policy == NullCursor::Error
+            && matches!(
+                resilience_core::ResilientError::class(e),
+                resilience_core::ErrorClass::Data
+            )
+        {
+            return match err {
+                CliError::Failed(m) => CliError::Failed(format!(
+                    "{m} (rows whose cursor is NULL fail the run under null_cursor = \"error\", \
+                     the default; set null_cursor = \"skip\" on source `{}` to leave them out \
+                     and count them)",
+                    source.name
+                )),
+                other => other,
+            };
+        }
+        err
+    };
+    let mut run_rows = 0u64;
     loop {
         let next = chunks.next().await;
         let done = next.is_none();
@@ -161,6 +245,7 @@ async fn incremental(
             };
             file.write(&chunk.batch)?;
             pending = Some(chunk.checkpoint);
+            null_rows = chunk.null_cursor_rows;
             progress.add(chunk.batch.num_rows() as u64);
         }
         let full = part
@@ -173,6 +258,7 @@ async fn incremental(
             checkpoint = pending.take();
             next_part += 1;
             total += rows;
+            run_rows += rows;
             state.commit(
                 &source.name,
                 SourceState::Incremental {
@@ -182,6 +268,7 @@ async fn incremental(
                     checkpoint: checkpoint.clone(),
                     next_part,
                     rows: total,
+                    null_cursor_rows: null_rows,
                     updated_at: now(),
                 },
             )?;
@@ -196,8 +283,12 @@ async fn incremental(
     }
     progress.clear();
     tracing::info!(source = %source.name, rows = progress.rows(), total,
+        null_cursor_rows_skipped = null_rows,
         rate = format!("{:.0}", progress.rate()), "incremental sync done");
-    Ok(())
+    Ok(Outcome {
+        rows: run_rows,
+        null_cursor_rows: null_rows,
+    })
 }
 
 fn now() -> String {

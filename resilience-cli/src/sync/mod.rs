@@ -61,6 +61,7 @@ pub async fn run(args: SyncArgs) -> Result<(), CliError> {
     std::fs::create_dir_all(&args.output)
         .map_err(|e| CliError::io(format!("cannot create {}", args.output.display()), e))?;
     let engine = Engine::new(policies);
+    let mut outcomes = Vec::new();
     let work = async {
         for source in &pipeline.sources {
             if !args.sources.is_empty() && !args.sources.contains(&source.name) {
@@ -72,7 +73,8 @@ pub async fn run(args: SyncArgs) -> Result<(), CliError> {
                 format: args.format,
                 commit_rows: pipeline.commit_rows,
             };
-            copy::source(&ctx, source, &mut state).await?;
+            let outcome = copy::source(&ctx, source, &mut state).await?;
+            outcomes.push((source.name.clone(), outcome));
         }
         Ok(())
     };
@@ -82,14 +84,27 @@ pub async fn run(args: SyncArgs) -> Result<(), CliError> {
             "{signal} received; committed output and state are consistent, run again to continue"
         ))),
     }?;
-    report(&args.output, &args.state);
+    report(&args.output, &args.state, &outcomes);
     Ok(())
 }
 
-fn report(output: &Path, state: &Path) {
+/// The run's summary: rows per source, and the rows left out for a NULL cursor (also
+/// recorded in the state as `null_cursor_rows`), so skipped rows are never silent.
+fn report(output: &Path, state: &Path, outcomes: &[(String, copy::Outcome)]) {
+    let mut skipped = 0;
+    for (name, outcome) in outcomes {
+        if outcome.null_cursor_rows > 0 {
+            tracing::warn!(source = %name, rows = outcome.null_cursor_rows,
+                "rows with a NULL cursor were skipped (null_cursor = \"skip\"); they are not in the output");
+        }
+        skipped += outcome.null_cursor_rows;
+    }
+    let rows: u64 = outcomes.iter().map(|(_, o)| o.rows).sum();
     tracing::info!(
         output = %output.display(),
         state = %state.display(),
+        rows,
+        null_cursor_rows_skipped = skipped,
         "sync complete"
     );
 }

@@ -46,6 +46,10 @@ pub enum SourceState {
         next_part: u64,
         /// Rows in all committed parts.
         rows: u64,
+        /// With `null_cursor = "skip"`: the table's rows left out because their cursor is
+        /// NULL, as counted by the run that committed the last part.
+        #[serde(default)]
+        null_cursor_rows: u64,
         /// When the last part was committed (RFC 3339).
         updated_at: String,
     },
@@ -102,6 +106,11 @@ impl StateFile {
             path: path.to_owned(),
             state,
         })
+    }
+
+    /// The state file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Records `entry` for `source` and replaces the file atomically and durably.

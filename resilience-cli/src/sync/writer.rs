@@ -89,8 +89,18 @@ impl AtomicFile {
 
     /// Flushes, fsyncs, renames into place and fsyncs the folder: after this returns the
     /// file is durable under its final name.
+    /// On any error the temporary file is removed.
     pub fn commit(mut self) -> Result<PathBuf, CliError> {
-        let io = |what: &str, e| CliError::io(format!("cannot {what} {}", self.tmp.display()), e);
+        let result = self.finish();
+        if result.is_err() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+        result
+    }
+
+    fn finish(&mut self) -> Result<PathBuf, CliError> {
+        let tmp = self.tmp.clone();
+        let io = |what: &str, e| CliError::io(format!("cannot {what} {}", tmp.display()), e);
         let out = match self.encoder.take() {
             Some(Encoder::Csv(w)) => w.into_inner(),
             Some(Encoder::Jsonl(mut w)) => {
@@ -197,6 +207,25 @@ mod tests {
         let removed = remove_uncommitted(&dir, "t", 2).unwrap();
         assert_eq!(removed, [".t.000003.csv.1.tmp", "t.000002.csv"]);
         assert!(dir.join("t.000001.csv").exists() && dir.join("other.000009.csv").exists());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_failed_commit_removes_its_temporary_file() {
+        let dir = std::env::temp_dir().join(format!("writer-fail-test-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        // A non-empty folder where the file should go: the rename fails.
+        fs::create_dir_all(dir.join("t.csv/occupied")).unwrap();
+        let mut f = AtomicFile::create(&dir, "t.csv", Format::Csv).unwrap();
+        f.write(&batch()).unwrap();
+        let err = f.commit().unwrap_err();
+        assert!(err.to_string().contains("cannot rename"), "{err}");
+        let names: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names, ["t.csv"], "no temporary file is left behind");
         fs::remove_dir_all(&dir).unwrap();
     }
 }
