@@ -77,7 +77,7 @@ impl Source {
 }
 
 /// Allocations made by `calls` runs of `f`.
-fn allocations(runtime: &tokio::runtime::Runtime, calls: u64, f: impl AsyncFn(u64)) -> usize {
+fn allocations(runtime: &tokio::runtime::Runtime, calls: u64, f: &impl AsyncFn(u64)) -> usize {
     ALLOCATIONS.store(0, Ordering::SeqCst);
     COUNTING.store(true, Ordering::SeqCst);
     runtime.block_on(async {
@@ -117,11 +117,17 @@ fn a_successful_call_makes_no_heap_allocation() {
 
     // Within the `db` preset's burst of 50, so no call waits for a token.
     assert_eq!(allocations(&runtime, 30, &through_engine), 0, "Engine::run");
-    assert_eq!(allocations(&runtime, 30, &through_macro), 0, "#[resilient_operation]");
+    assert_eq!(
+        allocations(&runtime, 30, &through_macro),
+        0,
+        "#[resilient_operation]"
+    );
 
     // The counter works: a boxed value is one allocation.
     assert_eq!(
-        allocations(&runtime, 1, async |x| drop(std::hint::black_box(Box::new(x)))),
+        allocations(&runtime, 1, &async |x| drop(std::hint::black_box(
+            Box::new(x)
+        ))),
         1
     );
 }
