@@ -20,11 +20,10 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use resilience_core::connector::ConnectorState;
 use resilience_core::policy::LoadOptions;
 use resilience_core::{Engine, PolicySet, Resilience, Resilient};
-use sqlx::postgres::PgPool;
 
 pub use discover::{DiscoveredTable, TableKind};
 pub use health::ConnectorHealth;
-pub(crate) use lease::{Lease, remaining, set_statement_timeout};
+pub(crate) use lease::{Lease, remaining, remaining_millis, set_statement_timeout};
 
 use crate::PgError;
 use crate::config::PgParams;
@@ -190,11 +189,6 @@ impl PostgresConnector {
                 })
             }
         }
-    }
-
-    /// The connection pool (built on first use); a state error before `configure`.
-    pub(crate) fn pool(&self) -> Result<PgPool, PgError> {
-        Ok(self.link("use the pool")?.pool())
     }
 
     /// A pooled connection that is discarded unless released (see [`Lease`]).

@@ -62,7 +62,9 @@ impl PostgresConnector {
     /// `columns` selects and orders the output columns (all columns in table order when
     /// `None`). Each page is fetched by one resilient operation, so a fault resumes after the
     /// last delivered page: every row arrives exactly once. A table without a primary key is
-    /// read in one query that cannot resume (`DataChunk::resumable` is `false`).
+    /// read in one query that cannot resume (`DataChunk::resumable` is `false`): it runs
+    /// under the policy's total timeout on the server, and waiting longer than the attempt
+    /// timeout for its next row, or any fault, ends the stream with an error.
     ///
     /// While the stream is consumed it holds one pooled connection and one read-only
     /// snapshot between pages (released when the stream ends or is dropped), so an
@@ -91,7 +93,7 @@ impl PostgresConnector {
                             state = State::Keyset(Box::new((plan, Session::default())), None)
                         }
                         Ok(Err((schema, cols))) => {
-                            match unkeyed::start(self, &schema, &cols, batch_size) {
+                            match unkeyed::start(self, &schema, &cols, batch_size).await {
                                 Ok(rx) => state = State::Unkeyed(rx),
                                 Err(e) => return Some((Err(e), State::Done)),
                             }

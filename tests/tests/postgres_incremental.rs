@@ -246,6 +246,38 @@ async fn null_cursors_cursor_types_and_checkpoints_are_checked() {
         err.to_string().contains("checkpoint is for cursor"),
         "{err}"
     );
+
+    // Only the types forged: a checkpoint's pg_type is never used in SQL (values are cast
+    // to the catalog's types), so the read resumes exactly as from the genuine checkpoint.
+    let genuine = run(
+        &pg,
+        "v",
+        Some(other[0].checkpoint.clone()),
+        500,
+        IncrementalOptions::new(),
+    )
+    .await
+    .unwrap();
+    let mut forged = other[0].checkpoint.clone();
+    forged.cursor.pg_type = "int4); DROP TABLE ev; --".into();
+    for key in &mut forged.primary_key {
+        key.pg_type = "bigint); DROP TABLE ev; --".into();
+    }
+    let resumed = run(&pg, "v", Some(forged), 500, IncrementalOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(ids(&resumed), ids(&genuine));
+    assert_eq!(
+        ids(&resumed).len(),
+        1990,
+        "every row after the first page of 10"
+    );
+    let mut admin = db.admin().await;
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM ev")
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(left, 2000, "the table is untouched");
     drop(pg);
     db.drop().await;
 }

@@ -14,6 +14,7 @@ use connector_postgres::cluster::{TestServer, ThrowawayCluster};
 use futures_util::{StreamExt, TryStreamExt};
 use pg_read_support::{TestDb, assert_each_once, assert_retried, count_ids, terminate};
 use resilience_chaos::ChaosProxy;
+use resilience_core::{Engine, ErrorClass, Policy, PolicySet, ResilientError};
 
 const ITEMS: &str = "CREATE TABLE items (id bigint PRIMARY KEY, name text NOT NULL, \
                      price numeric(12,2), at timestamptz NOT NULL DEFAULT now());";
@@ -167,6 +168,81 @@ async fn table_without_primary_key_streams_once_and_says_it_cannot_resume() {
         .for_each(|c| count_ids(&c.batch, "id", &mut seen));
     assert_each_once(&seen, 2500);
     drop(pg);
+    db.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn table_without_primary_key_on_a_frozen_connection_ends_with_an_error() {
+    let db = TestDb::create("pgread_read_nopk_freeze").await;
+    // About 50 MB, far more than the socket buffers hold, so the query is mid-stream when
+    // the path freezes.
+    db.exec(
+        "CREATE TABLE log (id bigint, msg text); \
+         INSERT INTO log SELECT g, repeat('m', 250) FROM generate_series(1, 200000) g;",
+    )
+    .await;
+    let upstream: SocketAddr = format!("127.0.0.1:{}", db.params.port).parse().unwrap();
+    let proxy = ChaosProxy::start(upstream).await.unwrap();
+    let mut params = db.params.clone();
+    params.application_name = "pgread_nopk_freeze".to_owned();
+    params.port = proxy.local_addr().port();
+    params.pool_size = 1;
+    let mut policy = Policy::default();
+    policy.timeout.attempt = Duration::from_secs(1);
+    policy.timeout.total = Duration::from_secs(60);
+    policy.rate_limit.enabled = false;
+    let mut pg =
+        PostgresConnector::with_engine(Engine::new(PolicySet::from_policies([("db", policy)])));
+    pg.configure(params).unwrap();
+
+    let mut rows = 0;
+    let mut error = None;
+    let read = async {
+        let mut chunks = std::pin::pin!(pg.read("log", None, 1000));
+        while let Some(chunk) = chunks.next().await {
+            match chunk {
+                Ok(chunk) => {
+                    assert!(!chunk.resumable);
+                    rows += chunk.batch.num_rows();
+                    if rows == 1000 {
+                        assert_eq!(proxy.handle().freeze_all(), 1);
+                    }
+                }
+                Err(e) => {
+                    error = Some(e);
+                    assert!(chunks.next().await.is_none(), "the error ends the stream");
+                    break;
+                }
+            }
+        }
+    };
+    // Generous: the read has to end, not be fast.
+    tokio::time::timeout(Duration::from_secs(60), read)
+        .await
+        .expect("a read on a frozen connection ends");
+    let error = error.expect("a stalled unkeyed read ends with an error, not silently");
+    assert!(rows < 200_000, "the read stopped early: {rows} rows");
+    assert_eq!(error.class(), ErrorClass::Timeout, "{error}");
+    assert!(error.to_string().contains("cannot resume"), "{error}");
+
+    // The frozen connection (still frozen) was discarded: the single pool slot serves a
+    // new read on a new connection.
+    let again = tokio::time::timeout(
+        Duration::from_secs(60),
+        pg.read("log", Some(&["id"]), 50_000)
+            .try_collect::<Vec<_>>(),
+    )
+    .await
+    .expect("the pool is not wedged")
+    .unwrap();
+    let mut seen = BTreeMap::new();
+    again
+        .iter()
+        .for_each(|c| count_ids(&c.batch, "id", &mut seen));
+    assert_each_once(&seen, 200_000);
+    drop(pg);
+    proxy.handle().reset_all();
+    drop(proxy);
     db.drop().await;
 }
 

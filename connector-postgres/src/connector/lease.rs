@@ -22,6 +22,11 @@ use crate::PgError;
 /// How long a detached connection gets to say goodbye before its socket is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
+/// How long ending a read's transaction may take before the connection is given up on.
+/// Ending runs after the read's last resilient operation, with no attempt deadline, so
+/// without a bound a dead socket would hang the read (and hold its pool slot).
+pub(crate) const END_GRACE: Duration = Duration::from_secs(2);
+
 /// A pooled connection that is discarded unless released.
 pub(crate) struct Lease {
     conn: Option<PoolConnection<Postgres>>,
@@ -38,6 +43,16 @@ impl Lease {
     /// Returns the connection to the pool: call only after the work on it finished.
     pub(crate) fn release(mut self) {
         drop(self.conn.take());
+    }
+
+    /// Rolls back the connection's transaction (a read's: it only read) and releases the
+    /// connection; on an error, or when the rollback takes longer than [`END_GRACE`], the
+    /// lease is dropped instead, which discards the connection.
+    pub(crate) async fn end(mut self) {
+        let rollback = sqlx::raw_sql("ROLLBACK").execute(&mut *self);
+        if let Ok(Ok(_)) = tokio::time::timeout(END_GRACE, rollback).await {
+            self.release();
+        }
     }
 
     /// Returns the connection to the pool if `err` leaves it usable (a server-reported
@@ -91,14 +106,24 @@ pub(crate) fn remaining() -> Option<Duration> {
     resilience_core::attempt::current().and_then(|a| a.remaining())
 }
 
+/// `left` as a `statement_timeout` in milliseconds (at least 1: 0 would mean no limit).
+pub(crate) fn timeout_millis(left: Duration) -> u128 {
+    left.as_millis().clamp(1, i32::MAX as u128)
+}
+
+/// The attempt's remaining time as a `statement_timeout` in milliseconds, if the call runs
+/// under a deadline.
+pub(crate) fn remaining_millis() -> Option<u128> {
+    remaining().map(timeout_millis)
+}
+
 /// Sets `statement_timeout` for the current transaction from the attempt's remaining
 /// time (`SET LOCAL` semantics: call inside a transaction). Does nothing outside an
 /// attempt with a deadline.
 pub(crate) async fn set_statement_timeout(conn: &mut PgConnection) -> Result<(), PgError> {
-    let Some(left) = remaining() else {
+    let Some(millis) = remaining_millis() else {
         return Ok(());
     };
-    let millis = left.as_millis().clamp(1, i32::MAX as u128);
     sqlx::query("SELECT set_config('statement_timeout', $1, true)")
         .bind(format!("{millis}ms"))
         .execute(conn)

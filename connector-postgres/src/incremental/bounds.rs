@@ -3,8 +3,9 @@
 //! Both are read once, in the run's `REPEATABLE READ READ ONLY` snapshot, before any page
 //! (the pages continue in that snapshot until a fault forces a new connection). Every page
 //! is limited to `cursor <= upper`, so a run ends even while writers keep adding rows, and
-//! the next run starts where this one stopped. The bound is printed in ISO style
-//! and UTC (set locally) so it parses back to the same value whatever the server settings.
+//! the next run starts where this one stopped. The bound is printed in ISO style and UTC
+//! (the session's print settings, applied to every fresh transaction) so it parses back to
+//! the same value whatever the server settings.
 
 use resilience_core::resilient_operation;
 use sqlx::AssertSqlSafe;
@@ -12,9 +13,6 @@ use sqlx::AssertSqlSafe;
 use crate::ident::quote;
 use crate::read::Session;
 use crate::{PgError, PostgresConnector};
-
-/// Output settings under which the bound prints the same way on every server.
-const PRINT_SETTINGS: &str = "SET LOCAL datestyle = 'ISO, YMD'; SET LOCAL timezone = 'UTC'";
 
 /// The run's upper bound and how many rows it cannot deliver for a NULL cursor.
 #[derive(Clone, Debug)]
@@ -39,7 +37,7 @@ impl PostgresConnector {
         let sql = format!(
             "SELECT max({column})::text, count(*) FILTER (WHERE {column} IS NULL) FROM {table}"
         );
-        let mut lease = session.step(self, PRINT_SETTINGS).await?;
+        let mut lease = session.step(self).await?;
         // On error the lease is dropped, which discards the connection.
         let (upper, nulls): (Option<String>, i64) = sqlx::query_as(AssertSqlSafe(sql))
             .fetch_one(&mut *lease)

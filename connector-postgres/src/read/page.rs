@@ -53,7 +53,7 @@ impl PostgresConnector {
         request: &PageRequest,
         session: &Session,
     ) -> Result<RecordBatch, PgError> {
-        let mut lease = session.step(self, "").await?;
+        let mut lease = session.step(self).await?;
         // On error the lease is dropped, which discards the connection.
         let batch = run_page(&mut lease, request).await?;
         session.keep(lease);

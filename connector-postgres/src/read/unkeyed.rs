@@ -4,12 +4,26 @@
 //! rows are cut into batches as they arrive. It runs on its own task feeding a channel of
 //! one batch, which keeps memory at one batch being built plus one waiting, and lets the
 //! stream hold no borrow of the connection. A fault ends the stream with the error.
+//!
+//! Opening the read (a connection, a `READ ONLY` transaction with the session's print
+//! settings) is one resilient operation, so it goes through the breaker and the rate limit,
+//! and is retried. The query itself cannot be retried once rows have been delivered, so it
+//! is bounded instead: every wait for the server (the next row) may take at most the
+//! policy's attempt timeout. The query as a whole has no server-side limit
+//! (`statement_timeout = 0`): one query streams the whole table and may rightly run for
+//! long; a stalled connection is dropped by the client, and the server ends the query when
+//! it next writes to it. A stalled or broken connection ends the stream with an error that
+//! says the read cannot resume; it never hangs and never ends early without an error.
+
+use std::time::Duration;
 
 use futures_util::TryStreamExt;
-use sqlx::{AssertSqlSafe, PgPool};
+use resilience_core::{Policy, Resilient, resilient_operation};
+use sqlx::AssertSqlSafe;
 use tokio::sync::mpsc;
 
 use super::DataChunk;
+use super::session::PRINT_SETTINGS;
 use crate::arrow::BatchBuilder;
 use crate::catalog::{ColumnInfo, TableSchema};
 use crate::connector::Lease;
@@ -19,7 +33,7 @@ use crate::{PgError, PostgresConnector};
 pub(crate) type Receiver = mpsc::Receiver<Result<DataChunk, PgError>>;
 
 /// Starts the single-query read of `columns` of `schema` in batches of `batch_size`.
-pub(crate) fn start(
+pub(crate) async fn start(
     connector: &PostgresConnector,
     schema: &TableSchema,
     columns: &[String],
@@ -43,38 +57,102 @@ pub(crate) fn start(
         list.iter().map(|c| c.kind).collect(),
         batch_size,
     );
-    let pool = connector.pool()?;
+    let stall = connector.unkeyed_stall_limit();
+    let lease = connector.open_unkeyed().await?;
+    let table = schema.name.to_string();
     let (tx, rx) = mpsc::channel(1);
     tokio::spawn(async move {
-        if let Err(err) = stream_rows(pool, sql, builder, batch_size, &tx).await {
+        let mut rows = 0;
+        if let Err(err) = stream_rows(lease, sql, builder, batch_size, stall, &tx, &mut rows).await
+        {
+            tracing::warn!(%table, rows_delivered = rows, error = %err,
+                "read of a table without a primary key failed mid-stream; it cannot resume");
+            let err = match err {
+                PgError::Timeout { after, .. } => PgError::Timeout {
+                    what: format!(
+                        "reading {table}: waiting for the next row (the table has no primary \
+                         key, so the read cannot resume after a fault; {rows} rows were \
+                         delivered before it stopped)"
+                    ),
+                    after,
+                },
+                other => other,
+            };
             let _ = tx.send(Err(err)).await;
         }
     });
     Ok(rx)
 }
 
+impl PostgresConnector {
+    /// How long one wait for the server may take: the policy's attempt timeout.
+    fn unkeyed_stall_limit(&self) -> Duration {
+        let resilience = self.resilience();
+        match resilience.engine().policies().get(resilience.policy()) {
+            Some(policy) => policy.timeout.attempt,
+            None => Policy::default().timeout.attempt,
+        }
+    }
+
+    /// Opens the connection of an unkeyed read: a `READ ONLY` transaction with the print
+    /// settings and no server-side statement limit (see the module docs).
+    #[resilient_operation(key = self.host_key(), name = "open_unkeyed")]
+    async fn open_unkeyed(&self) -> Result<Lease, PgError> {
+        let mut lease = self.lease().await?;
+        let sql = format!("BEGIN READ ONLY; {PRINT_SETTINGS}; SET LOCAL statement_timeout = 0");
+        // On failure the lease is dropped, which discards the connection.
+        sqlx::raw_sql(AssertSqlSafe(sql))
+            .execute(&mut *lease)
+            .await?;
+        Ok(lease)
+    }
+}
+
+/// Streams the query's rows into batches; every wait for the server is bounded by `stall`.
+/// `delivered` counts the rows sent.
 async fn stream_rows(
-    pool: PgPool,
+    mut lease: Lease,
     sql: String,
     mut builder: BatchBuilder,
     batch_size: usize,
+    stall: Duration,
     tx: &mpsc::Sender<Result<DataChunk, PgError>>,
+    delivered: &mut usize,
 ) -> Result<(), PgError> {
-    let mut lease = Lease::acquire(&pool).await?;
+    let timed_out = || PgError::Timeout {
+        what: "waiting for the next row".to_owned(),
+        after: stall,
+    };
     {
         let mut rows = sqlx::query(AssertSqlSafe(sql)).fetch(&mut *lease);
-        while let Some(row) = rows.try_next().await? {
+        loop {
+            let next = tokio::time::timeout(stall, rows.try_next())
+                .await
+                .map_err(|_| timed_out())?;
+            // On error the lease is dropped, which discards the connection.
+            let Some(row) = next? else {
+                break;
+            };
             builder.append_row(&row)?;
-            if builder.len() >= batch_size && !send(tx, &mut builder).await? {
-                // The reader went away mid-query: dropping the lease discards the connection.
-                return Ok(());
+            if builder.len() >= batch_size {
+                let rows = builder.len();
+                if !send(tx, &mut builder).await? {
+                    // The reader went away mid-query: dropping the lease discards the
+                    // connection.
+                    return Ok(());
+                }
+                *delivered += rows;
             }
         }
     }
     if !builder.is_empty() {
-        send(tx, &mut builder).await?;
+        let rows = builder.len();
+        if !send(tx, &mut builder).await? {
+            return Ok(());
+        }
+        *delivered += rows;
     }
-    lease.release();
+    lease.end().await;
     Ok(())
 }
 
