@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Scratch, TestDb, run_in, text};
+use common::{Scratch, TestDb, run_in, sync_in, text};
 
 const ROWS: i64 = 5_000;
 
@@ -79,20 +79,7 @@ fn empty_table_gets_a_header_only_file() {
 }
 
 fn try_sync(dir: &Scratch, format: &str) -> (Option<i32>, String) {
-    let out = run_in(
-        dir.path(),
-        &[
-            "sync",
-            "--config",
-            "p.toml",
-            "--output",
-            "out",
-            "--state",
-            "st/state.json",
-            "--format",
-            format,
-        ],
-    );
+    let out = sync_in(dir.path(), &["--format", format]);
     (out.status.code(), text(&out).1)
 }
 

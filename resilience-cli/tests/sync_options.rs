@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Scratch, TestDb, run_in, text};
+use common::{Scratch, TestDb, sync_in, text};
 
 fn pipeline(dir: &Scratch, db: &TestDb, table: &str, cursor: &str, extra: &str) {
     std::fs::write(
@@ -18,18 +18,7 @@ fn pipeline(dir: &Scratch, db: &TestDb, table: &str, cursor: &str, extra: &str) 
 }
 
 fn sync(dir: &Scratch) -> (Option<i32>, String) {
-    let out = run_in(
-        dir.path(),
-        &[
-            "sync",
-            "--config",
-            "p.toml",
-            "--output",
-            "out",
-            "--state",
-            "st/state.json",
-        ],
-    );
+    let out = sync_in(dir.path(), &[]);
     (out.status.code(), text(&out).1)
 }
 

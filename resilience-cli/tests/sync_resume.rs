@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
 
-use common::{Scratch, TestDb, resilient, run_in, text};
+use common::{Scratch, TestDb, resilient, sync_in, text};
 
 const ROWS: i64 = 30_000;
 
@@ -149,18 +149,7 @@ fn killed_sync_resumes_without_losing_or_repeating_rows() {
     )
     .unwrap();
 
-    let out = run_in(
-        dir.path(),
-        &[
-            "sync",
-            "--config",
-            "p.toml",
-            "--output",
-            "out",
-            "--state",
-            "st/state.json",
-        ],
-    );
+    let out = sync_in(dir.path(), &[]);
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert_exactly(&output_ids(&dir), 1..=ROWS);
@@ -172,18 +161,7 @@ fn killed_sync_resumes_without_losing_or_repeating_rows() {
         ROWS + 1,
         ROWS + 250
     )));
-    let out = run_in(
-        dir.path(),
-        &[
-            "sync",
-            "--config",
-            "p.toml",
-            "--output",
-            "out",
-            "--state",
-            "st/state.json",
-        ],
-    );
+    let out = sync_in(dir.path(), &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out).1);
     assert_exactly(&output_ids(&dir), 1..=ROWS + 250);
 }
@@ -231,18 +209,7 @@ fn interrupted_sync_exits_1_and_keeps_output_and_state_consistent() {
     );
     assert!(ids.len() < ROWS as usize);
 
-    let out = run_in(
-        dir.path(),
-        &[
-            "sync",
-            "--config",
-            "p.toml",
-            "--output",
-            "out",
-            "--state",
-            "st/state.json",
-        ],
-    );
+    let out = sync_in(dir.path(), &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out).1);
     assert_exactly(&output_ids(&dir), 1..=ROWS);
 }

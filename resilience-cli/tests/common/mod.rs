@@ -44,6 +44,22 @@ pub fn run_in(dir: &Path, args: &[&str]) -> Output {
         .expect("the binary runs")
 }
 
+/// Runs `resilient sync` in `dir` on its pipeline `p.toml`, writing into `out/` with the
+/// state in `st/state.json`, plus `extra` arguments.
+pub fn sync_in(dir: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "sync",
+        "--config",
+        "p.toml",
+        "--output",
+        "out",
+        "--state",
+        "st/state.json",
+    ];
+    args.extend_from_slice(extra);
+    run_in(dir, &args)
+}
+
 /// stdout and stderr as text.
 pub fn text(out: &Output) -> (String, String) {
     (
