@@ -184,9 +184,10 @@ impl PgParams {
         Ok(())
     }
 
-    /// sqlx options for these parameters with the resolved password. Never log them:
-    /// their `Debug` prints the password.
-    pub(crate) fn connect_options(&self, password: Option<&Secret>) -> PgConnectOptions {
+    /// sqlx options for these parameters with the resolved password (see
+    /// [`Credential::resolve`]), for a direct connection outside the connector. Never log
+    /// them: sqlx's `Debug` for them prints the password.
+    pub fn connect_options(&self, password: Option<&Secret>) -> PgConnectOptions {
         let mut options = PgConnectOptions::new_without_pgpass()
             .host(&self.host)
             .port(self.port)

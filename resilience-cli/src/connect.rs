@@ -8,10 +8,9 @@
 //! timeout, once per attempt; directly, it is refused at once, retried with the policy's
 //! backoff, and classified, so a wrong password exits 2 and a down server exits 1.
 
-use connector_postgres::{PgError, PgParams, PostgresConnector, SslMode, classify};
+use connector_postgres::{PgError, PgParams, PostgresConnector, classify};
 use resilience_core::policy::PolicySet;
 use resilience_core::{Call, Engine, ErrorClass, Failure, ResilientError};
-use sqlx::postgres::{PgConnectOptions, PgSslMode};
 use sqlx::{Connection, PgConnection};
 
 use crate::args::PolicySource;
@@ -103,33 +102,17 @@ impl ConnectError {
 }
 
 /// One direct connection, bounded by the connect timeout; never logs the options.
-///
-/// This mirrors `PgParams::connect_options` of connector-postgres, which is `pub(crate)`
-/// there; keep the two in step (or use it once the connector makes it public).
 pub async fn connect_once(
     params: &PgParams,
     application: &str,
 ) -> Result<PgConnection, ConnectError> {
-    let mut options = PgConnectOptions::new_without_pgpass()
-        .host(&params.host)
-        .port(params.port)
-        .database(&params.database)
-        .username(&params.user)
-        .application_name(application)
-        .ssl_mode(match params.ssl_mode {
-            SslMode::Disable => PgSslMode::Disable,
-            SslMode::Require => PgSslMode::Require,
-            SslMode::VerifyCa => PgSslMode::VerifyCa,
-            SslMode::VerifyFull => PgSslMode::VerifyFull,
-            _ => PgSslMode::Prefer,
-        });
-    if let Some(root) = &params.ssl_root_cert {
-        options = options.ssl_root_cert(root);
-    }
-    if let Some(credential) = &params.password {
-        let secret = credential.resolve().map_err(ConnectError::Credential)?;
-        options = options.password(secret.expose());
-    }
+    let secret = match &params.password {
+        Some(credential) => Some(credential.resolve().map_err(ConnectError::Credential)?),
+        None => None,
+    };
+    let options = params
+        .connect_options(secret.as_ref())
+        .application_name(application);
     match tokio::time::timeout(params.connect_timeout, PgConnection::connect_with(&options)).await {
         Ok(result) => result.map_err(ConnectError::Sql),
         Err(_) => Err(ConnectError::Timeout(params.connect_timeout)),
