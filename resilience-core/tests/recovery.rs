@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
-use common::{TestError, engine};
+use common::{TestError, engine, fail_always};
 use resilience_core::breaker::BreakerState;
 use resilience_core::{BoxFuture, Call, ErrorClass, Recovery, RecoveryCause};
 
@@ -43,18 +43,13 @@ async fn connection_failures_run_recovery_before_the_next_attempt_bounded_per_wi
     });
     let hook = Arc::new(Hook::default());
     let dyn_hook: Arc<dyn Recovery> = hook.clone();
-    let calls = AtomicU32::new(0);
-    engine
-        .run(
-            Call::new("t", "op").key("k").recovery(&dyn_hook),
-            || async {
-                calls.fetch_add(1, Ordering::SeqCst);
-                Err::<(), _>(TestError::Fail(ErrorClass::Connection))
-            },
-        )
-        .await
-        .unwrap_err();
-    assert_eq!(calls.load(Ordering::SeqCst), 5);
+    let (calls, _) = fail_always(
+        &engine,
+        Call::new("t", "op").key("k").recovery(&dyn_hook),
+        ErrorClass::Connection,
+    )
+    .await;
+    assert_eq!(calls, 5);
     assert_eq!(
         hook.recoveries.load(Ordering::SeqCst),
         3,
@@ -178,17 +173,12 @@ async fn without_credential_refresh_auth_is_called_once() {
     let engine = engine(|_| {});
     let hook = Arc::new(Hook::default());
     let dyn_hook: Arc<dyn Recovery> = hook.clone();
-    let calls = AtomicU32::new(0);
-    engine
-        .run(
-            Call::new("t", "op").key("k").recovery(&dyn_hook),
-            || async {
-                calls.fetch_add(1, Ordering::SeqCst);
-                Err::<(), _>(TestError::Fail(ErrorClass::Auth))
-            },
-        )
-        .await
-        .unwrap_err();
-    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    let (calls, _) = fail_always(
+        &engine,
+        Call::new("t", "op").key("k").recovery(&dyn_hook),
+        ErrorClass::Auth,
+    )
+    .await;
+    assert_eq!(calls, 1);
     assert_eq!(hook.recoveries.load(Ordering::SeqCst), 0);
 }

@@ -5,7 +5,7 @@ mod common;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use common::{TestError, engine};
+use common::{TestError, engine, fail_always};
 use resilience_core::{Call, ErrorClass, ResilientError, Stop, attempt};
 use tokio::time::Instant;
 
@@ -16,16 +16,9 @@ fn call() -> Call<'static> {
 #[tokio::test(start_paused = true)]
 async fn transient_errors_are_retried_up_to_max_attempts() {
     let engine = engine(|_| {});
-    let calls = AtomicU32::new(0);
     let start = Instant::now();
-    let err = engine
-        .run(call(), || async {
-            calls.fetch_add(1, Ordering::SeqCst);
-            Err::<(), _>(TestError::Fail(ErrorClass::Transient))
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    let (calls, err) = fail_always(&engine, call(), ErrorClass::Transient).await;
+    assert_eq!(calls, 3);
     assert_eq!(err.stop(), Some(&Stop::RetriesExhausted { attempts: 3 }));
     assert_eq!(err.last_class(), Some(ErrorClass::Transient));
     assert_eq!(
@@ -149,18 +142,11 @@ async fn backoff_never_sleeps_past_the_total_deadline() {
         p.timeout.attempt = Duration::from_secs(5);
         p.timeout.total = Duration::from_secs(10);
     });
-    let calls = AtomicU32::new(0);
     let start = Instant::now();
-    let err = engine
-        .run(call(), || async {
-            calls.fetch_add(1, Ordering::SeqCst);
-            Err::<(), _>(TestError::Fail(ErrorClass::Timeout))
-        })
-        .await
-        .unwrap_err();
+    let (calls, err) = fail_always(&engine, call(), ErrorClass::Timeout).await;
     // Attempts at 0 s and 4 s; the next delay (8 s) would end past 10 s, so the call
     // gives up at 4 s with the last error rather than sleeping to fail.
-    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_eq!(calls, 2);
     assert_eq!(start.elapsed(), Duration::from_secs(4));
     assert!(matches!(err.stop(), Some(Stop::DeadlineExceeded { .. })));
     assert_eq!(err.last_class(), Some(ErrorClass::Timeout));
@@ -337,15 +323,8 @@ async fn a_retry_refused_by_the_limiter_keeps_the_last_error() {
         p.rate_limit.burst = 1.try_into().unwrap();
         p.rate_limit.when_limited = resilience_core::policy::WhenLimited::Reject;
     });
-    let calls = AtomicU32::new(0);
-    let err = engine
-        .run(call(), || async {
-            calls.fetch_add(1, Ordering::SeqCst);
-            Err::<(), _>(TestError::Fail(ErrorClass::Transient))
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(calls.load(Ordering::SeqCst), 1, "the retry found no token");
+    let (calls, err) = fail_always(&engine, call(), ErrorClass::Transient).await;
+    assert_eq!(calls, 1, "the retry found no token");
     assert!(
         matches!(err.stop(), Some(Stop::RateLimited { .. })),
         "{err}"

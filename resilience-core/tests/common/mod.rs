@@ -5,7 +5,7 @@ use std::fmt;
 
 use resilience_core::backoff::JitterRng;
 use resilience_core::policy::{Jitter, Policy};
-use resilience_core::{Engine, ErrorClass, Failure, PolicySet, ResilientError, Stop};
+use resilience_core::{Call, Engine, ErrorClass, Failure, PolicySet, ResilientError, Stop};
 
 /// An error of a given class, or the engine's verdict.
 #[derive(Debug)]
@@ -71,4 +71,18 @@ pub fn engine(edit: impl FnOnce(&mut Policy)) -> Engine {
     let engine = Engine::new(PolicySet::from_policies([("t", policy)]));
     engine.set_jitter_rng(Box::new(FixedRng(0.5)));
     engine
+}
+
+/// Runs `call` with a body that fails with `class` on every attempt; returns how many
+/// times the body ran and the error the caller got.
+pub async fn fail_always(engine: &Engine, call: Call<'_>, class: ErrorClass) -> (u32, TestError) {
+    let calls = std::sync::atomic::AtomicU32::new(0);
+    let err = engine
+        .run(call, || async {
+            calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Err::<(), _>(TestError::Fail(class))
+        })
+        .await
+        .unwrap_err();
+    (calls.into_inner(), err)
 }
