@@ -332,9 +332,4 @@ impl CircuitBreaker {
         let mut inner = self.lock();
         self.set(&mut inner, BreakerState::Closed, now);
     }
-
-    /// Consecutive failures counted while closed.
-    pub fn consecutive_failures(&self) -> u32 {
-        self.lock().failures
-    }
 }

@@ -267,9 +267,4 @@ impl HealthReport {
             .iter()
             .find(|k| k.policy == policy && k.key == key)
     }
-
-    /// The report as pretty-printed JSON.
-    pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
-    }
 }
