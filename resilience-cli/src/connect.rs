@@ -91,13 +91,7 @@ impl ConnectError {
 
     /// As a command error: exit 2 for credentials and configuration, else 1.
     pub fn into_cli(self, context: &str) -> CliError {
-        let message = format!("{context}: {self}");
-        match self.class() {
-            ErrorClass::Auth | ErrorClass::Config | ErrorClass::InvalidInput => {
-                CliError::Usage(message)
-            }
-            _ => CliError::Failed(message),
-        }
+        CliError::of_class(self.class(), format!("{context}: {self}"))
     }
 }
 

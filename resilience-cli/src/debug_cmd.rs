@@ -166,7 +166,7 @@ pub async fn run(args: DebugArgs) -> Result<(), CliError> {
     }
     match (&report.attempt.error, report.attempt.class) {
         (None, _) => Ok(()),
-        (Some(e), Some(ErrorClass::Auth | ErrorClass::Config)) => Err(CliError::Usage(format!(
+        (Some(e), Some(class)) if class.is_caller_error() => Err(CliError::Usage(format!(
             "connection to {} rejected: {e}",
             report.key
         ))),

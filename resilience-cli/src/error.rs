@@ -82,13 +82,17 @@ impl CliError {
     /// A connector error: configuration, authentication and invalid-input classes are
     /// usage errors (exit 2), everything else is an operational failure (exit 1).
     pub fn connector(context: &str, error: &connector_postgres::PgError) -> Self {
-        use resilience_core::{ErrorClass, ResilientError};
-        let message = format!("{context}: {error}");
-        match error.class() {
-            ErrorClass::Auth | ErrorClass::Config | ErrorClass::InvalidInput => {
-                CliError::Usage(message)
-            }
-            _ => CliError::Failed(message),
+        use resilience_core::ResilientError;
+        CliError::of_class(error.class(), format!("{context}: {error}"))
+    }
+
+    /// An error of `class`: the caller's to fix (exit 2) when the dependency refused the
+    /// request or its set-up, else an operational failure (exit 1).
+    pub fn of_class(class: resilience_core::ErrorClass, message: String) -> Self {
+        if class.is_caller_error() {
+            CliError::Usage(message)
+        } else {
+            CliError::Failed(message)
         }
     }
 }

@@ -165,12 +165,9 @@ enum Verdict {
 
 impl Verdict {
     fn of(h: &connector_postgres::ConnectorHealth) -> Verdict {
-        use resilience_core::ErrorClass;
         match (h.error.is_some(), h.error_class) {
             (false, _) => Verdict::Healthy,
-            (true, Some(ErrorClass::Auth | ErrorClass::Config | ErrorClass::InvalidInput)) => {
-                Verdict::Refused
-            }
+            (true, Some(class)) if class.is_caller_error() => Verdict::Refused,
             (true, _) => Verdict::Unreachable,
         }
     }

@@ -64,6 +64,16 @@ impl ErrorClass {
         }
     }
 
+    /// Whether the request or its set-up is wrong (`auth`, `config`, `invalid_input`):
+    /// the dependency answered and refused, retrying cannot help, and the caller must
+    /// change something (credentials, a database name, a table name).
+    pub const fn is_caller_error(self) -> bool {
+        matches!(
+            self,
+            ErrorClass::Auth | ErrorClass::Config | ErrorClass::InvalidInput
+        )
+    }
+
     /// A bit for [`ClassSet`].
     const fn bit(self) -> u16 {
         1 << (self as u16)
@@ -149,5 +159,26 @@ impl<'de> Deserialize<'de> for ClassSet {
         Ok(Vec::<ErrorClass>::deserialize(deserializer)?
             .into_iter()
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_refusals_of_the_request_are_the_callers_to_fix() {
+        let caller: Vec<_> = ErrorClass::ALL
+            .into_iter()
+            .filter(|c| c.is_caller_error())
+            .collect();
+        assert_eq!(
+            caller,
+            [
+                ErrorClass::Auth,
+                ErrorClass::Config,
+                ErrorClass::InvalidInput
+            ]
+        );
     }
 }

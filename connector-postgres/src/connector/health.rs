@@ -84,12 +84,7 @@ impl PostgresConnector {
             state: self.state(),
             key: key.clone(),
             policy: resilience.policy().to_owned(),
-            reachable: error_class.is_none_or(|class| {
-                matches!(
-                    class,
-                    ErrorClass::Auth | ErrorClass::Config | ErrorClass::InvalidInput
-                )
-            }),
+            reachable: error_class.is_none_or(ErrorClass::is_caller_error),
             latency_ms,
             error,
             error_class,
