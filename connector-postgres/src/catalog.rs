@@ -12,7 +12,7 @@ use sqlx::postgres::types::Oid;
 
 use resilience_core::resilient_operation;
 
-use crate::arrow::{PgKind, field};
+use crate::arrow::{NumericMapping, PgKind, field};
 use crate::ident::{self, QualifiedName};
 use crate::{PgError, PostgresConnector};
 
@@ -23,7 +23,8 @@ pub struct ColumnInfo {
     pub name: String,
     /// The type as `format_type` prints it, e.g. `numeric(12,2)` or `timestamp with time zone`.
     pub pg_type: String,
-    /// The type's catalog name (`pg_type.typname`), e.g. `numeric` or `timestamptz`.
+    /// The catalog name (`pg_type.typname`) of the column's type, or of a domain's base
+    /// type, e.g. `numeric` or `timestamptz`.
     pub type_name: String,
     /// Whether the column accepts NULL.
     pub nullable: bool,
@@ -61,24 +62,40 @@ impl TableSchema {
     pub fn arrow_for(&self, columns: &[&ColumnInfo]) -> SchemaRef {
         let fields: Vec<_> = columns
             .iter()
-            .map(|c| field(&c.name, c.kind, &c.pg_type, c.nullable))
+            .map(|c| field(&c.name, c.kind, &c.pg_type, &c.type_name, c.nullable))
             .collect();
         Arc::new(Schema::new(fields))
     }
 }
 
-/// Loads the schema of `schema.table`, which must be spelled as the catalog spells it.
+/// Loads the schema of `schema.table`, which must be spelled as the catalog spells it,
+/// mapping numeric columns as `numeric` says. A domain column is decoded as its base type
+/// (found through any chain of domains, with the typmod the chain declares).
 pub(crate) async fn load(
     conn: &mut PgConnection,
     schema: &str,
     table: &str,
+    numeric: NumericMapping,
 ) -> Result<TableSchema, PgError> {
     let (name, oid) = ident::resolve(conn, schema, table).await?;
     let rows: Vec<(String, String, i32, String, bool)> = sqlx::query_as(
-        "SELECT a.attname::text, t.typname::text, a.atttypmod, \
+        "SELECT a.attname::text, b.typname::text, b.typmod, \
                 pg_catalog.format_type(a.atttypid, a.atttypmod), NOT a.attnotnull \
          FROM pg_catalog.pg_attribute a \
-         JOIN pg_catalog.pg_type t ON t.oid = a.atttypid \
+         CROSS JOIN LATERAL ( \
+             WITH RECURSIVE chain(oid, typmod, depth) AS ( \
+                 SELECT a.atttypid, a.atttypmod, 0 \
+                 UNION ALL \
+                 SELECT t.typbasetype, \
+                        CASE WHEN t.typtypmod <> -1 THEN t.typtypmod ELSE c.typmod END, \
+                        c.depth + 1 \
+                 FROM chain c JOIN pg_catalog.pg_type t ON t.oid = c.oid \
+                 WHERE t.typtype = 'd' AND c.depth < 32 \
+             ) \
+             SELECT t.typname, c.typmod FROM chain c \
+             JOIN pg_catalog.pg_type t ON t.oid = c.oid \
+             ORDER BY c.depth DESC LIMIT 1 \
+         ) b \
          WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped \
          ORDER BY a.attnum",
     )
@@ -88,7 +105,7 @@ pub(crate) async fn load(
     let columns: Vec<ColumnInfo> = rows
         .into_iter()
         .map(|(name, type_name, typmod, pg_type, nullable)| ColumnInfo {
-            kind: PgKind::from_pg(&type_name, typmod),
+            kind: PgKind::from_pg_with(&type_name, typmod, numeric),
             name,
             pg_type,
             type_name,
@@ -124,7 +141,7 @@ impl PostgresConnector {
     #[resilient_operation(key = self.host_key(), name = "get_schema")]
     pub async fn get_schema(&self, table: &str) -> Result<TableSchema, PgError> {
         let mut lease = self.lease().await?;
-        match load(&mut lease, self.schema(), table).await {
+        match load(&mut lease, self.schema(), table, self.numeric_mapping()).await {
             Ok(schema) => {
                 lease.release();
                 self.mark_ready();

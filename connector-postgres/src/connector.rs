@@ -26,6 +26,7 @@ pub use health::ConnectorHealth;
 pub(crate) use lease::{Lease, remaining, remaining_millis, set_statement_timeout};
 
 use crate::PgError;
+use crate::arrow::NumericMapping;
 use crate::config::PgParams;
 use link::{Link, LinkRecovery};
 
@@ -35,6 +36,7 @@ pub struct PostgresConnector {
     engine: Option<Engine>,
     setup: Option<Setup>,
     status: Mutex<Status>,
+    numeric: NumericMapping,
 }
 
 /// What `configure` built.
@@ -75,7 +77,19 @@ impl PostgresConnector {
                 state: ConnectorState::Created,
                 last_error: None,
             }),
+            numeric: NumericMapping::default(),
         }
+    }
+
+    /// How `numeric` columns arrive in Arrow from now on (schemas and reads):
+    /// `Decimal128` where they fit (the default), or exact text that also holds `NaN`.
+    pub fn set_numeric_mapping(&mut self, mapping: NumericMapping) {
+        self.numeric = mapping;
+    }
+
+    /// How `numeric` columns arrive in Arrow.
+    pub fn numeric_mapping(&self) -> NumericMapping {
+        self.numeric
     }
 
     /// A connector running on `engine` (shared breakers and limits, custom policies).

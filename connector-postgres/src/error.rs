@@ -66,6 +66,20 @@ pub enum PgError {
     #[error("{0}")]
     Data(String),
 
+    /// A valid value the column's Arrow type cannot hold: `NaN` in a numeric column read
+    /// as a decimal (see `NumericMapping`), a timestamp after 294247 AD.
+    #[error("column {column:?} ({pg_type}) holds {value}: {reason}")]
+    Unrepresentable {
+        /// The column.
+        column: String,
+        /// Its PostgreSQL type.
+        pg_type: String,
+        /// The value, or what kind of value it is (`NaN`).
+        value: &'static str,
+        /// Why it cannot be held, and what to do.
+        reason: &'static str,
+    },
+
     /// Building an Arrow array or batch failed.
     #[error("arrow: {0}")]
     Arrow(#[from] arrow_schema::ArrowError),
@@ -134,7 +148,9 @@ impl ResilientError for PgError {
             | PgError::State { .. }
             | PgError::TestServer(_) => ErrorClass::Config,
             PgError::InvalidInput(_) => ErrorClass::InvalidInput,
-            PgError::Data(_) | PgError::Arrow(_) => ErrorClass::Data,
+            PgError::Data(_) | PgError::Unrepresentable { .. } | PgError::Arrow(_) => {
+                ErrorClass::Data
+            }
             PgError::Stopped(f) => f.class(),
         }
     }

@@ -9,6 +9,7 @@
 //! usable primary key has no such position: it streams in one query ([`unkeyed`]) and
 //! says, on every chunk, that it cannot resume.
 
+mod decimals;
 pub(crate) mod page;
 pub(crate) mod plan;
 mod session;

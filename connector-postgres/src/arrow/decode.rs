@@ -8,16 +8,16 @@
 use std::sync::Arc;
 
 use arrow_array::builder::{
-    BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder,
-    Float64Builder, Int16Builder, Int32Builder, Int64Builder, StringBuilder,
-    TimestampMicrosecondBuilder,
+    BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, FixedSizeBinaryBuilder,
+    Float32Builder, Float64Builder, Int16Builder, Int32Builder, Int64Builder, StringBuilder,
+    Time64MicrosecondBuilder, TimestampMicrosecondBuilder, UInt32Builder,
 };
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, SchemaRef};
 use sqlx::postgres::{PgRow, PgValueFormat};
 use sqlx::{Row, ValueRef};
 
-use super::binary;
+use super::binary::{self, DecodeError};
 use super::types::PgKind;
 use crate::PgError;
 
@@ -29,14 +29,20 @@ enum Column {
     Int16(Int16Builder),
     Int32(Int32Builder),
     Int64(Int64Builder),
+    UInt32(UInt32Builder),
     Float32(Float32Builder),
     Float64(Float64Builder),
     Bool(BooleanBuilder),
     Utf8(StringBuilder),
+    /// A binary `numeric` printed as text; the `String` is a reused scratch buffer.
+    NumericText(StringBuilder, String),
+    Jsonb(StringBuilder),
     Decimal(Decimal128Builder, i8),
     Date(Date32Builder),
+    Time(Time64MicrosecondBuilder),
     Timestamp(TimestampMicrosecondBuilder),
     Binary(BinaryBuilder),
+    Uuid(FixedSizeBinaryBuilder),
 }
 
 impl Column {
@@ -45,6 +51,7 @@ impl Column {
             PgKind::Int2 => Self::Int16(Int16Builder::with_capacity(rows)),
             PgKind::Int4 => Self::Int32(Int32Builder::with_capacity(rows)),
             PgKind::Int8 => Self::Int64(Int64Builder::with_capacity(rows)),
+            PgKind::Oid => Self::UInt32(UInt32Builder::with_capacity(rows)),
             PgKind::Float4 => Self::Float32(Float32Builder::with_capacity(rows)),
             PgKind::Float8 => Self::Float64(Float64Builder::with_capacity(rows)),
             PgKind::Bool => Self::Bool(BooleanBuilder::with_capacity(rows)),
@@ -54,15 +61,24 @@ impl Column {
                 scale,
             ),
             PgKind::Date => Self::Date(Date32Builder::with_capacity(rows)),
+            PgKind::Time => Self::Time(Time64MicrosecondBuilder::with_capacity(rows)),
             PgKind::Timestamp | PgKind::TimestampTz => Self::Timestamp(
                 TimestampMicrosecondBuilder::with_capacity(rows).with_data_type(kind.data_type()),
             ),
             PgKind::Bytea => {
                 Self::Binary(BinaryBuilder::with_capacity(rows, rows * TEXT_BYTES_HINT))
             }
-            PgKind::Text | PgKind::CastText => {
+            PgKind::Uuid => Self::Uuid(FixedSizeBinaryBuilder::with_capacity(rows, 16)),
+            PgKind::Text | PgKind::Json | PgKind::Inet | PgKind::CastText => {
                 Self::Utf8(StringBuilder::with_capacity(rows, rows * TEXT_BYTES_HINT))
             }
+            PgKind::Jsonb => {
+                Self::Jsonb(StringBuilder::with_capacity(rows, rows * TEXT_BYTES_HINT))
+            }
+            PgKind::NumericText => Self::NumericText(
+                StringBuilder::with_capacity(rows, rows * TEXT_BYTES_HINT),
+                String::new(),
+            ),
         }
     }
 
@@ -72,31 +88,45 @@ impl Column {
             Self::Int16(b) => b.append_null(),
             Self::Int32(b) => b.append_null(),
             Self::Int64(b) => b.append_null(),
+            Self::UInt32(b) => b.append_null(),
             Self::Float32(b) => b.append_null(),
             Self::Float64(b) => b.append_null(),
             Self::Bool(b) => b.append_null(),
-            Self::Utf8(b) => b.append_null(),
+            Self::Utf8(b) | Self::Jsonb(b) | Self::NumericText(b, _) => b.append_null(),
             Self::Decimal(b, _) => b.append_null(),
             Self::Date(b) => b.append_null(),
+            Self::Time(b) => b.append_null(),
             Self::Timestamp(b) => b.append_null(),
             Self::Binary(b) => b.append_null(),
+            Self::Uuid(b) => b.append_null(),
         }
     }
 
     #[inline]
-    fn append(&mut self, bytes: &[u8]) -> Result<(), String> {
+    fn append(&mut self, bytes: &[u8]) -> Result<(), DecodeError> {
         match self {
             Self::Int16(b) => b.append_value(i16::from_be_bytes(binary::fixed(bytes)?)),
             Self::Int32(b) => b.append_value(i32::from_be_bytes(binary::fixed(bytes)?)),
             Self::Int64(b) => b.append_value(i64::from_be_bytes(binary::fixed(bytes)?)),
+            Self::UInt32(b) => b.append_value(u32::from_be_bytes(binary::fixed(bytes)?)),
             Self::Float32(b) => b.append_value(f32::from_be_bytes(binary::fixed(bytes)?)),
             Self::Float64(b) => b.append_value(f64::from_be_bytes(binary::fixed(bytes)?)),
             Self::Bool(b) => b.append_value(binary::fixed::<1>(bytes)?[0] != 0),
             Self::Utf8(b) => b.append_value(std::str::from_utf8(bytes).map_err(|e| e.to_string())?),
+            Self::Jsonb(b) => b.append_value(binary::jsonb(bytes)?),
+            Self::NumericText(b, scratch) => {
+                scratch.clear();
+                binary::numeric_text(bytes, scratch)?;
+                b.append_value(scratch.as_str());
+            }
             Self::Decimal(b, scale) => b.append_value(binary::numeric(bytes, *scale)?),
             Self::Date(b) => b.append_value(binary::date(bytes)?),
+            Self::Time(b) => b.append_value(i64::from_be_bytes(binary::fixed(bytes)?)),
             Self::Timestamp(b) => b.append_value(binary::timestamp(bytes)?),
             Self::Binary(b) => b.append_value(bytes),
+            Self::Uuid(b) => b
+                .append_value(binary::uuid(bytes)?)
+                .map_err(|e| e.to_string())?,
         }
         Ok(())
     }
@@ -106,14 +136,17 @@ impl Column {
             Self::Int16(b) => Arc::new(b.finish()),
             Self::Int32(b) => Arc::new(b.finish()),
             Self::Int64(b) => Arc::new(b.finish()),
+            Self::UInt32(b) => Arc::new(b.finish()),
             Self::Float32(b) => Arc::new(b.finish()),
             Self::Float64(b) => Arc::new(b.finish()),
             Self::Bool(b) => Arc::new(b.finish()),
-            Self::Utf8(b) => Arc::new(b.finish()),
+            Self::Utf8(b) | Self::Jsonb(b) | Self::NumericText(b, _) => Arc::new(b.finish()),
             Self::Decimal(b, _) => Arc::new(b.finish()),
             Self::Date(b) => Arc::new(b.finish()),
+            Self::Time(b) => Arc::new(b.finish()),
             Self::Timestamp(b) => Arc::new(b.finish()),
             Self::Binary(b) => Arc::new(b.finish()),
+            Self::Uuid(b) => Arc::new(b.finish()),
         }
     }
 }
@@ -169,7 +202,23 @@ impl BatchBuilder {
             }
             let bytes = raw.as_bytes().map_err(|e| PgError::data(e.to_string()))?;
             column.append(bytes).map_err(|e| {
-                PgError::data(format!("column {:?}: {e}", self.schema.field(i).name()))
+                let field = self.schema.field(i);
+                let pg_type = field
+                    .metadata()
+                    .get(super::PG_TYPE_METADATA_KEY)
+                    .cloned()
+                    .unwrap_or_default();
+                match e {
+                    DecodeError::Unrepresentable(value, reason) => PgError::Unrepresentable {
+                        column: field.name().clone(),
+                        pg_type,
+                        value,
+                        reason,
+                    },
+                    DecodeError::Invalid(e) => {
+                        PgError::data(format!("column {:?} ({pg_type}): {e}", field.name()))
+                    }
+                }
             })?;
         }
         self.rows += 1;

@@ -23,9 +23,12 @@ use crate::connector::{Lease, remaining_millis};
 use crate::{PgError, PostgresConnector};
 
 /// Output settings under which values cast to text print the same way on every server
-/// and in every transaction of a read: ISO dates, UTC.
-pub(crate) const PRINT_SETTINGS: &str =
-    "SET LOCAL datestyle = 'ISO, YMD'; SET LOCAL timezone = 'UTC'";
+/// and in every transaction of a read, in a form their input functions read back as the
+/// same value: ISO dates, UTC, PostgreSQL's interval style, shortest exact floats (inside
+/// arrays, ranges and geometric types) and hex `bytea` (inside arrays).
+pub(crate) const PRINT_SETTINGS: &str = "SET LOCAL datestyle = 'ISO, YMD'; \
+     SET LOCAL timezone = 'UTC'; SET LOCAL intervalstyle = 'postgres'; \
+     SET LOCAL extra_float_digits = 1; SET LOCAL bytea_output = 'hex'";
 
 /// A read's held connection; while held it is inside the read's open transaction.
 #[derive(Default)]

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::pin::pin;
 
-use arrow_array::RecordBatch;
+use connector_postgres::arrow::NumericMapping;
 use connector_postgres::{NullCursor, PostgresConnector};
 use futures_util::StreamExt;
 use resilience_core::Engine;
@@ -90,14 +90,45 @@ pub async fn source(
         check_full(source, ctx.format.extension(), state)?;
     }
     let what = format!("source `{}` (table {})", source.name, source.table);
-    let pg = connect::connector(source.params.clone(), ctx.engine.clone())?;
+    let mut pg = connect::connector(source.params.clone(), ctx.engine.clone())?;
+    pg.set_numeric_mapping(numeric_mapping(ctx.format));
     connect::preflight(ctx.engine, &source.params)
         .await
         .map_err(|e| e.into_cli(&format!("{what}: cannot connect")))?;
-    let fail = |e: &connector_postgres::PgError| CliError::connector(&what, e);
+    let fail = |e: &connector_postgres::PgError| match e {
+        connector_postgres::PgError::Unrepresentable { .. } => {
+            CliError::Usage(format!("{what}: {e}; {}", unrepresentable_hint(ctx.format)))
+        }
+        _ => CliError::connector(&what, e),
+    };
     match source.mode {
         SyncMode::Full => full(ctx, &pg, source, state, &fail).await,
         SyncMode::Incremental => incremental(ctx, &pg, source, state, &fail).await,
+    }
+}
+
+/// How numeric columns reach the encoder: exact text for the text formats (which can write
+/// `NaN`), decimals for Parquet (whose `DECIMAL` readers understand, and which cannot).
+fn numeric_mapping(format: Format) -> NumericMapping {
+    match format {
+        Format::Csv | Format::Jsonl => NumericMapping::Text,
+        Format::Parquet => NumericMapping::Decimal,
+    }
+}
+
+/// What to do about a value the read cannot hold: a numeric `NaN` read as a Parquet
+/// decimal, a timestamp beyond 294247 AD.
+fn unrepresentable_hint(format: Format) -> &'static str {
+    match format {
+        Format::Parquet => {
+            "nothing was committed for this source; to keep such values, sync with --format \
+             csv or --format jsonl, or sync a view that casts the column (to text, or \
+             `NULLIF(column, 'NaN')` where NaN means no value)"
+        }
+        Format::Csv | Format::Jsonl => {
+            "nothing was committed for this source; to keep such values, sync a view that \
+             casts the column to text"
+        }
     }
 }
 
@@ -110,10 +141,12 @@ async fn full(
 ) -> Result<Outcome, CliError> {
     writer::remove_uncommitted(ctx.output, &source.name, u64::MAX)?;
     tracing::info!(source = %source.name, table = %source.table, "full sync started");
+    let schema = pg.get_schema(&source.table).await.map_err(|e| fail(&e))?;
     let mut file = AtomicFile::create(
         ctx.output,
         &writer::full_name(&source.name, ctx.format),
         ctx.format,
+        &schema.arrow,
     )?;
     let mut progress = Progress::new(&source.name);
     let mut chunks = pin!(pg.read(&source.table, None, source.batch_size));
@@ -122,13 +155,8 @@ async fn full(
         file.write(&chunk.batch)?;
         progress.add(chunk.batch.num_rows() as u64);
     }
-    if file.rows() == 0 {
-        // An empty table still gets a file with a header, so "no rows" is distinguishable
-        // from "never synced".
-        let schema = pg.get_schema(&source.table).await.map_err(|e| fail(&e))?;
-        let columns: Vec<_> = schema.columns.iter().collect();
-        file.write(&RecordBatch::new_empty(schema.arrow_for(&columns)))?;
-    }
+    // An empty table still gets a file (a header, a schema), so "no rows" is
+    // distinguishable from "never synced".
     let rows = file.rows();
     let path = file.commit()?;
     state.commit(
@@ -196,6 +224,24 @@ async fn incremental(
     for name in writer::remove_uncommitted(ctx.output, &source.name, next_part)? {
         tracing::warn!(source = %source.name, file = %name, "removed output of an interrupted run (not in the state)");
     }
+    let schema = pg.get_schema(&source.table).await.map_err(|e| fail(&e))?;
+    if let (Format::Parquet, Some(from)) = (ctx.format, &checkpoint) {
+        // Refuse before writing: a NaN met halfway would commit some parts, then stop at
+        // the same row on every later run.
+        if let Some((column, pg_type)) = pg
+            .find_decimal_nan(&source.table, Some(&from.cursor))
+            .await
+            .map_err(|e| fail(&e))?
+        {
+            return Err(CliError::Usage(format!(
+                "source `{}` (table {}): column {column:?} ({pg_type}) holds NaN in the rows \
+                 to sync, which a parquet decimal cannot hold; {}",
+                source.name,
+                source.table,
+                unrepresentable_hint(ctx.format)
+            )));
+        }
+    }
     tracing::info!(source = %source.name, table = %source.table, cursor = %cursor,
         resume = checkpoint.is_some(), "incremental sync started");
     let mut progress = Progress::new(&source.name);
@@ -241,6 +287,7 @@ async fn incremental(
                     ctx.output,
                     &writer::part_name(&source.name, next_part, ctx.format),
                     ctx.format,
+                    &schema.arrow,
                 )?),
             };
             file.write(&chunk.batch)?;

@@ -1,5 +1,6 @@
-//! `resilient sync`: copy the tables a pipeline file declares to CSV or JSON-lines files,
-//! so that an interrupted run never loses or repeats a row.
+//! `resilient sync`: copy the tables a pipeline file declares to CSV, JSON-lines or Parquet
+//! files holding exactly the values in the database ([`format`]), so that an interrupted
+//! run never loses or repeats a row.
 //!
 //! The design, in one paragraph: output is only ever made visible by an atomic rename of a
 //! fsynced file ([`writer`]), and the state file ([`state`]) is only advanced after that,
@@ -13,6 +14,7 @@
 mod config;
 mod connection;
 mod copy;
+mod format;
 mod lock;
 mod progress;
 mod state;

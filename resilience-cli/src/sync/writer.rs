@@ -12,25 +12,21 @@
 //! before a run writes, so no row is ever present twice.
 
 use std::fs::{self, File};
-use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
 use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
 
 use crate::args::Format;
 use crate::error::CliError;
+use crate::sync::format::{self, BatchWriter};
 use crate::sync::state::sync_dir;
-
-enum Encoder {
-    Csv(Box<arrow_csv::Writer<BufWriter<File>>>),
-    Jsonl(arrow_json::LineDelimitedWriter<BufWriter<File>>),
-}
 
 /// A file being written; dropped without [`commit`](Self::commit), it is removed.
 pub struct AtomicFile {
     tmp: PathBuf,
     target: PathBuf,
-    encoder: Option<Encoder>,
+    encoder: Option<Box<dyn BatchWriter>>,
     rows: u64,
 }
 
@@ -45,21 +41,24 @@ pub fn full_name(source: &str, format: Format) -> String {
 }
 
 impl AtomicFile {
-    /// Starts `dir/name` as a temporary file.
-    pub fn create(dir: &Path, name: &str, format: Format) -> Result<AtomicFile, CliError> {
+    /// Starts `dir/name` as a temporary file of `format` holding batches of `schema`.
+    pub fn create(
+        dir: &Path,
+        name: &str,
+        format: Format,
+        schema: &SchemaRef,
+    ) -> Result<AtomicFile, CliError> {
         let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
         let file = File::create(&tmp)
             .map_err(|e| CliError::io(format!("cannot create {}", tmp.display()), e))?;
-        let out = BufWriter::with_capacity(256 * 1024, file);
-        let encoder = match format {
-            Format::Csv => Encoder::Csv(Box::new(
-                arrow_csv::WriterBuilder::new().with_header(true).build(out),
-            )),
-            Format::Jsonl => Encoder::Jsonl(arrow_json::LineDelimitedWriter::new(out)),
-        };
+        let target = dir.join(name);
+        let encoder = format::writer(format, file, schema).map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            encode_error(&target, e)
+        })?;
         Ok(AtomicFile {
             tmp,
-            target: dir.join(name),
+            target,
             encoder: Some(encoder),
             rows: 0,
         })
@@ -72,17 +71,12 @@ impl AtomicFile {
 
     /// Appends a batch.
     pub fn write(&mut self, batch: &RecordBatch) -> Result<(), CliError> {
-        let result = match self.encoder.as_mut() {
-            Some(Encoder::Csv(w)) => w.write(batch),
-            Some(Encoder::Jsonl(w)) => w.write(batch),
-            None => return Err(CliError::Failed("write after commit".into())),
+        let Some(encoder) = self.encoder.as_mut() else {
+            return Err(CliError::Failed("write after commit".into()));
         };
-        result.map_err(|e| {
-            CliError::Failed(format!(
-                "cannot encode rows for {}: {e}",
-                self.target.display()
-            ))
-        })?;
+        encoder
+            .write(batch)
+            .map_err(|e| encode_error(&self.target, e))?;
         self.rows += batch.num_rows() as u64;
         Ok(())
     }
@@ -101,22 +95,34 @@ impl AtomicFile {
     fn finish(&mut self) -> Result<PathBuf, CliError> {
         let tmp = self.tmp.clone();
         let io = |what: &str, e| CliError::io(format!("cannot {what} {}", tmp.display()), e);
-        let out = match self.encoder.take() {
-            Some(Encoder::Csv(w)) => w.into_inner(),
-            Some(Encoder::Jsonl(mut w)) => {
-                w.finish()
-                    .map_err(|e| CliError::Failed(format!("cannot finish JSON: {e}")))?;
-                w.into_inner()
-            }
-            None => return Err(CliError::Failed("committed twice".into())),
-        };
-        let file = out.into_inner().map_err(|e| io("flush", e.into_error()))?;
+        let encoder = self
+            .encoder
+            .take()
+            .ok_or_else(|| CliError::Failed("committed twice".into()))?;
+        let file = encoder
+            .finish()
+            .map_err(|e| encode_error(&self.target, e))?;
         file.sync_all().map_err(|e| io("fsync", e))?;
         drop(file);
         fs::rename(&self.tmp, &self.target).map_err(|e| io("rename", e))?;
         let dir = crate::sync::state::parent(&self.target);
         sync_dir(&dir).map_err(|e| io("fsync the folder of", e))?;
         Ok(self.target.clone())
+    }
+}
+
+/// A failed encoding: a write error is operational (exit 1); a value or column the format
+/// cannot hold, or a table that changed mid-run, is for the operator to resolve (exit 2).
+fn encode_error(target: &Path, e: format::FormatError) -> CliError {
+    let message = format!("cannot write {}: {e}", target.display());
+    match e {
+        format::FormatError::Io(source) => {
+            CliError::io(format!("cannot write {}", target.display()), source)
+        }
+        format::FormatError::Unsupported(_) | format::FormatError::SchemaChanged(_) => {
+            CliError::Usage(message)
+        }
+        format::FormatError::Parquet(_) => CliError::Failed(message),
     }
 }
 
@@ -148,7 +154,7 @@ pub fn remove_uncommitted(
         let uncommitted = name
             .strip_prefix(&format!("{source}."))
             .and_then(|rest| rest.split_once('.'))
-            .filter(|(num, ext)| num.len() == 6 && (*ext == "csv" || *ext == "jsonl"))
+            .filter(|(num, ext)| num.len() == 6 && matches!(*ext, "csv" | "jsonl" | "parquet"))
             .and_then(|(num, _)| num.parse::<u64>().ok())
             .is_some_and(|part| part >= next_part);
         if stray_tmp || uncommitted {
@@ -177,7 +183,8 @@ mod tests {
     fn commit_renames_and_drop_removes() {
         let dir = std::env::temp_dir().join(format!("writer-test-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
-        let mut f = AtomicFile::create(&dir, "t.000001.csv", Format::Csv).unwrap();
+        let mut f =
+            AtomicFile::create(&dir, "t.000001.csv", Format::Csv, &batch().schema()).unwrap();
         f.write(&batch()).unwrap();
         assert!(
             !dir.join("t.000001.csv").exists(),
@@ -188,7 +195,8 @@ mod tests {
             fs::read_to_string(dir.join("t.000001.csv")).unwrap(),
             "id\n1\n2\n"
         );
-        let mut g = AtomicFile::create(&dir, "t.000002.jsonl", Format::Jsonl).unwrap();
+        let mut g =
+            AtomicFile::create(&dir, "t.000002.jsonl", Format::Jsonl, &batch().schema()).unwrap();
         g.write(&batch()).unwrap();
         drop(g);
         let names: Vec<_> = fs::read_dir(&dir)
@@ -216,7 +224,7 @@ mod tests {
         fs::create_dir_all(&dir).unwrap();
         // A non-empty folder where the file should go: the rename fails.
         fs::create_dir_all(dir.join("t.csv/occupied")).unwrap();
-        let mut f = AtomicFile::create(&dir, "t.csv", Format::Csv).unwrap();
+        let mut f = AtomicFile::create(&dir, "t.csv", Format::Csv, &batch().schema()).unwrap();
         f.write(&batch()).unwrap();
         let err = f.commit().unwrap_err();
         assert!(err.to_string().contains("cannot rename"), "{err}");
