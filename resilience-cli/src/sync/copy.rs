@@ -96,9 +96,10 @@ pub async fn source(
         .await
         .map_err(|e| e.into_cli(&format!("{what}: cannot connect")))?;
     let fail = |e: &connector_postgres::PgError| match e {
-        connector_postgres::PgError::Unrepresentable { .. } => {
-            CliError::Usage(format!("{what}: {e}; {}", unrepresentable_hint(ctx.format)))
-        }
+        connector_postgres::PgError::Unrepresentable { value, .. } => CliError::Usage(format!(
+            "{what}: {e}; {}",
+            unrepresentable_hint(ctx.format, value)
+        )),
         _ => CliError::connector(&what, e),
     };
     match source.mode {
@@ -118,14 +119,14 @@ fn numeric_mapping(format: Format) -> NumericMapping {
 
 /// What to do about a value the read cannot hold: a numeric `NaN` read as a Parquet
 /// decimal, a timestamp beyond 294247 AD.
-fn unrepresentable_hint(format: Format) -> &'static str {
+fn unrepresentable_hint(format: Format, value: &str) -> &'static str {
     match format {
-        Format::Parquet => {
+        Format::Parquet if value == "NaN" => {
             "nothing was committed for this source; to keep such values, sync with --format \
              csv or --format jsonl, or sync a view that casts the column (to text, or \
              `NULLIF(column, 'NaN')` where NaN means no value)"
         }
-        Format::Csv | Format::Jsonl => {
+        _ => {
             "nothing was committed for this source; to keep such values, sync a view that \
              casts the column to text"
         }
@@ -238,7 +239,7 @@ async fn incremental(
                  to sync, which a parquet decimal cannot hold; {}",
                 source.name,
                 source.table,
-                unrepresentable_hint(ctx.format)
+                unrepresentable_hint(ctx.format, "NaN")
             )));
         }
     }
