@@ -46,7 +46,12 @@ fn timestamptz_column_syncs_in_every_format_and_mode() {
             let dir = Scratch::new("tstz");
             pipeline(&dir, &db, mode);
             let out = sync_in(dir.path(), &["--format", format]);
-            assert_eq!(out.status.code(), Some(0), "{format} {mode}: {}", text(&out).1);
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{format} {mode}: {}",
+                text(&out).1
+            );
         }
     }
     let csv = sync_full(&db, "tstz-csv", "csv");

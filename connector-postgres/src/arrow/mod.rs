@@ -8,6 +8,7 @@
 
 mod binary;
 mod decode;
+mod float;
 pub mod render;
 pub mod text;
 mod types;

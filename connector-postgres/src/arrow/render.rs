@@ -25,6 +25,7 @@ use arrow_array::{
 };
 use arrow_schema::{DataType, Field, TimeUnit};
 
+use super::float;
 use super::types::{EXTENSION_NAME_KEY, PG_BASE_TYPE_METADATA_KEY};
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
@@ -222,8 +223,9 @@ fn write_int<I: itoa::Integer>(out: &mut Vec<u8>, value: I) {
     out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
 }
 
-/// A `float8` as PostgreSQL prints it: shortest exact digits, fixed notation for decimal
-/// exponents in `-4..15`, else `d.ddde+XX`.
+/// A `float8` as PostgreSQL prints it: the shortest digits that read back exactly (never a
+/// decimal halfway between two floats), fixed notation for decimal exponents in `-4..15`,
+/// else `d.ddde+XX`; `NaN`, `Infinity`, `-Infinity`, `-0`.
 pub fn write_f64(out: &mut Vec<u8>, value: f64) {
     if !write_special(
         out,
@@ -232,7 +234,7 @@ pub fn write_f64(out: &mut Vec<u8>, value: f64) {
         value.is_sign_negative(),
         value == 0.0,
     ) {
-        write_shortest(out, ryu::Buffer::new().format_finite(value), 15);
+        float::write(out, value.abs(), value.is_sign_negative());
     }
 }
 
@@ -246,7 +248,7 @@ pub fn write_f32(out: &mut Vec<u8>, value: f32) {
         value.is_sign_negative(),
         value == 0.0,
     ) {
-        write_shortest(out, ryu::Buffer::new().format_finite(value), 6);
+        float::write(out, value.abs(), value.is_sign_negative());
     }
 }
 
@@ -262,75 +264,6 @@ fn write_special(out: &mut Vec<u8>, nan: bool, infinite: bool, negative: bool, z
     };
     out.extend_from_slice(text);
     true
-}
-
-/// Reformats ryu's shortest representation (`1.5e-7`, `100.0`, `1e16`) the way
-/// PostgreSQL's own Ryu output does.
-fn write_shortest(out: &mut Vec<u8>, repr: &str, fixed_below: i32) {
-    let (negative, body) = match repr.strip_prefix('-') {
-        Some(body) => (true, body),
-        None => (false, repr),
-    };
-    let (mantissa, exponent) = match body.split_once(['e', 'E']) {
-        Some((m, e)) => (m, e.parse::<i32>().unwrap_or(0)),
-        None => (body, 0),
-    };
-    let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    let mut digits = [0u8; 48];
-    let mut len = 0;
-    for b in int_part.bytes().chain(frac_part.bytes()).take(digits.len()) {
-        digits[len] = b;
-        len += 1;
-    }
-    // Position of the decimal point, counted in digits from the first one.
-    let mut point = int_part.len() as i32 + exponent;
-    let mut start = 0;
-    while start < len && digits[start] == b'0' {
-        start += 1;
-        point -= 1;
-    }
-    let mut end = len;
-    while end > start && digits[end - 1] == b'0' {
-        end -= 1;
-    }
-    let digits = &digits[start..end];
-    if digits.is_empty() {
-        out.push(b'0');
-        return;
-    }
-    if negative {
-        out.push(b'-');
-    }
-    let exp10 = point - 1;
-    if (-4..fixed_below).contains(&exp10) {
-        if exp10 >= 0 {
-            let int_len = (exp10 + 1) as usize;
-            if digits.len() <= int_len {
-                out.extend_from_slice(digits);
-                out.resize(out.len() + int_len - digits.len(), b'0');
-            } else {
-                out.extend_from_slice(&digits[..int_len]);
-                out.push(b'.');
-                out.extend_from_slice(&digits[int_len..]);
-            }
-        } else {
-            out.extend_from_slice(b"0.");
-            out.resize(out.len() + (-exp10 - 1) as usize, b'0');
-            out.extend_from_slice(digits);
-        }
-    } else {
-        out.push(digits[0]);
-        if digits.len() > 1 {
-            out.push(b'.');
-            out.extend_from_slice(&digits[1..]);
-        }
-        out.push(b'e');
-        out.push(if exp10 < 0 { b'-' } else { b'+' });
-        if exp10.abs() < 10 {
-            out.push(b'0');
-        }
-        write_int(out, exp10.abs());
-    }
 }
 
 /// A scaled integer as decimal text: `1234567` at scale 2 is `12345.67`; a negative scale

@@ -1,6 +1,8 @@
 //! Shared helpers for the command tests: the binary, scratch folders, test databases.
 #![allow(dead_code)]
 
+pub mod roundtrip;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
