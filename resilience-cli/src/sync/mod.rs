@@ -55,7 +55,8 @@ pub async fn run(args: SyncArgs) -> Result<(), CliError> {
         if !pipeline.sources.iter().any(|s| &s.name == wanted) {
             let known: Vec<&str> = pipeline.sources.iter().map(|s| s.name.as_str()).collect();
             return Err(CliError::Usage(format!(
-                "--source {wanted}: no such source in {}, expected one of: {}",
+                "--source {}: no such source in {}, expected one of: {}",
+                crate::echo::clip(wanted),
                 args.config.display(),
                 known.join(", ")
             )));
