@@ -51,7 +51,8 @@ impl TableSchema {
         self.columns.iter().find(|c| c.name == name).ok_or_else(|| {
             let known: Vec<&str> = self.columns.iter().map(|c| c.name.as_str()).collect();
             PgError::invalid_input(format!(
-                "column {name:?} is not in table {}; its columns are: {}",
+                "column {} is not in table {}; its columns are: {}",
+                crate::echo::quoted(name),
                 self.name,
                 known.join(", ")
             ))

@@ -80,6 +80,24 @@ pub enum PgError {
         reason: &'static str,
     },
 
+    /// An incremental read that refuses rows whose cursor is NULL found some: they cannot
+    /// be placed in cursor order, so they would never be delivered.
+    #[error(
+        "{} of {table} {} a NULL cursor ({}); an incremental read cannot place such rows in \
+         cursor order, and refuses them rather than leave them out unannounced",
+        match rows { 1 => "1 row".to_owned(), n => format!("{n} rows") },
+        if *rows == 1 { "has" } else { "have" },
+        crate::echo::quoted(.column)
+    )]
+    NullCursor {
+        /// Rows whose cursor is NULL.
+        rows: u64,
+        /// The table, as the catalog names it.
+        table: String,
+        /// The cursor column.
+        column: String,
+    },
+
     /// Building an Arrow array or batch failed.
     #[error("arrow: {0}")]
     Arrow(#[from] arrow_schema::ArrowError),
@@ -121,6 +139,15 @@ impl PgError {
         }
     }
 
+    /// The error itself, or the last error inside the engine's verdict: what the
+    /// dependency (or the connector's own checks) said.
+    pub fn cause(&self) -> &PgError {
+        match self {
+            PgError::Stopped(f) => f.last_error.as_ref().map_or(self, PgError::cause),
+            other => other,
+        }
+    }
+
     /// The engine's verdict when the call was stopped by a policy.
     pub fn failure(&self) -> Option<&Failure<PgError>> {
         match self {
@@ -148,9 +175,10 @@ impl ResilientError for PgError {
             | PgError::State { .. }
             | PgError::TestServer(_) => ErrorClass::Config,
             PgError::InvalidInput(_) => ErrorClass::InvalidInput,
-            PgError::Data(_) | PgError::Unrepresentable { .. } | PgError::Arrow(_) => {
-                ErrorClass::Data
-            }
+            PgError::Data(_)
+            | PgError::Unrepresentable { .. }
+            | PgError::Arrow(_)
+            | PgError::NullCursor { .. } => ErrorClass::Data,
             PgError::Stopped(f) => f.class(),
         }
     }
@@ -162,15 +190,18 @@ impl ResilientError for PgError {
 
 /// The driver's message, except that a server error shows its SQLSTATE instead of the
 /// line of the server's own C source that sqlx appends ("... at line 334"), which reads
-/// like a line of the user's file.
+/// like a line of the user's file, and a value the server quotes is cut when long.
 fn driver_message(error: &sqlx::Error) -> String {
     match error {
         sqlx::Error::Database(db) => match db.code() {
             Some(code) => format!(
                 "error returned from database: {} (SQLSTATE {code})",
-                db.message()
+                crate::echo::clip_quoted(db.message())
             ),
-            None => format!("error returned from database: {}", db.message()),
+            None => format!(
+                "error returned from database: {}",
+                crate::echo::clip_quoted(db.message())
+            ),
         },
         other => other.to_string(),
     }

@@ -22,8 +22,8 @@ pub fn quote(ident: &str) -> Result<String, PgError> {
     }
     if ident.contains('\0') {
         return Err(PgError::invalid_input(format!(
-            "identifier {:?} contains a NUL character, which postgresql identifiers cannot hold",
-            ident.replace('\0', "\\0")
+            "identifier {} contains a NUL character, which postgresql identifiers cannot hold",
+            crate::echo::quoted(&ident.replace('\0', "\\0"))
         )));
     }
     let mut quoted = String::with_capacity(ident.len() + 2);
@@ -91,8 +91,10 @@ pub(crate) async fn resolve(
     match oid {
         Some((oid,)) => Ok((QualifiedName::new(schema, table), oid.0)),
         None => Err(PgError::invalid_input(format!(
-            "table {table:?} is not in the catalog of schema {schema:?}; \
-             names must be spelled exactly as discover() lists them"
+            "table {} is not in the catalog of schema {}; names must be spelled exactly \
+             as the catalog lists them, case included",
+            crate::echo::quoted(table),
+            crate::echo::quoted(schema)
         ))),
     }
 }

@@ -156,8 +156,9 @@ impl PostgresConnector {
         let cursor = schema.column(cursor_field)?;
         if !CURSOR_TYPES.contains(&cursor.type_name.as_str()) {
             return Err(PgError::invalid_input(format!(
-                "cursor column {cursor_field:?} has type {}; allowed cursor types: smallint, \
+                "cursor column {} has type {}; allowed cursor types: smallint, \
                  integer, bigint, numeric, date, timestamp, timestamptz, text, varchar, char",
+                crate::echo::quoted(cursor_field),
                 cursor.pg_type
             )));
         }
@@ -171,11 +172,11 @@ impl PostgresConnector {
             .await?;
         if bounds.null_rows > 0 {
             if options.null_cursor == NullCursor::Error {
-                return Err(PgError::data(format!(
-                    "{} rows of {} have a NULL {cursor_field:?}; an incremental read cannot \
-                     order them (use NullCursor::Skip to leave them out)",
-                    bounds.null_rows, schema.name
-                )));
+                return Err(PgError::NullCursor {
+                    rows: bounds.null_rows,
+                    table: schema.name.to_string(),
+                    column: cursor_field.to_owned(),
+                });
             }
             tracing::warn!(table = %schema.name, cursor = cursor_field, rows = bounds.null_rows,
                 "skipping rows whose cursor is NULL");

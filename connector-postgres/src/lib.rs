@@ -28,6 +28,7 @@ mod classify;
 pub mod cluster;
 pub mod config;
 mod connector;
+mod echo;
 mod error;
 mod ident;
 mod incremental;

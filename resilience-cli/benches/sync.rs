@@ -156,9 +156,12 @@ fn sync_command(work: &Path, pipeline: &Path, format: &str, profile: Option<&str
         "--output".into(),
         work.join(format!("out-{format}")).display().to_string(),
         "--state".into(),
-        work.join(format!("state-{format}-{}.json", profile.unwrap_or("default")))
-            .display()
-            .to_string(),
+        work.join(format!(
+            "state-{format}-{}.json",
+            profile.unwrap_or("default")
+        ))
+        .display()
+        .to_string(),
         "--format".into(),
         format.into(),
     ];
@@ -285,4 +288,3 @@ async fn prepare() -> Result<TestServer, BoxError> {
     conn.close().await?;
     Ok(server)
 }
-

@@ -8,7 +8,7 @@
 //! timeout, once per attempt; directly, it is refused at once, retried with the policy's
 //! backoff, and classified, so a wrong password exits 2 and a down server exits 1.
 
-use connector_postgres::{PgError, PgParams, PostgresConnector, classify};
+use connector_postgres::{PgError, PgParams, PostgresConnector};
 use resilience_core::policy::PolicySet;
 use resilience_core::{Call, Engine, ErrorClass, Failure, ResilientError};
 use sqlx::{Connection, PgConnection};
@@ -50,9 +50,10 @@ pub fn from_flags(
 /// Why a direct connection failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
-    /// The driver's error (refused, authentication, unknown database, TLS).
+    /// The driver's error (refused, authentication, unknown database, TLS), worded as the
+    /// connector words it: the SQLSTATE rather than the server's source line.
     #[error("{0}")]
-    Sql(sqlx::Error),
+    Sql(PgError),
     /// No answer within the connect timeout.
     #[error("no answer within {}ms", .0.as_millis())]
     Timeout(std::time::Duration),
@@ -67,7 +68,7 @@ pub enum ConnectError {
 impl ResilientError for ConnectError {
     fn class(&self) -> ErrorClass {
         match self {
-            ConnectError::Sql(e) => classify(e),
+            ConnectError::Sql(e) => e.class(),
             ConnectError::Timeout(_) => ErrorClass::Timeout,
             ConnectError::Credential(_) => ErrorClass::Config,
             ConnectError::Stopped(f) => f.class(),
@@ -83,7 +84,7 @@ impl ConnectError {
     /// The SQLSTATE the server answered with, if any.
     pub fn sqlstate(&self) -> Option<String> {
         match self {
-            ConnectError::Sql(sqlx::Error::Database(db)) => db.code().map(|c| c.into_owned()),
+            ConnectError::Sql(e) => e.sqlstate(),
             ConnectError::Stopped(f) => f.last_error.as_ref().and_then(ConnectError::sqlstate),
             _ => None,
         }
@@ -108,7 +109,7 @@ pub async fn connect_once(
         .connect_options(secret.as_ref())
         .application_name(application);
     match tokio::time::timeout(params.connect_timeout, PgConnection::connect_with(&options)).await {
-        Ok(result) => result.map_err(ConnectError::Sql),
+        Ok(result) => result.map_err(|e| ConnectError::Sql(PgError::Driver(e))),
         Err(_) => Err(ConnectError::Timeout(params.connect_timeout)),
     }
 }

@@ -79,6 +79,20 @@ impl CliError {
         }
     }
 
+    /// An I/O error while preparing a run (the state, output and lock paths): a path that
+    /// names the wrong kind of thing, or one the user may not write, is a configuration
+    /// problem (exit 2); anything else (a full disk, a failing device) is operational.
+    pub fn setup_io(context: impl Into<String>, source: std::io::Error) -> Self {
+        use std::io::ErrorKind::*;
+        match source.kind() {
+            NotADirectory | IsADirectory | AlreadyExists | PermissionDenied
+            | ReadOnlyFilesystem | InvalidData | InvalidFilename | NotFound => {
+                CliError::Usage(format!("{}: {source}", context.into()))
+            }
+            _ => CliError::io(context, source),
+        }
+    }
+
     /// A connector error: configuration, authentication and invalid-input classes are
     /// usage errors (exit 2), everything else is an operational failure (exit 1).
     pub fn connector(context: &str, error: &connector_postgres::PgError) -> Self {
@@ -113,5 +127,15 @@ mod tests {
         };
         assert_eq!(at.to_string(), "p.toml:3:7: unknown field");
         assert_eq!(at.exit_code(), EXIT_USAGE);
+    }
+
+    #[test]
+    fn setup_paths_of_the_wrong_kind_are_usage_errors() {
+        use std::io::{Error, ErrorKind};
+        let wrong = CliError::setup_io("--output out", Error::from(ErrorKind::NotADirectory));
+        assert_eq!(wrong.exit_code(), EXIT_USAGE);
+        assert!(wrong.to_string().starts_with("--output out: "), "{wrong}");
+        let full = CliError::setup_io("--output out", Error::from(ErrorKind::StorageFull));
+        assert_eq!(full.exit_code(), EXIT_FAILURE);
     }
 }

@@ -212,6 +212,6 @@ fn print_text(r: &Report, detailed: bool) {
             "pool:             {} connections, {} idle",
             h.pool_size, h.pool_idle
         );
-        println!("state:            {:?}", h.state);
+        println!("state:            {}", h.state);
     }
 }

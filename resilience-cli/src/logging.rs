@@ -47,7 +47,13 @@ pub fn init(verbose: u8, journal_dir: Option<&Path>) -> Result<(), CliError> {
         Some(dir) => {
             let path = crate::args::journal_path(dir);
             let layer = JournalLayer::open(&path).map_err(|e| {
-                CliError::io(format!("cannot open the journal {}", path.display()), e)
+                CliError::setup_io(
+                    format!(
+                        "cannot open the journal {} (kept next to the state)",
+                        path.display()
+                    ),
+                    e,
+                )
             })?;
             Some(
                 layer

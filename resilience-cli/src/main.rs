@@ -9,6 +9,7 @@ mod args;
 mod connect;
 mod debug_cmd;
 mod demo;
+mod echo;
 mod error;
 mod explain;
 mod health_cmd;
@@ -59,7 +60,9 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", redact::redact_urls(&e.to_string()));
+            let text = e.to_string();
+            let message = redact::redact_urls(&text);
+            eprintln!("error: {}", echo::bounded(&message));
             ExitCode::from(e.exit_code())
         }
     }

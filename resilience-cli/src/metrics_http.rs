@@ -24,9 +24,14 @@ pub async fn serve(
     addr: SocketAddr,
     recorder: MemoryRecorder,
 ) -> Result<(SocketAddr, JoinHandle<()>), CliError> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|e| CliError::io(format!("cannot listen on {addr} for metrics"), e))?;
+    // Any refusal to bind (in use, not a local address, a privileged port) is the
+    // caller's to fix: a configuration error.
+    let listener = TcpListener::bind(addr).await.map_err(|e| {
+        CliError::Usage(format!(
+            "--metrics-addr {addr}: cannot listen there: {e}; choose a free port, or port 0 \
+             for any free one"
+        ))
+    })?;
     let bound = listener
         .local_addr()
         .map_err(|e| CliError::io("cannot read the metrics address", e))?;

@@ -124,10 +124,19 @@ pub(crate) fn check_lag(lag: Option<Lag>, type_name: &str) -> Result<(), PgError
     if ok {
         return Ok(());
     }
-    Err(PgError::invalid_input(format!(
-        "lag {lag:?} does not fit a {type_name} cursor; use Lag::Time for date, timestamp and \
-         timestamptz cursors, Lag::Units (not negative) for integer cursors, and no lag otherwise"
-    )))
+    let lag = match lag {
+        Some(Lag::Time(d)) => format!("{}s", d.as_secs_f64()),
+        Some(Lag::Units(n)) => format!("{n} units"),
+        None => "none".into(),
+    };
+    Err(PgError::config(
+        "lag",
+        format!(
+            "a lag of {lag} does not fit a cursor of type {type_name}: date, timestamp and \
+             timestamptz cursors take a duration, integer cursors a whole number of units (not \
+             negative), other cursors no lag"
+        ),
+    ))
 }
 
 /// A checkpoint must come from a read of the same cursor and key columns.
@@ -138,11 +147,23 @@ pub(crate) fn check_checkpoint(
 ) -> Result<(), PgError> {
     let keys: Vec<&str> = from.primary_key.iter().map(|v| v.column.as_str()).collect();
     if from.cursor.column != cursor || keys != schema.primary_key {
-        return Err(PgError::invalid_input(format!(
-            "checkpoint is for cursor {:?} and key {keys:?}, but this read uses cursor {cursor:?} \
-             and key {:?} of {}",
-            from.cursor.column, schema.primary_key, schema.name
-        )));
+        let list = |names: &[&str]| -> String {
+            let quoted: Vec<String> = names.iter().map(|n| crate::echo::quoted(n)).collect();
+            quoted.join(", ")
+        };
+        let table_keys: Vec<&str> = schema.primary_key.iter().map(String::as_str).collect();
+        return Err(PgError::config(
+            "checkpoint",
+            format!(
+                "the checkpoint is for cursor {} and key ({}), but this read uses cursor {} and \
+                 key ({}) of {}",
+                crate::echo::quoted(&from.cursor.column),
+                list(&keys),
+                crate::echo::quoted(cursor),
+                list(&table_keys),
+                schema.name
+            ),
+        ));
     }
     Ok(())
 }

@@ -36,15 +36,17 @@
 use std::collections::{BTreeMap, HashSet};
 use std::num::NonZeroUsize;
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use connector_postgres::{IncrementalOptions, Lag, NullCursor, PgParams};
 use resilience_core::policy::PolicySet;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::echo;
 use crate::error::CliError;
 use crate::sync::connection::{RawConnection, connection};
+use crate::sync::location::{Locations, locate};
 
 /// How a source is copied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -76,9 +78,9 @@ struct RawSource {
     #[serde(rename = "type")]
     _kind: SourceType,
     connection: Spanned<String>,
-    table: String,
+    table: Spanned<String>,
     sync_mode: SyncMode,
-    cursor_field: Option<String>,
+    cursor_field: Option<Spanned<String>>,
     policy: Option<Spanned<String>>,
     batch_size: Option<NonZeroUsize>,
     null_cursor: Option<Spanned<RawNullCursor>>,
@@ -120,6 +122,8 @@ pub struct Source {
     pub batch_size: usize,
     /// Incremental: NULL-cursor policy and lag window.
     pub incremental: IncrementalOptions,
+    /// Where the source's settings are written in the pipeline file.
+    pub at: Locations,
 }
 
 /// The NULL-cursor policy when a source does not set `null_cursor`.
@@ -151,8 +155,14 @@ pub fn load(
         ))
     })?;
     let at = |span: Range<usize>, message: String| located(path, &text, span.start, message);
-    let raw: RawPipeline = toml::from_str(&text)
-        .map_err(|e| at(e.span().unwrap_or(0..0), e.message().trim_end().to_owned()))?;
+    let loc = |span: Range<usize>| locate(path, &text, span.start);
+    let raw: RawPipeline = toml::from_str(&text).map_err(|e| {
+        let message = echo::plain(e.message().trim_end(), ("a table", "table"));
+        at(
+            e.span().unwrap_or(0..0),
+            echo::clip_quoted(&message).into_owned(),
+        )
+    })?;
     let mut connections = BTreeMap::new();
     for (name, conn) in &raw.connections {
         connections.insert(name.as_str(), connection(conn, &at)?);
@@ -172,7 +182,10 @@ pub fn load(
         {
             return Err(at(
                 src.name.span(),
-                format!("source name `{name}` must be letters, digits, `_` or `-`"),
+                format!(
+                    "source name {} must be letters, digits, `_` or `-`",
+                    echo::echo(name)
+                ),
             ));
         }
         if !seen.insert(name.clone()) {
@@ -191,8 +204,8 @@ pub fn load(
                     at(
                         src.connection.span(),
                         format!(
-                            "unknown connection `{}`, expected one of: {}",
-                            src.connection.get_ref(),
+                            "unknown connection {}, expected one of: {}",
+                            echo::echo(src.connection.get_ref()),
                             if known.is_empty() {
                                 "(none declared under [connections.NAME])".to_owned()
                             } else {
@@ -208,8 +221,8 @@ pub fn load(
                 return Err(at(
                     policy.span(),
                     format!(
-                        "unknown policy `{}`, expected one of: {}",
-                        policy.get_ref(),
+                        "unknown policy {}, expected one of: {}",
+                        echo::echo(policy.get_ref()),
                         known.join(", ")
                     ),
                 ));
@@ -223,17 +236,32 @@ pub fn load(
             ));
         }
         let incremental = incremental_options(src, name, &at)?;
+        let at = Locations {
+            source: loc(spanned.span()),
+            table: loc(src.table.span()),
+            cursor_field: src.cursor_field.as_ref().map(|c| loc(c.span())),
+            lag: src.lag.as_ref().map(|l| loc(l.span())),
+            null_cursor: src.null_cursor.as_ref().map(|n| loc(n.span())),
+            connection: match override_url {
+                Some(_) => None,
+                None => raw
+                    .connections
+                    .get(src.connection.get_ref().as_str())
+                    .map(|c| loc(c.span())),
+            },
+        };
         sources.push(Source {
             name: name.clone(),
             params,
-            table: src.table.clone(),
+            table: src.table.get_ref().clone(),
             mode: src.sync_mode,
-            cursor_field: src.cursor_field.clone(),
+            cursor_field: src.cursor_field.as_ref().map(|c| c.get_ref().clone()),
             batch_size: src
                 .batch_size
                 .or(raw.pipeline.batch_size)
                 .map_or(DEFAULT_BATCH, NonZeroUsize::get),
             incremental,
+            at,
         });
     }
     Ok(Pipeline {
@@ -285,7 +313,10 @@ fn incremental_options(
                 Lag::Time(humantime::parse_duration(text.trim()).map_err(|e| {
                     at(
                         lag.span(),
-                        format!("source `{name}`: invalid lag `{text}`: {e}; {expected}"),
+                        format!(
+                            "source `{name}`: invalid lag {}: {e}; {expected}",
+                            echo::echo(text)
+                        ),
                     )
                 })?)
             }
@@ -293,7 +324,8 @@ fn incremental_options(
                 return Err(at(
                     lag.span(),
                     format!(
-                        "source `{name}`: invalid lag {other}, a {}; {expected}",
+                        "source `{name}`: invalid lag {}, a {}; {expected}",
+                        echo::clip(&other.to_string()),
                         other.type_str()
                     ),
                 ));
@@ -306,15 +338,7 @@ fn incremental_options(
 
 /// A `file:line:column` error for byte offset `offset` of `text`.
 fn located(file: &Path, text: &str, offset: usize, message: String) -> CliError {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    CliError::ConfigAt {
-        file: PathBuf::from(file),
-        line,
-        column,
-        message,
-    }
+    locate(file, text, offset).error(message)
 }
 
 #[cfg(test)]

@@ -8,15 +8,18 @@ use std::path::Path;
 use std::pin::pin;
 
 use connector_postgres::arrow::NumericMapping;
-use connector_postgres::{NullCursor, PostgresConnector};
+use connector_postgres::{PgError, PostgresConnector};
 use futures_util::StreamExt;
 use resilience_core::Engine;
 
 use crate::args::Format;
 use crate::connect;
+use crate::echo::clip;
 use crate::error::CliError;
 use crate::sync::config::{Source, SyncMode};
+use crate::sync::ownership::{Claim, remove_orphans};
 use crate::sync::progress::Progress;
+use crate::sync::source_error;
 use crate::sync::state::{SourceState, StateFile};
 use crate::sync::writer::{self, AtomicFile};
 
@@ -30,6 +33,8 @@ pub struct Context<'a> {
     pub format: Format,
     /// Incremental: rows per committed part.
     pub commit_rows: usize,
+    /// The output folder, owned by this run.
+    pub claim: &'a Claim,
 }
 
 /// What a run of one source reports for the run's summary.
@@ -42,11 +47,11 @@ pub struct Outcome {
 }
 
 /// How to start a source over, for the consistency errors.
-fn reset_hint(source: &str, state: &StateFile) -> String {
+pub(crate) fn reset_hint(source: &str, state: &Path) -> String {
     format!(
         "to start over, delete the entry \"{source}\" under \"sources\" in {} and the \
          source's files `{source}.*` in the output folder, or use a new --state and --output",
-        state.path().display()
+        state.display()
     )
 }
 
@@ -62,19 +67,20 @@ fn check_full(source: &Source, format: &str, state: &StateFile) -> Result<(), Cl
         }) if *table == source.table && f == format => Ok(()),
         Some(SourceState::Full {
             table, format: f, ..
-        }) => Err(CliError::Usage(format!(
-            "source `{}`: the state was written for a full sync of table {table} in format {f}; \
+        }) => Err(source.at.table.error(format!(
+            "source `{}`: the state was written for a full sync of table {} in format {f}; \
              the pipeline now says table {}, format {format}; {}",
             source.name,
-            source.table,
-            reset_hint(&source.name, state)
+            clip(table),
+            clip(&source.table),
+            reset_hint(&source.name, state.path())
         ))),
-        Some(SourceState::Incremental { next_part, .. }) => Err(CliError::Usage(format!(
+        Some(SourceState::Incremental { next_part, .. }) => Err(source.at.source.error(format!(
             "source `{}` was synced in incremental mode with this state ({} committed part files); \
              a full sync would drop its checkpoint and leave those parts next to the snapshot; {}",
             source.name,
             next_part.saturating_sub(1),
-            reset_hint(&source.name, state)
+            reset_hint(&source.name, state.path())
         ))),
     }
 }
@@ -89,18 +95,24 @@ pub async fn source(
         // Before connecting: a state mismatch is the operator's to fix, whatever the server.
         check_full(source, ctx.format.extension(), state)?;
     }
-    let what = format!("source `{}` (table {})", source.name, source.table);
     let mut pg = connect::connector(source.params.clone(), ctx.engine.clone())?;
     pg.set_numeric_mapping(numeric_mapping(ctx.format));
     connect::preflight(ctx.engine, &source.params)
         .await
-        .map_err(|e| e.into_cli(&format!("{what}: cannot connect")))?;
-    let fail = |e: &connector_postgres::PgError| match e {
-        connector_postgres::PgError::Unrepresentable { value, .. } => CliError::Usage(format!(
-            "{what}: {e}; {}",
+        .map_err(|e| source_error::connect(source, e))?;
+    let state_path = state.path().to_owned();
+    if source.mode == SyncMode::Incremental {
+        source_error::check_incremental(&pg, source, &state_path).await?;
+    }
+    let invalid_at = source_error::invalid_at(source);
+    let fail = |e: &PgError| match e.cause() {
+        PgError::Unrepresentable { value, .. } => CliError::Usage(format!(
+            "{}, declared at {}: {e}; {}",
+            source_error::what(source),
+            source.at.source,
             unrepresentable_hint(ctx.format, value)
         )),
-        _ => CliError::connector(&what, e),
+        _ => source_error::read(source, &state_path, e, invalid_at),
     };
     match source.mode {
         SyncMode::Full => full(ctx, &pg, source, state, &fail).await,
@@ -140,8 +152,8 @@ async fn full(
     state: &mut StateFile,
     fail: &impl Fn(&connector_postgres::PgError) -> CliError,
 ) -> Result<Outcome, CliError> {
-    writer::remove_uncommitted(ctx.output, &source.name, u64::MAX)?;
-    tracing::info!(source = %source.name, table = %source.table, "full sync started");
+    remove_orphans(ctx.output, &source.name, None)?;
+    tracing::info!(source = %source.name, table = %clip(&source.table), "full sync started");
     let schema = pg.get_schema(&source.table).await.map_err(|e| fail(&e))?;
     let mut file = AtomicFile::create(
         ctx.output,
@@ -159,6 +171,7 @@ async fn full(
     // An empty table still gets a file (a header, a schema), so "no rows" is
     // distinguishable from "never synced".
     let rows = file.rows();
+    ctx.claim.before_commit(state)?;
     let path = file.commit()?;
     state.commit(
         &source.name,
@@ -204,25 +217,27 @@ async fn incremental(
             ..
         }) => {
             if *table != source.table || *cursor_field != cursor || *f != format {
-                return Err(CliError::Usage(format!(
+                let (table, cursor_field) = (clip(table), clip(cursor_field));
+                return Err(source.at.table.error(format!(
                     "source `{}`: the state was written for table {table}, cursor {cursor_field}, format {f}; \
-                     the pipeline now says table {}, cursor {cursor}, format {format}; {}",
+                     the pipeline now says table {}, cursor {}, format {format}; {}",
                     source.name,
-                    source.table,
-                    reset_hint(&source.name, state)
+                    clip(&source.table),
+                    clip(&cursor),
+                    reset_hint(&source.name, state.path())
                 )));
             }
             (checkpoint.clone(), *next_part, *rows, *null_cursor_rows)
         }
         Some(SourceState::Full { .. }) => {
-            return Err(CliError::Usage(format!(
+            return Err(source.at.source.error(format!(
                 "source `{}` was synced in full mode with this state; {}",
                 source.name,
-                reset_hint(&source.name, state)
+                reset_hint(&source.name, state.path())
             )));
         }
     };
-    for name in writer::remove_uncommitted(ctx.output, &source.name, next_part)? {
+    for name in remove_orphans(ctx.output, &source.name, Some(next_part))? {
         tracing::warn!(source = %source.name, file = %name, "removed output of an interrupted run (not in the state)");
     }
     let schema = pg.get_schema(&source.table).await.map_err(|e| fail(&e))?;
@@ -235,15 +250,15 @@ async fn incremental(
             .map_err(|e| fail(&e))?
         {
             return Err(CliError::Usage(format!(
-                "source `{}` (table {}): column {column:?} ({pg_type}) holds NaN in the rows \
-                 to sync, which a parquet decimal cannot hold; {}",
-                source.name,
-                source.table,
+                "{}, declared at {}: column {column:?} ({pg_type}) holds NaN in the rows to \
+                 sync, which a parquet decimal cannot hold; {}",
+                source_error::what(source),
+                source.at.source,
                 unrepresentable_hint(ctx.format, "NaN")
             )));
         }
     }
-    tracing::info!(source = %source.name, table = %source.table, cursor = %cursor,
+    tracing::info!(source = %source.name, table = %clip(&source.table), cursor = %clip(&cursor),
         resume = checkpoint.is_some(), "incremental sync started");
     let mut progress = Progress::new(&source.name);
     let mut part: Option<AtomicFile> = None;
@@ -255,33 +270,25 @@ async fn incremental(
         source.batch_size,
         source.incremental.clone(),
     ));
-    let null_policy = source.incremental.null_cursor;
-    let fail = |e: &connector_postgres::PgError| {
-        let err = fail(e);
-        if null_policy == NullCursor::Error
-            && matches!(
-                resilience_core::ResilientError::class(e),
-                resilience_core::ErrorClass::Data
-            )
-        {
-            return match err {
-                CliError::Failed(m) => CliError::Failed(format!(
-                    "{m} (rows whose cursor is NULL fail the run under null_cursor = \"error\", \
-                     the default; set null_cursor = \"skip\" on source `{}` to leave them out \
-                     and count them)",
-                    source.name
-                )),
-                other => other,
-            };
-        }
-        err
-    };
     let mut run_rows = 0u64;
     loop {
         let next = chunks.next().await;
         let done = next.is_none();
         if let Some(chunk) = next {
-            let chunk = chunk.map_err(|e| fail(&e))?;
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(e) if run_rows == 0 && part.is_none() => {
+                    let bad = source_error::bad_checkpoint(
+                        pg,
+                        source,
+                        state.path(),
+                        checkpoint.as_ref(),
+                        &e,
+                    );
+                    return Err(bad.await.unwrap_or_else(|| fail(&e)));
+                }
+                Err(e) => return Err(fail(&e)),
+            };
             let file = match part.as_mut() {
                 Some(file) => file,
                 None => part.insert(AtomicFile::create(
@@ -302,6 +309,7 @@ async fn incremental(
         if (full || done) && part.is_some() {
             let file = part.take().expect("checked above");
             let rows = file.rows();
+            ctx.claim.before_commit(state)?;
             let path = file.commit()?;
             checkpoint = pending.take();
             next_part += 1;

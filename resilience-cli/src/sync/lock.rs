@@ -1,13 +1,16 @@
-//! One sync at a time per state file.
+//! One sync at a time per state file, and per output folder.
 //!
 //! Two runs sharing a state file would number their part files alike and overwrite each
-//! other's checkpoints. The lock is a file next to the state, holding the owner's process
-//! id (for messages), and locked with an exclusive advisory lock (`flock`) that the kernel
-//! releases when the owner exits, however it exits. A lock file left by a killed run is
-//! therefore simply locked again: there is no stale-lock takeover that two runs could both
-//! win. The owner removes the file while it still holds the lock; a run that opened the
-//! file just before and then locks the removed file notices that the path no longer names
-//! what it locked, and starts over.
+//! other's checkpoints; two runs sharing an output folder (with different states) would
+//! write parts under the same names. Each is therefore locked for the whole run: the state
+//! by a file next to it (`<state>.lock`), the output folder by a file inside it
+//! (`.resilient-output.lock`). A lock file holds the owner's process id (for messages)
+//! and is locked with an exclusive advisory lock (`flock`) that the kernel releases when
+//! the owner exits, however it exits. A lock file left by a killed run is therefore simply
+//! locked again: there is no stale-lock takeover that two runs could both win. The owner
+//! removes the file while it still holds the lock; a run that opened the file just before
+//! and then locks the removed file notices that the path no longer names what it locked,
+//! and starts over.
 
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
@@ -15,25 +18,53 @@ use std::path::{Path, PathBuf};
 
 use crate::error::CliError;
 
+/// The lock file of an output folder.
+pub const OUTPUT_LOCK: &str = ".resilient-output.lock";
+
 /// Held while a sync runs; removes the lock file when dropped.
 #[derive(Debug)]
-pub struct StateLock {
+pub struct RunLock {
     path: PathBuf,
     file: Option<File>,
 }
 
-impl StateLock {
+/// Why a lock was not taken.
+#[derive(Debug)]
+pub enum LockError {
+    /// Another live run holds it; its process id when it could be read.
+    Busy(Option<String>),
+    /// The lock file could not be created or locked.
+    Failed(CliError),
+}
+
+impl RunLock {
     /// Takes the lock for `state` (the file `<state>.lock`). Another live sync holding it
     /// is a try-again-later condition (exit 1).
-    pub fn acquire(state: &Path) -> Result<StateLock, CliError> {
+    pub fn state(state: &Path) -> Result<RunLock, CliError> {
         let mut name = state.as_os_str().to_owned();
         name.push(".lock");
         let path = PathBuf::from(name);
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            fs::create_dir_all(dir)
-                .map_err(|e| CliError::io(format!("cannot create {}", dir.display()), e))?;
+            fs::create_dir_all(dir).map_err(|e| {
+                CliError::setup_io(format!("--state: cannot create {}", dir.display()), e)
+            })?;
         }
-        let io = |e| CliError::io(format!("cannot lock {}", path.display()), e);
+        RunLock::take(path).map_err(|e| match e {
+            LockError::Busy(owner) => CliError::Failed(format!(
+                "another sync (process {}) is using this state; wait for it to finish and run again",
+                owner.as_deref().unwrap_or("unknown")
+            )),
+            LockError::Failed(e) => e,
+        })
+    }
+
+    /// Takes the lock of the output folder `dir`, which must exist.
+    pub fn output(dir: &Path) -> Result<RunLock, LockError> {
+        RunLock::take(dir.join(OUTPUT_LOCK))
+    }
+
+    fn take(path: PathBuf) -> Result<RunLock, LockError> {
+        let io = |e| LockError::Failed(CliError::io(format!("cannot lock {}", path.display()), e));
         for _ in 0..5 {
             let mut file = OpenOptions::new()
                 .read(true)
@@ -48,10 +79,9 @@ impl StateLock {
                     let mut owner = String::new();
                     let _ = file.read_to_string(&mut owner);
                     let owner = owner.trim();
-                    return Err(CliError::Failed(format!(
-                        "another sync (process {}) is using this state; wait for it to finish and run again",
-                        if owner.is_empty() { "unknown" } else { owner }
-                    )));
+                    return Err(LockError::Busy(
+                        (!owner.is_empty()).then(|| owner.to_owned()),
+                    ));
                 }
                 Err(TryLockError::Error(e)) => return Err(io(e)),
             }
@@ -68,15 +98,15 @@ impl StateLock {
             file.set_len(0).map_err(io)?;
             file.rewind().map_err(io)?;
             write!(file, "{}", std::process::id()).map_err(io)?;
-            return Ok(StateLock {
+            return Ok(RunLock {
                 path,
                 file: Some(file),
             });
         }
-        Err(CliError::Failed(format!(
+        Err(LockError::Failed(CliError::Failed(format!(
             "cannot take the lock {}: other runs keep replacing it; run again",
             path.display()
-        )))
+        ))))
     }
 }
 
@@ -95,7 +125,7 @@ fn still_named(_file: &File, path: &Path) -> bool {
     path.exists()
 }
 
-impl Drop for StateLock {
+impl Drop for RunLock {
     fn drop(&mut self) {
         // Removed while still locked, then unlocked by closing (see the module docs).
         let _ = fs::remove_file(&self.path);
@@ -111,8 +141,8 @@ mod tests {
     fn second_lock_is_refused_and_a_dead_owners_lock_is_taken_over() {
         let dir = std::env::temp_dir().join(format!("lock-test-{}", std::process::id()));
         let state = dir.join("state.json");
-        let first = StateLock::acquire(&state).unwrap();
-        let err = StateLock::acquire(&state).unwrap_err();
+        let first = RunLock::state(&state).unwrap();
+        let err = RunLock::state(&state).unwrap_err();
         assert_eq!(err.exit_code(), 1, "try again later, not a usage error");
         assert!(
             err.to_string()
@@ -123,12 +153,29 @@ mod tests {
         assert!(!dir.join("state.json.lock").exists(), "released on drop");
         // A lock file nobody holds (its run was killed) is simply locked again.
         fs::write(dir.join("state.json.lock"), "4294967295").unwrap();
-        let taken = StateLock::acquire(&state).unwrap();
+        let taken = RunLock::state(&state).unwrap();
         assert_eq!(
             fs::read_to_string(dir.join("state.json.lock")).unwrap(),
             std::process::id().to_string()
         );
         drop(taken);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_output_folder_is_locked_for_one_run() {
+        let dir = std::env::temp_dir().join(format!("lock-output-test-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let first = RunLock::output(&dir).unwrap();
+        match RunLock::output(&dir) {
+            Err(LockError::Busy(owner)) => {
+                assert_eq!(owner, Some(std::process::id().to_string()));
+            }
+            other => panic!("expected busy, got {other:?}"),
+        }
+        drop(first);
+        assert!(!dir.join(OUTPUT_LOCK).exists(), "released on drop");
+        drop(RunLock::output(&dir).unwrap());
         fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -145,7 +192,7 @@ mod tests {
                     let (state, barrier) = (state.clone(), barrier.clone());
                     std::thread::spawn(move || {
                         barrier.wait();
-                        StateLock::acquire(&state).ok()
+                        RunLock::state(&state).ok()
                     })
                 })
                 .collect();

@@ -5,7 +5,9 @@
 //! The design, in one paragraph: output is only ever made visible by an atomic rename of a
 //! fsynced file ([`writer`]), and the state file ([`state`]) is only advanced after that,
 //! also atomically. The state is therefore the commit record: whatever it lists is
-//! complete, whatever it does not list is deleted before the next run writes. Full sources
+//! complete. The output folder records which state owns it ([`ownership`]); a run refuses
+//! a folder holding output its state does not account for, and deletes only the one file
+//! an interrupted run of its own can leave uncommitted. Full sources
 //! are rewritten as one snapshot per run; incremental sources append numbered part files,
 //! one per `commit_rows` rows, and resume from the `(cursor, key)` checkpoint of the last
 //! committed part. Ctrl-C (or SIGTERM) drops the run between two commits, a SIGKILL can
@@ -15,8 +17,11 @@ mod config;
 mod connection;
 mod copy;
 mod format;
+mod location;
 mod lock;
+mod ownership;
 mod progress;
+mod source_error;
 mod state;
 mod writer;
 
@@ -52,16 +57,16 @@ pub async fn run(args: SyncArgs) -> Result<(), CliError> {
         if !pipeline.sources.iter().any(|s| &s.name == wanted) {
             let known: Vec<&str> = pipeline.sources.iter().map(|s| s.name.as_str()).collect();
             return Err(CliError::Usage(format!(
-                "--source {wanted}: no such source in {}, expected one of: {}",
+                "--source {}: no such source in {}, expected one of: {}",
+                crate::echo::clip(wanted),
                 args.config.display(),
                 known.join(", ")
             )));
         }
     }
-    let _lock = lock::StateLock::acquire(&args.state)?;
+    let _lock = lock::RunLock::state(&args.state)?;
     let mut state = StateFile::load(&args.state)?;
-    std::fs::create_dir_all(&args.output)
-        .map_err(|e| CliError::io(format!("cannot create {}", args.output.display()), e))?;
+    let claim = ownership::claim(&args.output, &state, &args.config, &pipeline.sources)?;
     let engine = Engine::new(policies);
     let mut outcomes = Vec::new();
     let work = async {
@@ -74,6 +79,7 @@ pub async fn run(args: SyncArgs) -> Result<(), CliError> {
                 output: &args.output,
                 format: args.format,
                 commit_rows: pipeline.commit_rows,
+                claim: &claim,
             };
             let outcome = copy::source(&ctx, source, &mut state).await?;
             outcomes.push((source.name.clone(), outcome));

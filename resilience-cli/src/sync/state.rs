@@ -2,8 +2,8 @@
 //!
 //! The state file is the commit record of a sync. It is replaced atomically (temporary
 //! file in the same folder, fsync, rename, fsync of the folder) and only after the output
-//! it describes is itself durable. Output that the state does not list is, by definition,
-//! from an interrupted run: the next run deletes it before writing (see `writer`).
+//! it describes is itself durable. The output folder records which state file owns it, and
+//! a run refuses a folder holding files its state does not account for (see `ownership`).
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use connector_postgres::Checkpoint;
 use serde::{Deserialize, Serialize};
 
+use crate::echo;
 use crate::error::CliError;
 
 const VERSION: u32 = 1;
@@ -70,26 +71,56 @@ pub struct StateFile {
     path: PathBuf,
     /// The current state.
     pub state: State,
+    existed: bool,
 }
 
 impl StateFile {
-    /// Loads `path`, or an empty state when it does not exist.
+    /// Loads `path`, or an empty state when it does not exist. A file that is not a
+    /// state file (not UTF-8, not JSON, not the expected fields) is a configuration error
+    /// located at the first byte that is wrong.
     pub fn load(path: &Path) -> Result<StateFile, CliError> {
-        let state = match fs::read_to_string(path) {
-            Ok(text) => serde_json::from_str::<State>(&text).map_err(|e| CliError::ConfigAt {
-                file: path.to_owned(),
-                line: e.line(),
-                column: e.column(),
-                message: format!(
-                    "invalid state file: {e}; restore it or start over with a new --state"
-                ),
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => State {
-                version: VERSION,
-                sources: BTreeMap::new(),
-            },
+        let invalid = |line: usize, column: usize, what: String| CliError::ConfigAt {
+            file: path.to_owned(),
+            line,
+            column,
+            message: format!(
+                "invalid state file: {what}; restore it or start over with a new --state"
+            ),
+        };
+        let (state, existed) = match fs::read(path) {
+            Ok(bytes) => {
+                let text = std::str::from_utf8(&bytes).map_err(|e| {
+                    let good = &bytes[..e.valid_up_to()];
+                    let line = good.iter().filter(|b| **b == b'\n').count() + 1;
+                    let column = good.rsplit(|b| *b == b'\n').next().map_or(0, <[u8]>::len) + 1;
+                    invalid(
+                        line,
+                        column,
+                        format!("byte {} is not UTF-8 text", e.valid_up_to()),
+                    )
+                })?;
+                let state = serde_json::from_str::<State>(text).map_err(|e| {
+                    let message = e.to_string();
+                    let suffix = format!(" at line {} column {}", e.line(), e.column());
+                    let message = message.strip_suffix(&suffix).unwrap_or(&message);
+                    let message = echo::plain(message, ("an object", "object"));
+                    invalid(
+                        e.line(),
+                        e.column(),
+                        echo::clip_quoted(&message).into_owned(),
+                    )
+                })?;
+                (state, true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (
+                State {
+                    version: VERSION,
+                    sources: BTreeMap::new(),
+                },
+                false,
+            ),
             Err(e) => {
-                return Err(CliError::io(
+                return Err(CliError::setup_io(
                     format!("cannot read the state file {}", path.display()),
                     e,
                 ));
@@ -105,7 +136,13 @@ impl StateFile {
         Ok(StateFile {
             path: path.to_owned(),
             state,
+            existed,
         })
+    }
+
+    /// Whether the file existed when it was loaded (a missing file is an empty state).
+    pub fn existed(&self) -> bool {
+        self.existed
     }
 
     /// The state file's path.
@@ -113,9 +150,27 @@ impl StateFile {
         &self.path
     }
 
+    /// Writes the state file if it did not exist when loaded. Runs call this before they
+    /// commit their first output file (`ownership::Claim::before_commit`), so an output
+    /// folder whose state file is missing was written by a state that has since been
+    /// deleted or moved.
+    pub fn ensure_exists(&mut self) -> Result<(), CliError> {
+        if !self.existed {
+            self.write()?;
+            self.existed = true;
+        }
+        Ok(())
+    }
+
     /// Records `entry` for `source` and replaces the file atomically and durably.
     pub fn commit(&mut self, source: &str, entry: SourceState) -> Result<(), CliError> {
         self.state.sources.insert(source.to_owned(), entry);
+        self.write()?;
+        self.existed = true;
+        Ok(())
+    }
+
+    fn write(&self) -> Result<(), CliError> {
         let text = serde_json::to_string_pretty(&self.state)
             .map_err(|e| CliError::Failed(format!("cannot encode the state: {e}")))?;
         write_atomically(&self.path, text.as_bytes()).map_err(|e| {

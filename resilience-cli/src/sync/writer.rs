@@ -8,8 +8,8 @@
 //! A file is written as `.<final name>.<pid>.tmp` in the same folder, fsynced, renamed
 //! into place and the folder fsynced; only then does the state advance. A part whose
 //! number the state has not reached yet is left over from a run killed between the rename
-//! and the state update: [`remove_uncommitted`] deletes it (and stray temporary files)
-//! before a run writes, so no row is ever present twice.
+//! and the state update: the next run deletes it (and stray temporary files) before it
+//! writes, so no row is ever present twice (see `ownership`).
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -134,39 +134,6 @@ impl Drop for AtomicFile {
     }
 }
 
-/// Deletes what an interrupted run of `source` may have left in `dir`: temporary files,
-/// and parts numbered `next_part` or above (renamed but never recorded in the state).
-/// Returns the names removed.
-pub fn remove_uncommitted(
-    dir: &Path,
-    source: &str,
-    next_part: u64,
-) -> Result<Vec<String>, CliError> {
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(CliError::io(format!("cannot list {}", dir.display()), e)),
-    };
-    let mut removed = Vec::new();
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let stray_tmp = name.starts_with(&format!(".{source}.")) && name.ends_with(".tmp");
-        let uncommitted = name
-            .strip_prefix(&format!("{source}."))
-            .and_then(|rest| rest.split_once('.'))
-            .filter(|(num, ext)| num.len() == 6 && matches!(*ext, "csv" | "jsonl" | "parquet"))
-            .and_then(|(num, _)| num.parse::<u64>().ok())
-            .is_some_and(|part| part >= next_part);
-        if stray_tmp || uncommitted {
-            fs::remove_file(entry.path())
-                .map_err(|e| CliError::io(format!("cannot remove {name}"), e))?;
-            removed.push(name);
-        }
-    }
-    removed.sort();
-    Ok(removed)
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -209,12 +176,6 @@ mod tests {
             ["t.000001.csv"],
             "an uncommitted file leaves nothing behind"
         );
-        fs::write(dir.join("t.000002.csv"), "id\n3\n").unwrap();
-        fs::write(dir.join(".t.000003.csv.1.tmp"), "").unwrap();
-        fs::write(dir.join("other.000009.csv"), "").unwrap();
-        let removed = remove_uncommitted(&dir, "t", 2).unwrap();
-        assert_eq!(removed, [".t.000003.csv.1.tmp", "t.000002.csv"]);
-        assert!(dir.join("t.000001.csv").exists() && dir.join("other.000009.csv").exists());
         fs::remove_dir_all(&dir).unwrap();
     }
 

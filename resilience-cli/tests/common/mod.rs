@@ -10,6 +10,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use connector_postgres::cluster::{TestServer, pick_server};
 use sqlx::{AssertSqlSafe, Connection, Executor};
 
+/// The file in a sync's output folder that records which state file owns it.
+pub const OUTPUT_MANIFEST: &str = ".resilient-output.json";
+/// The lock file of a sync's output folder (left behind when a run is killed).
+pub const OUTPUT_LOCK: &str = ".resilient-output.lock";
+
 /// The variable pipeline files name (`password_env`) when the test server needs a password.
 pub const PASSWORD_ENV: &str = "RESILIENT_TEST_PASSWORD";
 
@@ -88,12 +93,14 @@ impl Scratch {
         &self.0
     }
 
-    /// Files in `sub` (sorted names), empty when it does not exist.
+    /// Files in `sub` (sorted names), empty when it does not exist; the manifest and the
+    /// lock file a sync keeps in its output folder are not listed, temporary files are.
     pub fn files(&self, sub: &str) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(self.0.join(sub))
             .map(|rd| {
                 rd.flatten()
                     .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|name| name != OUTPUT_MANIFEST && name != OUTPUT_LOCK)
                     .collect()
             })
             .unwrap_or_default();
