@@ -8,7 +8,6 @@
 
 mod binary;
 mod decode;
-mod float;
 pub mod render;
 pub mod text;
 mod types;
