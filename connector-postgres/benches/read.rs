@@ -52,7 +52,7 @@ fn main() -> Result<(), BoxError> {
 async fn parent() -> Result<(), BoxError> {
     let server = pick_server().await?;
     prepare(&server).await?;
-    let url = server.url(DATABASE);
+    let url = server.url_with_password(DATABASE).expose().to_owned();
     let exe = std::env::current_exe()?;
     // Rounds run the paths back to back, so a noisy neighbour slows a whole round and the
     // per-round ratios stay comparable.

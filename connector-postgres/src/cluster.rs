@@ -14,7 +14,7 @@ use sqlx::{AssertSqlSafe, Connection, Executor};
 
 pub use throwaway::ThrowawayCluster;
 
-use crate::{PgError, PgParams};
+use crate::{PgError, PgParams, Secret};
 
 /// Where the local server is looked for when `DATABASE_URL` is not set.
 const LOCAL: &str = "127.0.0.1:5432";
@@ -62,17 +62,25 @@ impl TestServer {
         params
     }
 
-    /// An admin `postgres://` URL for `database`. It carries the password when
-    /// `DATABASE_URL` did: do not log it.
+    /// An admin `postgres://` URL for `database`, without a password (see
+    /// [`url_with_password`](Self::url_with_password)).
     pub fn url(&self, database: &str) -> String {
+        self.url_inner(database, None)
+    }
+
+    /// The admin URL with the password, when `DATABASE_URL` had one, as a [`Secret`]
+    /// (its `Debug` and `Display` print `***`): for handing to a child process.
+    pub fn url_with_password(&self, database: &str) -> Secret {
+        let password = self
+            .params(database)
+            .password
+            .and_then(|c| c.resolve().ok());
+        Secret::new(self.url_inner(database, password.as_ref()))
+    }
+
+    fn url_inner(&self, database: &str, password: Option<&Secret>) -> String {
         let p = self.params(database);
-        let password = match &p.password {
-            Some(c) => c
-                .resolve()
-                .map(|s| format!(":{}", encode(s.expose())))
-                .unwrap_or_default(),
-            None => String::new(),
-        };
+        let password = password.map_or(String::new(), |s| format!(":{}", encode(s.expose())));
         format!(
             "postgres://{}{password}@{}/{}?sslmode=disable",
             encode(&p.user),
@@ -99,12 +107,7 @@ impl TestServer {
         let p = self.params(database);
         let password = p.password.as_ref().map(|c| c.resolve()).transpose()?;
         let options = p.connect_options(password.as_ref());
-        match tokio::time::timeout(
-            Duration::from_secs(10),
-            PgConnection::connect_with(&options),
-        )
-        .await
-        {
+        match tokio::time::timeout(Duration::from_secs(10), options.connect()).await {
             Ok(conn) => Ok(conn?),
             Err(_) => Err(PgError::TestServer(format!(
                 "connect to {} timed out",

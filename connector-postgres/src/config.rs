@@ -6,6 +6,7 @@
 //! to a [`Secret`] only when options are built; no `Debug` or error of this module
 //! prints it.
 
+mod options;
 mod secret;
 mod ssl;
 mod url;
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 use sqlx::postgres::PgConnectOptions;
 
+pub use options::ConnectOptions;
 pub use secret::{Credential, Secret};
 pub use ssl::SslMode;
 
@@ -184,10 +186,10 @@ impl PgParams {
         Ok(())
     }
 
-    /// sqlx options for these parameters with the resolved password (see
-    /// [`Credential::resolve`]), for a direct connection outside the connector. Never log
-    /// them: sqlx's `Debug` for them prints the password.
-    pub fn connect_options(&self, password: Option<&Secret>) -> PgConnectOptions {
+    /// Options for these parameters with the resolved password (see
+    /// [`Credential::resolve`]), for a direct connection outside the connector. Their
+    /// `Debug` prints `***` for the password.
+    pub fn connect_options(&self, password: Option<&Secret>) -> ConnectOptions {
         let mut options = PgConnectOptions::new_without_pgpass()
             .host(&self.host)
             .port(self.port)
@@ -201,7 +203,7 @@ impl PgParams {
         if let Some(cert) = &self.ssl_root_cert {
             options = options.ssl_root_cert(cert);
         }
-        options
+        ConnectOptions::new(options, password.is_some())
     }
 }
 

@@ -91,7 +91,7 @@ fn main() -> Result<(), BoxError> {
         work.join("policies/raised.toml"),
         "[policy.db.rate_limit]\nrequests_per_minute = 1000000\nburst = 1000000\n",
     )?;
-    let url = server.url(DATABASE);
+    let url = server.url_with_password(DATABASE).expose().to_owned();
     for table in &TABLES {
         let pipeline = work.join(format!("{}.toml", table.name));
         std::fs::write(

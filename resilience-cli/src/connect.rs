@@ -108,7 +108,7 @@ pub async fn connect_once(
     let options = params
         .connect_options(secret.as_ref())
         .application_name(application);
-    match tokio::time::timeout(params.connect_timeout, PgConnection::connect_with(&options)).await {
+    match tokio::time::timeout(params.connect_timeout, options.connect()).await {
         Ok(result) => result.map_err(|e| ConnectError::Sql(PgError::Driver(e))),
         Err(_) => Err(ConnectError::Timeout(params.connect_timeout)),
     }

@@ -98,7 +98,7 @@ struct Fields {
 /// Text values (the message and every string field, e.g. `error=...`) go through the same
 /// URL-password redaction as log lines before they reach the journal.
 fn redacted(text: &str) -> String {
-    crate::redact::redact_urls(text).into_owned()
+    crate::redact::redact_secrets(text).into_owned()
 }
 
 impl Visit for Fields {

@@ -61,7 +61,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let text = e.to_string();
-            let message = redact::redact_urls(&text);
+            let message = redact::redact_secrets(&text);
             eprintln!("error: {}", echo::bounded(&message));
             ExitCode::from(e.exit_code())
         }

@@ -171,6 +171,89 @@ fn health_with_a_wrong_password_names_the_auth_failure_and_hides_the_password() 
 }
 
 #[test]
+fn trace_logs_hold_no_password_in_any_form() {
+    let server = server();
+    let dir = Scratch::new("auth-trace");
+    pipeline(&dir, server.port());
+    // In a URL, in a libpq keyword string, in a URL's query string, and through the
+    // pipeline's password_env.
+    let in_url = server.url(WRONG);
+    let keywords = format!(
+        "host=127.0.0.1 port={} password={WRONG} dbname=x",
+        server.port()
+    );
+    let in_query = format!("postgres://127.0.0.1:{}/x?password={WRONG}", server.port());
+    let runs = [
+        [
+            "health",
+            "--connector",
+            "postgres",
+            "--database-url",
+            &in_url,
+        ],
+        [
+            "health",
+            "--connector",
+            "postgres",
+            "--database-url",
+            &keywords,
+        ],
+        [
+            "debug",
+            "--connector",
+            "postgres",
+            "--database-url",
+            &in_query,
+        ],
+    ];
+    // A keyword string where an error message echoes it: the name of a variable.
+    std::fs::write(
+        dir.path().join("kw.toml"),
+        format!(
+            "[connections.a]\nurl = \"postgres://{ROLE}@127.0.0.1:{}/postgres\"\n\
+             password_env = \"PGCONN host=h password={WRONG}\"\n[[sources]]\nname = \"t\"\n\
+             type = \"postgres\"\nconnection = \"a\"\ntable = \"t\"\nsync_mode = \"full\"\n",
+            server.port()
+        ),
+    )
+    .unwrap();
+    let out = resilient()
+        .current_dir(dir.path())
+        .args(["sync", "--config", "kw.toml"])
+        .env("RUST_LOG", "trace")
+        .output()
+        .expect("the binary runs");
+    assert!(text(&out).1.contains("password=***"), "{}", text(&out).1);
+    assert_no_secret(&out);
+    for args in runs {
+        let out = resilient()
+            .current_dir(dir.path())
+            .args(args)
+            .env("RUST_LOG", "trace")
+            .output()
+            .expect("the binary runs");
+        assert_no_secret(&out);
+    }
+    let out = resilient()
+        .current_dir(dir.path())
+        .args([
+            "sync",
+            "--config",
+            "p.toml",
+            "--output",
+            "out",
+            "--state",
+            "st/s.json",
+        ])
+        .env(PASSWORD_ENV, RIGHT)
+        .env("RUST_LOG", "trace")
+        .output()
+        .expect("the binary runs");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out).1);
+    assert_no_secret(&out);
+}
+
+#[test]
 fn health_with_a_wrong_password_exits_2() {
     let (out, stdout, stderr) = health_with_wrong_password();
     assert_eq!(

@@ -157,7 +157,15 @@ async fn passwords_never_reach_logs_debug_or_errors() {
         "{logs}"
     );
     assert!(logs.contains("refresh_credentials=true"), "{logs}");
-    for text in [logs, format!("{tested:?} {err} {err:?} {pg:?} {health}")] {
+    let params = pg.params().unwrap();
+    let resolved = params.password.as_ref().map(|c| c.resolve().unwrap());
+    let options = params.connect_options(resolved.as_ref());
+    let url = server.url_with_password("postgres");
+    for text in [
+        logs,
+        format!("{tested:?} {err} {err:?} {pg:?} {health} {params:?} {options:?}"),
+        format!("{url} {url:?} {}", server.url("postgres")),
+    ] {
         assert!(!text.contains(secret), "password leaked: {text}");
     }
 }

@@ -41,7 +41,7 @@ impl Link {
 
     fn options(&self) -> PgConnectOptions {
         let password = self.password.lock().unwrap_or_else(PoisonError::into_inner);
-        self.params.connect_options(password.as_ref())
+        self.params.connect_options(password.as_ref()).into_sqlx()
     }
 
     /// The pool, built on first use with `test_before_acquire` on and the connect

@@ -154,9 +154,13 @@ impl TestDb {
         let _ = conn.close().await;
     }
 
-    /// The admin URL of the database (with the password, if the server has one).
+    /// The admin URL of the database (with the password, if the server has one), for the
+    /// command line of the binary under test.
     pub fn url(&self) -> String {
-        self.server.url(&self.name)
+        self.server
+            .url_with_password(&self.name)
+            .expose()
+            .to_owned()
     }
 
     /// A `[connections.NAME]` body for the database: the URL without a password, and
