@@ -13,15 +13,17 @@ use resilience_core::{ErrorClass, Failure, ResilientError};
 use crate::classify::classify;
 
 /// Everything that can go wrong in the PostgreSQL connector.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, ResilientError)]
 #[non_exhaustive]
 pub enum PgError {
     /// The driver reported an error (I/O, TLS, protocol or a server error with SQLSTATE).
     #[error("{}", driver_message(.0))]
+    #[resilient(classify = classify)]
     Driver(#[from] sqlx::Error),
 
     /// Connecting or a query did not finish in time; the connection was discarded.
     #[error("{what} timed out after {}ms", .after.as_millis())]
+    #[resilient(class = "timeout")]
     Timeout {
         /// What timed out, e.g. `connect to 127.0.0.1:5432`.
         what: String,
@@ -31,6 +33,7 @@ pub enum PgError {
 
     /// A parameter is invalid.
     #[error("invalid {field}: {message}")]
+    #[resilient(class = "config")]
     Config {
         /// The parameter's name, as written in a URL or params struct.
         field: &'static str,
@@ -40,6 +43,7 @@ pub enum PgError {
 
     /// The credential source could not be read (environment variable unset, file missing).
     #[error("cannot read the password from {source_name}: {message}")]
+    #[resilient(class = "config")]
     Credential {
         /// Where the password was to come from (`env PGPASS`, `file /run/secret`).
         source_name: String,
@@ -49,6 +53,7 @@ pub enum PgError {
 
     /// An operation was called in a state that does not allow it.
     #[error("cannot {operation}: the connector is {state}; {hint}")]
+    #[resilient(class = "config")]
     State {
         /// The operation called.
         operation: &'static str,
@@ -60,15 +65,18 @@ pub enum PgError {
 
     /// The request is wrong: unknown table or column, unsupported type or argument.
     #[error("{0}")]
+    #[resilient(class = "invalid_input")]
     InvalidInput(String),
 
     /// The data could not be converted.
     #[error("{0}")]
+    #[resilient(class = "data")]
     Data(String),
 
     /// A valid value the column's Arrow type cannot hold: `NaN` in a numeric column read
     /// as a decimal (see `NumericMapping`), a timestamp after 294247 AD.
     #[error("column {column:?} ({pg_type}) holds {value}: {reason}")]
+    #[resilient(class = "data")]
     Unrepresentable {
         /// The column.
         column: String,
@@ -89,6 +97,7 @@ pub enum PgError {
         if *rows == 1 { "has" } else { "have" },
         crate::echo::quoted(.column)
     )]
+    #[resilient(class = "data")]
     NullCursor {
         /// Rows whose cursor is NULL.
         rows: u64,
@@ -100,14 +109,17 @@ pub enum PgError {
 
     /// Building an Arrow array or batch failed.
     #[error("arrow: {0}")]
+    #[resilient(class = "data")]
     Arrow(#[from] arrow_schema::ArrowError),
 
     /// Starting, stopping or preparing a test server failed.
     #[error("test server: {0}")]
+    #[resilient(class = "config")]
     TestServer(String),
 
     /// The resilience engine stopped the call (retries exhausted, circuit open, deadline).
     #[error("{0}")]
+    #[resilient(failure)]
     Stopped(#[source] Box<Failure<PgError>>),
 }
 
@@ -162,29 +174,6 @@ impl PgError {
             self.class(),
             ErrorClass::InvalidInput | ErrorClass::Data | ErrorClass::Transient
         )
-    }
-}
-
-impl ResilientError for PgError {
-    fn class(&self) -> ErrorClass {
-        match self {
-            PgError::Driver(e) => classify(e),
-            PgError::Timeout { .. } => ErrorClass::Timeout,
-            PgError::Config { .. }
-            | PgError::Credential { .. }
-            | PgError::State { .. }
-            | PgError::TestServer(_) => ErrorClass::Config,
-            PgError::InvalidInput(_) => ErrorClass::InvalidInput,
-            PgError::Data(_)
-            | PgError::Unrepresentable { .. }
-            | PgError::Arrow(_)
-            | PgError::NullCursor { .. } => ErrorClass::Data,
-            PgError::Stopped(f) => f.class(),
-        }
-    }
-
-    fn from_failure(failure: Failure<Self>) -> Self {
-        PgError::Stopped(Box::new(failure))
     }
 }
 

@@ -10,7 +10,7 @@
 
 use connector_postgres::{PgError, PgParams, PostgresConnector};
 use resilience_core::policy::PolicySet;
-use resilience_core::{Call, Engine, ErrorClass, Failure, ResilientError};
+use resilience_core::{Call, Engine, Failure, ResilientError};
 use sqlx::{Connection, PgConnection};
 
 use crate::args::PolicySource;
@@ -48,36 +48,25 @@ pub fn from_flags(
 }
 
 /// Why a direct connection failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, ResilientError)]
 pub enum ConnectError {
     /// The driver's error (refused, authentication, unknown database, TLS), worded as the
     /// connector words it: the SQLSTATE rather than the server's source line.
     #[error("{0}")]
+    #[resilient(classify = ResilientError::class)]
     Sql(PgError),
     /// No answer within the connect timeout.
     #[error("no answer within {}ms", .0.as_millis())]
+    #[resilient(class = "timeout")]
     Timeout(std::time::Duration),
     /// The password could not be read from its source.
     #[error("{0}")]
+    #[resilient(class = "config")]
     Credential(PgError),
     /// The policy gave up.
     #[error("{0}")]
+    #[resilient(failure)]
     Stopped(Box<Failure<ConnectError>>),
-}
-
-impl ResilientError for ConnectError {
-    fn class(&self) -> ErrorClass {
-        match self {
-            ConnectError::Sql(e) => e.class(),
-            ConnectError::Timeout(_) => ErrorClass::Timeout,
-            ConnectError::Credential(_) => ErrorClass::Config,
-            ConnectError::Stopped(f) => f.class(),
-        }
-    }
-
-    fn from_failure(failure: Failure<Self>) -> Self {
-        ConnectError::Stopped(Box::new(failure))
-    }
 }
 
 impl ConnectError {

@@ -13,6 +13,9 @@ use crate::failure::Failure;
 /// original error inside: the caller should see the driver's message unchanged, with the
 /// verdict beside it.
 ///
+/// Derive it (`#[derive(ResilientError)]`, one `#[resilient(...)]` per variant: see the
+/// derive's documentation), or write it by hand:
+///
 /// ```
 /// use resilience_core::{ErrorClass, Failure, ResilientError};
 ///

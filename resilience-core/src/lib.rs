@@ -19,11 +19,13 @@
 //!
 //! ```
 //! use std::sync::atomic::{AtomicU32, Ordering};
-//! use resilience_core::{Call, Engine, ErrorClass, Failure, ResilientError};
+//! use resilience_core::{Call, Engine, Failure, ResilientError};
 //!
-//! #[derive(Debug)]
+//! #[derive(Debug, ResilientError)]
 //! enum DbError {
+//!     #[resilient(class = "connection")]
 //!     Reset,
+//!     #[resilient(failure)]
 //!     Stopped(Box<Failure<DbError>>),
 //! }
 //!
@@ -33,18 +35,6 @@
 //!             DbError::Reset => f.write_str("connection reset by peer"),
 //!             DbError::Stopped(failure) => failure.fmt(f),
 //!         }
-//!     }
-//! }
-//!
-//! impl ResilientError for DbError {
-//!     fn class(&self) -> ErrorClass {
-//!         match self {
-//!             DbError::Reset => ErrorClass::Connection,
-//!             DbError::Stopped(failure) => failure.class(),
-//!         }
-//!     }
-//!     fn from_failure(failure: Failure<Self>) -> Self {
-//!         DbError::Stopped(Box::new(failure))
 //!     }
 //! }
 //!
@@ -106,4 +96,4 @@ pub use resilience_policy::{ClassSet, ErrorClass, Policy, PolicyError, PolicySet
 pub use run::{Attempted, ResultLike, Run};
 
 /// Wraps an `async fn` returning a `Result` in its policy. See the crate docs.
-pub use resilience_macros::resilient_operation;
+pub use resilience_macros::{ResilientError, resilient_operation};

@@ -1,6 +1,6 @@
-//! The `#[resilient_operation]` attribute. Use it through `resilience-core`, which
-//! re-exports it as `resilience_core::resilient_operation`; this crate only holds the
-//! macro.
+//! The `#[resilient_operation]` attribute and `#[derive(ResilientError)]`. Use them through
+//! `resilience-core`, which re-exports them (`resilience_core::resilient_operation`,
+//! `resilience_core::ResilientError`); this crate only holds the macros.
 //!
 //! The macro is glue: it parses its arguments (`args`), checks the function and the
 //! policy name (`validate`, against the policy files through `catalog`), and replaces
@@ -12,10 +12,13 @@
 
 mod args;
 mod catalog;
+mod derive;
 mod expand;
 mod item;
 mod validate;
 
+#[cfg(test)]
+mod derive_tests;
 #[cfg(test)]
 mod tests;
 
@@ -178,6 +181,61 @@ use crate::item::Function;
 #[proc_macro_attribute]
 pub fn resilient_operation(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand(attr.into(), item.into()).into()
+}
+
+/// Implements `ResilientError` for an error enum: each variant says its class, or the
+/// function that classifies its one field, or that it holds the engine's verdict.
+///
+/// ```
+/// use resilience_core::{ErrorClass, Failure, ResilientError};
+///
+/// /// What the driver of this connector reports.
+/// #[derive(Debug)]
+/// struct DriverError { code: u16 }
+///
+/// fn classify(e: &DriverError) -> ErrorClass {
+///     match e.code {
+///         429 => ErrorClass::Throttled,
+///         500..=599 => ErrorClass::Transient,
+///         _ => ErrorClass::InvalidInput,
+///     }
+/// }
+///
+/// #[derive(Debug, ResilientError)]
+/// enum ApiError {
+///     #[resilient(classify = classify)]
+///     Driver(DriverError),
+///     #[resilient(class = "timeout")]
+///     TimedOut { after_ms: u64 },
+///     #[resilient(class = "config")]
+///     MissingToken,
+///     #[resilient(failure)]
+///     Stopped(Box<Failure<ApiError>>),
+/// }
+/// # impl std::fmt::Display for ApiError {
+/// #     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { write!(f, "{self:?}") }
+/// # }
+///
+/// assert_eq!(ApiError::Driver(DriverError { code: 503 }).class(), ErrorClass::Transient);
+/// assert_eq!(ApiError::TimedOut { after_ms: 30 }.class(), ErrorClass::Timeout);
+/// assert_eq!(ApiError::MissingToken.class(), ErrorClass::Config);
+/// ```
+///
+/// - `#[resilient(class = "...")]`: the variant is always of this class (`connection`,
+///   `timeout`, `transient`, `throttled`, `auth`, `config`, `invalid_input`, `data`,
+///   `unknown`);
+/// - `#[resilient(classify = path)]`: the variant has one field, and `path(&field)`
+///   returns its class (a driver error mapped by code, never by message text);
+/// - `#[resilient(failure)]`: exactly one variant, with one field of type
+///   `Failure<Self>` or `Box<Failure<Self>>`, holds the engine's verdict (retries
+///   exhausted, circuit open, deadline passed); its class is the verdict's.
+///
+/// Every variant needs one of them, so a variant added later cannot fall into a default
+/// class unnoticed. On the enum, `#[resilient(crate = "my_facade::resilience")]` names
+/// the path `resilience-core` is re-exported under, for facade crates.
+#[proc_macro_derive(ResilientError, attributes(resilient))]
+pub fn derive_resilient_error(input: TokenStream) -> TokenStream {
+    derive::expand(input.into()).into()
 }
 
 /// The macro on `proc_macro2` tokens, with the policy files of the crate being built.

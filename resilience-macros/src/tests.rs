@@ -29,12 +29,17 @@ fn expand(attr: TokenStream, item: TokenStream) -> String {
 /// Compares the expansion with `tests/expanded/<name>.rs`; `UPDATE_EXPANDED=1` rewrites it.
 #[track_caller]
 fn check(name: &str, attr: TokenStream, item: TokenStream) {
-    let actual = expand(attr, item);
+    compare(name, &expand(attr, item));
+}
+
+/// Compares `actual` with `tests/expanded/<name>.rs`; `UPDATE_EXPANDED=1` rewrites it.
+#[track_caller]
+pub(crate) fn compare(name: &str, actual: &str) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/expanded")
         .join(format!("{name}.rs"));
     if std::env::var_os("UPDATE_EXPANDED").is_some() {
-        std::fs::write(&path, &actual).unwrap();
+        std::fs::write(&path, actual).unwrap();
     }
     let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(

@@ -2,11 +2,13 @@
 #![allow(dead_code)]
 use std::fmt;
 
-use resilience_core::{Engine, ErrorClass, Failure, Resilience, Resilient, ResilientError};
+use resilience_core::{Engine, Failure, Resilience, Resilient, ResilientError};
 
-#[derive(Debug)]
+#[derive(Debug, ResilientError)]
 pub enum DbError {
+    #[resilient(class = "invalid_input")]
     Parse(std::num::ParseIntError),
+    #[resilient(failure)]
     Stopped(Box<Failure<DbError>>),
 }
 
@@ -22,18 +24,6 @@ impl fmt::Display for DbError {
 impl From<std::num::ParseIntError> for DbError {
     fn from(e: std::num::ParseIntError) -> Self {
         DbError::Parse(e)
-    }
-}
-
-impl ResilientError for DbError {
-    fn class(&self) -> ErrorClass {
-        match self {
-            DbError::Parse(_) => ErrorClass::InvalidInput,
-            DbError::Stopped(failure) => failure.class(),
-        }
-    }
-    fn from_failure(failure: Failure<Self>) -> Self {
-        DbError::Stopped(Box::new(failure))
     }
 }
 
