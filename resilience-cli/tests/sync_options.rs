@@ -113,6 +113,14 @@ fn lag_rereads_late_commits_without_repeating_rows() {
     assert_eq!(code, Some(0), "{stderr}");
     want.push(102);
     assert_eq!(ids(&dir), want);
+
+    // A run that copied only a late row did not move the checkpoint back: the next run,
+    // with nothing new, copies nothing (it used to copy the row at 200 again).
+    let cursor = &state(&dir)["sources"]["seq"]["checkpoint"]["cursor"]["value"];
+    assert_eq!(cursor, "300");
+    let (code, stderr) = sync(&dir);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(ids(&dir), want);
 }
 
 #[test]
