@@ -19,7 +19,7 @@
 //! Each line reports the median seconds, the peak RSS and the size of the checkpoint the run
 //! stored (as JSON, what a state file holds). A run that fails prints its error instead.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -128,7 +128,7 @@ fn run_child(
     url: &str,
     phase: &str,
     table: &str,
-    state: &PathBuf,
+    state: &Path,
 ) -> Result<Outcome, String> {
     let out = Command::new(exe)
         .args(["--phase", phase, table, &state.to_string_lossy()])

@@ -44,6 +44,7 @@
 
 mod bounds;
 mod checkpoint;
+mod filter;
 mod legacy;
 mod run;
 mod seen;

@@ -31,7 +31,7 @@ pub struct Checkpoint {
     /// delivered, so the next run's re-read skips exactly those rows. Its size does not
     /// depend on how many rows the window holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lag_window: Option<LagWindow>,
+    pub lag_window: Option<Box<LagWindow>>,
 }
 
 /// A delivered row inside the lag window, as checkpoints of earlier versions listed them:

@@ -15,8 +15,8 @@ use resilience_core::resilient_operation;
 use sqlx::AssertSqlSafe;
 
 use super::checkpoint::RecentRow;
+use super::filter::xid_expr;
 use super::seen::{Band, LagWindow, RunRecord, Segment, Upto};
-use super::window::xid_expr;
 use super::xids::XidSet;
 use crate::arrow::text;
 use crate::catalog::TableSchema;

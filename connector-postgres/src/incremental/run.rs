@@ -11,8 +11,9 @@ use arrow_array::RecordBatch;
 
 use super::bounds::BoundsQuery;
 use super::checkpoint::{self, Checkpoint, IncrementalOptions, NullCursor};
+use super::filter::{self, SNAPSHOT_COLUMN, XID_COLUMN};
 use super::seen::{LagWindow, Low};
-use super::window::{self, Columns, SNAPSHOT_COLUMN, Tracker, XID_COLUMN};
+use super::window::{Columns, Tracker};
 use super::{IncrementalChunk, Lag};
 use crate::arrow::text;
 use crate::catalog::TableSchema;
@@ -135,11 +136,17 @@ impl PostgresConnector {
             (Some(lag), Some(from)) => {
                 add(
                     &mut filters,
-                    |n| format!("{column} >= (${n}::{ty} - ${}::{})", n + 1, lag.sql_type()),
+                    |n| {
+                        format!(
+                            "{column} >= (SELECT ${n}::{ty} - ${}::{})",
+                            n + 1,
+                            lag.sql_type()
+                        )
+                    },
                     [from.cursor.value.clone(), lag.sql_value()],
                 );
                 let base = match (&from.lag_window, from.recent.is_empty()) {
-                    (Some(window), _) => window.clone(),
+                    (Some(window), _) => (**window).clone(),
                     (None, false) => {
                         self.legacy_window(&schema, cursor_field, &from.recent, &session)
                             .await?
@@ -155,7 +162,7 @@ impl PostgresConnector {
             }
         }
         if let Some((base, _)) = &lag_state {
-            window::add_filter(&mut filters, base, &schema, cursor_field)?;
+            filter::add_filter(&mut filters, base, &schema, cursor_field)?;
         }
         let all: Vec<String> = schema.columns.iter().map(|c| c.name.clone()).collect();
         let plan = KeysetPlan::with_filters(&schema, &all, &[cursor_field], filters, batch_size)?
@@ -201,7 +208,8 @@ fn position(from: &Checkpoint) -> Vec<String> {
         .collect()
 }
 
-/// Adds a condition whose parameters are numbered from the next free one.
+/// Adds a condition whose parameters are numbered from the next free one. Bound values are
+/// cast inside scalar subqueries, evaluated once per query rather than once per row.
 fn add<const N: usize>(
     filters: &mut Filters,
     sql: impl FnOnce(usize) -> String,
@@ -226,7 +234,7 @@ fn add_low(
             let ty = lag.window_type(&schema.column(cursor)?.type_name);
             add(
                 filters,
-                |n| format!("{column} >= ${n}::{ty}"),
+                |n| format!("{column} >= (SELECT ${n}::{ty})"),
                 [value.clone()],
             );
         }
@@ -241,7 +249,7 @@ fn add_low(
             let params: Vec<String> = types
                 .iter()
                 .enumerate()
-                .map(|(i, ty)| format!("${}::{ty}", first + i))
+                .map(|(i, ty)| format!("(SELECT ${}::{ty})", first + i))
                 .collect();
             filters
                 .sql
@@ -294,7 +302,8 @@ impl Run {
                 cursor: indices[0],
                 keys: &indices[1..],
             };
-            let fits = lag.tracker.fits(&batch, columns);
+            let generation = self.session.generation();
+            let fits = lag.tracker.fits(&batch, columns, generation, last)?;
             let truncated = fits < batch.num_rows();
             if truncated {
                 tracing::warn!(table = %self.table, rows = fits,
@@ -306,11 +315,10 @@ impl Run {
                 keys = self.plan.last_key(&batch)?;
                 more = false;
             }
-            let generation = self.session.generation();
-            lag_window = Some(
-                lag.tracker
-                    .page(&batch, columns, generation, last && !truncated)?,
-            );
+            let record = lag
+                .tracker
+                .page(&batch, columns, generation, last && !truncated)?;
+            lag_window = Some(Box::new(record));
             let (cursor, key) = (&keys[0], &keys[1..]);
             let ahead = match &lag.best {
                 None => true,

@@ -1,14 +1,12 @@
-//! The lag window during a run: the filter that skips delivered rows, and the record of
-//! what this run read, rebuilt after every page for the checkpoint.
+//! The lag window during a run: what the run has read, rebuilt after every page into the
+//! record its checkpoint carries ([`LagWindow`], see [`super::seen`]).
 //!
-//! Every page of a lag run selects two hidden `bigint` columns (dropped before a batch is
-//! handed out, like key columns added for paging): the row version's inserting transaction
-//! as a full 64-bit id ([`xid_expr`]), and the page's snapshot `xmin`. The filter asks, for
-//! each row of the window, whether the snapshot that last read its position could see it
-//! (see [`super::seen`]): one `CASE` branch per recorded segment, in position order, each a
-//! binary search in an `int8multirange`. Its cost on the server is a few hundred
-//! nanoseconds per row of the window, and nothing about the window's rows travels or is
-//! stored.
+//! Each page's hidden columns ([`super::filter`]) give the snapshot that read it and the
+//! transactions of its rows. A page read in a new transaction (the session's generation
+//! changed after a fault) starts a new segment; its band ids are those at or above the
+//! snapshot's `xmin`. The record after a page is this run's segments (with everything the
+//! starting record counted as visible, inherited) followed by the starting record's
+//! segments for the positions this run has not reached yet.
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
@@ -18,117 +16,13 @@ use super::seen::{self, Band, LagWindow, Low, RunRecord, Segment, Upto};
 use super::xids::XidSet;
 use crate::PgError;
 use crate::arrow::text;
-use crate::catalog::TableSchema;
-use crate::ident::quote;
-use crate::read::page::Bind;
-use crate::read::plan::Filters;
-
-/// Name of the hidden column holding a row's inserting transaction (full 64-bit id).
-pub(crate) const XID_COLUMN: &str = "__resilient_row_xid";
-/// Name of the hidden column holding the page's snapshot `xmin`.
-pub(crate) const SNAPSHOT_COLUMN: &str = "__resilient_snapshot_xmin";
 
 /// A record larger than this many id ranges makes a run stop early (see [`Tracker::fits`]);
 /// at a few bytes a range it keeps a checkpoint well under a megabyte.
 pub(crate) const MAX_RANGES: usize = 50_000;
 
-/// The snapshot's `xmin` as a full transaction id (evaluated once per query).
-const SNAPSHOT_XMIN: &str = "(SELECT pg_snapshot_xmin(pg_current_snapshot())::text::int8)";
-
-/// The full 64-bit id of the transaction that wrote the row version, from the 32-bit
-/// system column `xmin` (qualified by `table` when given).
-///
-/// `age(xmin)` is the 32-bit distance back from the transaction counter as this
-/// transaction first read it (`now`), wrap-around included. With `M` the snapshot's `xmax`
-/// (a full id) and `D = now - M` (computed from `age('3')`, also once per query), the
-/// row's id is `M + D - age`. A visible row was written before the snapshot, so its id is
-/// below `M`, i.e. `age > D`; anything else is a frozen row whose 32-bit id no longer
-/// means anything (the counter has gone round since), and so is `FrozenTransactionId`
-/// (age reports it as `2^31 - 1`): both are old, and come out as `0` or far below any
-/// snapshot's `xmin`.
-pub(crate) fn xid_expr(table: Option<&str>) -> String {
-    let xmin = table.map_or_else(|| "xmin".to_owned(), |t| format!("{t}.xmin"));
-    widen(
-        &format!("age({xmin})"),
-        "age('3'::xid)",
-        "pg_snapshot_xmax(pg_current_snapshot())::text::int8",
-    )
-}
-
-/// [`xid_expr`] from its parts: the row's age, the age of transaction 3 (which gives the
-/// counter's low 32 bits), and the snapshot's `xmax` as a full id.
-fn widen(row_age: &str, age_of_3: &str, xmax: &str) -> String {
-    let m = format!("(SELECT {xmax})");
-    let d = format!("(SELECT (({age_of_3})::int8 + 3 - {xmax}) & 4294967295)");
-    format!("CASE WHEN {row_age} > {d} THEN {m} + {d} - {row_age} ELSE 0 END")
-}
-
-/// Adds the hidden columns and, when the record has segments, the condition that skips
-/// the rows they saw. Types come from the catalog; recorded values are only ever bound.
-pub(crate) fn add_filter(
-    filters: &mut Filters,
-    window: &LagWindow,
-    schema: &TableSchema,
-    cursor: &str,
-) -> Result<(), PgError> {
-    filters
-        .computed
-        .push((XID_COLUMN.to_owned(), xid_expr(None)));
-    filters
-        .computed
-        .push((SNAPSHOT_COLUMN.to_owned(), SNAPSHOT_XMIN.to_owned()));
-    let sets = window.visible_sets();
-    if sets.is_empty() {
-        return Ok(());
-    }
-    let cursor_col = quote(cursor)?;
-    let cursor_ty = &schema.column(cursor)?.pg_type;
-    let mut key_cols = Vec::new();
-    let mut key_tys = Vec::new();
-    for key in &schema.primary_key {
-        key_cols.push(quote(key)?);
-        key_tys.push(schema.column(key)?.pg_type.clone());
-    }
-    let mut branches = Vec::with_capacity(sets.len());
-    for (upto, visible) in sets {
-        let param = |filters: &mut Filters, value: String| {
-            filters.binds.push(Bind::Text(value));
-            filters.binds.len()
-        };
-        let bound = match &upto.key {
-            None => format!(
-                "{cursor_col} <= ${}::{cursor_ty}",
-                param(filters, upto.cursor.clone())
-            ),
-            Some(key) => {
-                let mut values = vec![format!(
-                    "${}::{cursor_ty}",
-                    param(filters, upto.cursor.clone())
-                )];
-                for (value, ty) in key.iter().zip(&key_tys) {
-                    values.push(format!("${}::{ty}", param(filters, value.clone())));
-                }
-                format!(
-                    "({cursor_col}, {}) <= ({})",
-                    key_cols.join(", "),
-                    values.join(", ")
-                )
-            }
-        };
-        let set = param(filters, visible.to_multirange());
-        branches.push(format!(
-            "WHEN {bound} THEN ${set}::int8multirange @> ({})",
-            xid_expr(None)
-        ));
-    }
-    filters
-        .sql
-        .push(format!("NOT (CASE {} ELSE false END)", branches.join(" ")));
-    Ok(())
-}
-
 /// What this run has read so far, and how to record it.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Tracker {
     /// The record the run started from (only what it did not re-read survives).
     base: LagWindow,
@@ -170,31 +64,37 @@ impl Tracker {
         }
     }
 
-    /// How many leading rows of `batch` can be recorded while the record stays within
-    /// [`MAX_RANGES`]: all of them, unless transactions kept running for long while many
-    /// others committed rows inside the window (then at least one, so a run always moves).
-    pub(crate) fn fits(&self, batch: &RecordBatch, columns: Columns<'_>) -> usize {
-        let stored: usize = self
-            .segments
-            .iter()
-            .map(|s| ranges(&s.bands))
-            .sum::<usize>()
-            + ranges(&self.inherited);
-        let (xids, xmin) = match hidden(batch, columns) {
-            Ok(v) => v,
-            Err(_) => return batch.num_rows(),
+    /// How many leading rows of `batch` (read in `generation`, the run's final page when
+    /// `last`) can be recorded while the record stays within [`MAX_RANGES`] id ranges: all
+    /// of them, unless a transaction stayed open while very many others committed rows
+    /// into the window; then fewer, but at least one, so a run always moves on.
+    pub(crate) fn fits(
+        &self,
+        batch: &RecordBatch,
+        columns: Columns<'_>,
+        generation: u64,
+        last: bool,
+    ) -> Result<usize, PgError> {
+        let rows = batch.num_rows();
+        let size = |n: usize| -> Result<usize, PgError> {
+            let mut probe = self.clone();
+            let record = probe.page(&batch.slice(0, n), columns, generation, last && n == rows)?;
+            Ok(record.transaction_ranges())
         };
-        let mut page = XidSet::default();
-        for row in 0..batch.num_rows() {
-            let id = xids.value(row) as u64;
-            if id >= xmin {
-                page.insert_range(id, id + 1);
-                if stored + page.ranges() > MAX_RANGES {
-                    return row.max(1);
-                }
+        if rows <= 1 || size(rows)? <= MAX_RANGES {
+            return Ok(rows);
+        }
+        // The largest prefix that fits, by bisection (1 always qualifies).
+        let (mut fits, mut too_big) = (1, rows);
+        while too_big - fits > 1 {
+            let mid = fits + (too_big - fits) / 2;
+            if size(mid)? <= MAX_RANGES {
+                fits = mid;
+            } else {
+                too_big = mid;
             }
         }
-        batch.num_rows()
+        Ok(fits)
     }
 
     /// Records `batch`, read in the session's transaction `generation`; `last` when the
@@ -321,10 +221,6 @@ fn hidden<'a>(
     Ok((xids, snapshot.value(0) as u64))
 }
 
-fn ranges(bands: &[Band]) -> usize {
-    bands.iter().map(|b| b.xids.ranges()).sum()
-}
-
 /// Whether a segment ending at `end` still covers positions after `progress`. Positions
 /// are compared by cursor ordinal only (keys need the server's collation), so a segment
 /// ending at the same cursor is kept unless it ends exactly there: keeping too much only
@@ -351,6 +247,7 @@ mod tests {
     use arrow_array::{ArrayRef, Int64Array};
     use arrow_schema::{DataType, Field, Schema};
 
+    use super::super::filter::{SNAPSHOT_COLUMN, XID_COLUMN};
     use super::*;
 
     /// A page: cursor, id, row xid, snapshot xmin.
@@ -461,50 +358,6 @@ mod tests {
         assert_eq!(ids(visible, &[105, 106, 107]), [106, 107]);
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn row_ids_widen_across_the_32_bit_wrap_and_frozen_ones_read_as_old() {
-        let server = crate::cluster::pick_server().await.unwrap();
-        let mut conn = server.connect("postgres").await.unwrap();
-        const EPOCH: i64 = 1 << 32;
-        // (snapshot xmax, the counter's low 32 bits, the row's 32-bit id) -> full id.
-        let cases = [
-            // Same epoch, counter a little ahead of the snapshot.
-            (1_000, 1_005, 900, 900),
-            // The snapshot is in epoch 1, the row was written late in epoch 0.
-            (EPOCH + 100, 105, EPOCH - 50, EPOCH - 50),
-            // The snapshot is at the end of epoch 0, the counter already wrapped.
-            (EPOCH - 10, 3, EPOCH - 20, EPOCH - 20),
-            // Epoch 3, a row from epoch 3.
-            (3 * EPOCH + 7_000, 7_001, 6_000, 3 * EPOCH + 6_000),
-            // A frozen row whose old id reads as newer than the snapshot: old.
-            (EPOCH + 100, 105, 103, 0),
-            // The age PostgreSQL reports for FrozenTransactionId (2): far in the past.
-            (EPOCH + 100, 105, -1, EPOCH + 105 - i64::from(i32::MAX)),
-        ];
-        for (xmax, now_low, raw, expected) in cases {
-            // age() is the 32-bit signed distance from the counter (a literal here).
-            let age = |xid: i64| -> i64 {
-                if raw < 0 && xid == raw {
-                    return i64::from(i32::MAX);
-                }
-                i64::from(((now_low - xid) as u32) as i32)
-            };
-            let sql = format!(
-                "SELECT {}",
-                widen(
-                    &format!("{}::int4", age(raw)),
-                    &format!("{}::int4", age(3)),
-                    &format!("{xmax}::int8")
-                )
-            );
-            let got: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-                .fetch_one(&mut conn)
-                .await
-                .unwrap();
-            assert_eq!(got, expected, "xmax {xmax}, counter {now_low}, row {raw}");
-        }
-    }
-
     #[test]
     fn a_page_that_would_overflow_the_record_is_cut() {
         let tracker = Tracker::new(LagWindow::default(), None, "1".into());
@@ -513,8 +366,11 @@ mod tests {
             .map(|i| (1, i, 1000 + 2 * i))
             .collect();
         let batch = page(&rows, 1000);
-        assert_eq!(tracker.fits(&batch, COLS), MAX_RANGES);
+        assert_eq!(tracker.fits(&batch, COLS, 1, false).unwrap(), MAX_RANGES);
         let below: Vec<(i64, i64, i64)> = rows.iter().map(|r| (r.0, r.1, 5)).collect();
-        assert_eq!(tracker.fits(&page(&below, 1000), COLS), below.len());
+        assert_eq!(
+            tracker.fits(&page(&below, 1000), COLS, 1, false).unwrap(),
+            below.len()
+        );
     }
 }
