@@ -113,10 +113,14 @@ impl PostgresConnector {
                 "skipping rows whose cursor is NULL");
         }
         if !bounds.cursor_indexed {
-            tracing::warn!(table = %schema.name, cursor = cursor_field,
-                "no index starts with the cursor column: every page of this read scans the \
-                 whole table; an index on the cursor (CREATE INDEX ON table (cursor)) makes \
-                 each page cost the rows it reads");
+            let advice = format!(
+                "no index of {} starts with the cursor column {cursor_field:?}, so every page \
+                 of this read scans the whole table; `CREATE INDEX ON {quoted} ({})` makes each \
+                 page cost only the rows it reads",
+                schema.name,
+                quote(cursor_field)?
+            );
+            tracing::warn!(table = %schema.name, cursor = cursor_field, "{advice}");
         }
         let Some(upper) = bounds.upper else {
             session.finish().await;
