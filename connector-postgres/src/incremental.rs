@@ -11,43 +11,55 @@
 //! - within a run, every row with `cursor <= upper` that existed when the run started and
 //!   is not behind the run's position when it commits is delivered exactly once, whatever
 //!   faults are retried in between;
-//! - with a [`Lag`], a later run also delivers rows that committed late with a cursor in
-//!   `[checkpoint - lag, checkpoint]`, and skips the rows of that window the checkpoint
-//!   records as already delivered (same cursor and key): a row committed later than `lag`
-//!   behind the checkpoint is still missed, and widening `lag` between runs can repeat rows;
+//! - with a [`Lag`], a later run also delivers the row versions that committed late with a
+//!   cursor in `[checkpoint - lag, checkpoint]`, each once, and skips every row version of
+//!   that window already delivered, across faults, crashes and new snapshots in between.
+//!   What was delivered is decided by transaction visibility, not by a list of rows (see
+//!   [`seen`]): a row version was delivered iff the snapshot that last read its position
+//!   could see it. So a row *updated* without its cursor moving while it is inside the
+//!   window is a new version and is delivered again; a row committed later than `lag`
+//!   behind the checkpoint is still missed; a window never reaches below what an earlier
+//!   window covered, so widening `lag` repeats nothing (the wider edge applies from there
+//!   on), and adding a lag to a checkpoint made without one starts the window at its
+//!   position;
+//! - a lag run costs the server one pass over the window's rows (an index range scan and a
+//!   few hundred nanoseconds of visibility check per row), but only the rows it delivers
+//!   travel, and its checkpoint grows with the transactions that committed while an older
+//!   one was still running, not with the rows of the window: a few ids in practice. When
+//!   a transaction stays open while tens of thousands of others commit rows into the
+//!   window, a run stops early instead of storing more than [`MAX_RANGES`](window::MAX_RANGES)
+//!   id ranges, and the next run carries on;
+//! - the 32-bit `xmin` of a row is widened against the run's own snapshot, which is exact
+//!   for every row PostgreSQL has not frozen, and for frozen rows younger than about four
+//!   billion transactions. Older frozen rows keep a 32-bit id that may read as recent
+//!   again: one still inside the window (a table that received nothing newer in all that
+//!   time) can be delivered once more when the transaction counter passes its old id;
+//! - every snapshot is assumed to see at least what the previous run's saw (one primary,
+//!   or synchronous replicas after a failover), as for any incremental read;
 //! - rows with a NULL cursor are never delivered: [`NullCursor`] says whether that is an
 //!   error or a counted, logged skip.
+//!
+//! Incremental reads need a primary key, so they read tables (plain or partitioned); views
+//! and foreign tables have none, and no row versions to check either.
 
 mod bounds;
 mod checkpoint;
+mod filter;
+mod legacy;
+mod run;
+mod seen;
 mod window;
+mod xids;
 
 use arrow_array::RecordBatch;
 use futures_core::Stream;
 use futures_util::stream;
 
 pub use checkpoint::{Checkpoint, IncrementalOptions, Lag, NullCursor, RecentRow};
+pub use seen::LagWindow;
 
-use crate::ident::quote;
-use crate::read::Session;
-use crate::read::page::Bind;
-use crate::read::plan::{Filters, KeysetPlan};
 use crate::{PgError, PostgresConnector};
-use window::Window;
-
-/// Cursor column types an incremental read accepts (`pg_type.typname`).
-const CURSOR_TYPES: [&str; 10] = [
-    "int2",
-    "int4",
-    "int8",
-    "numeric",
-    "date",
-    "timestamp",
-    "timestamptz",
-    "text",
-    "varchar",
-    "bpchar",
-];
+use run::Run;
 
 /// One batch of an incremental read and the checkpoint to store once it is processed.
 #[derive(Clone, Debug)]
@@ -66,15 +78,6 @@ impl AsRef<RecordBatch> for IncrementalChunk {
     fn as_ref(&self) -> &RecordBatch {
         &self.batch
     }
-}
-
-/// A run in progress.
-struct Run {
-    plan: KeysetPlan,
-    session: Session,
-    window: Window,
-    upper: String,
-    null_rows: u64,
 }
 
 impl PostgresConnector {
@@ -120,134 +123,18 @@ impl PostgresConnector {
                 Err(e) => return Some((Err(e), State::Done)),
             };
             let full = batch.num_rows() >= run.plan.limit;
-            if !full {
-                run.session.finish().await;
-            }
             if batch.num_rows() == 0 {
+                run.session.finish().await;
                 return None;
             }
-            match run.chunk(&batch) {
-                Ok(chunk) => {
-                    let next = if full {
-                        let mut values = vec![chunk.checkpoint.cursor.value.clone()];
-                        values.extend(chunk.checkpoint.primary_key.iter().map(|v| v.value.clone()));
-                        State::Paging(run, Some(values))
-                    } else {
-                        State::Done
-                    };
-                    Some((Ok(chunk), next))
+            match run.chunk(&batch, !full) {
+                Ok((chunk, Some(next))) => Some((Ok(chunk), State::Paging(run, Some(next)))),
+                Ok((chunk, None)) => {
+                    run.session.finish().await;
+                    Some((Ok(chunk), State::Done))
                 }
                 Err(e) => Some((Err(e), State::Done)),
             }
-        })
-    }
-
-    /// Validates the request, reads the run's bounds and builds its plan; `None` when no row
-    /// has a cursor.
-    async fn start_run(
-        &self,
-        table: &str,
-        cursor_field: &str,
-        from: Option<Checkpoint>,
-        batch_size: usize,
-        options: IncrementalOptions,
-    ) -> Result<Option<(Run, Option<Vec<String>>)>, PgError> {
-        let schema = self.get_schema(table).await?;
-        let cursor = schema.column(cursor_field)?;
-        if !CURSOR_TYPES.contains(&cursor.type_name.as_str()) {
-            return Err(PgError::invalid_input(format!(
-                "cursor column {} has type {}; allowed cursor types: smallint, \
-                 integer, bigint, numeric, date, timestamp, timestamptz, text, varchar, char",
-                crate::echo::quoted(cursor_field),
-                cursor.pg_type
-            )));
-        }
-        checkpoint::check_lag(options.lag, &cursor.type_name)?;
-        if let Some(from) = &from {
-            checkpoint::check_checkpoint(from, cursor_field, &schema)?;
-        }
-        let session = Session::default();
-        let bounds = self
-            .incremental_bounds(&schema.name.quoted()?, cursor_field, &session)
-            .await?;
-        if bounds.null_rows > 0 {
-            if options.null_cursor == NullCursor::Error {
-                return Err(PgError::NullCursor {
-                    rows: bounds.null_rows,
-                    table: schema.name.to_string(),
-                    column: cursor_field.to_owned(),
-                });
-            }
-            tracing::warn!(table = %schema.name, cursor = cursor_field, rows = bounds.null_rows,
-                "skipping rows whose cursor is NULL");
-        }
-        let Some(upper) = bounds.upper else {
-            session.finish().await;
-            return Ok(None);
-        };
-        let ty = &cursor.pg_type;
-        let column = quote(cursor_field)?;
-        let mut filters = Filters::default();
-        filters.sql.push(format!("{column} <= $1::{ty}"));
-        filters.binds.push(Bind::Text(upper.clone()));
-        let mut after = None;
-        if let Some(from) = &from {
-            match options.lag {
-                Some(lag) => {
-                    filters
-                        .sql
-                        .push(format!("{column} >= ($2::{ty} - $3::{})", lag.sql_type()));
-                    filters.binds.push(Bind::Text(from.cursor.value.clone()));
-                    filters.binds.push(Bind::Text(lag.sql_value()));
-                    window::exclude_recent(&mut filters, from, &schema, cursor_field)?;
-                }
-                None => {
-                    let mut values = vec![from.cursor.value.clone()];
-                    values.extend(from.primary_key.iter().map(|v| v.value.clone()));
-                    after = Some(values);
-                }
-            }
-        }
-        let all: Vec<String> = schema.columns.iter().map(|c| c.name.clone()).collect();
-        let plan = KeysetPlan::with_filters(&schema, &all, &[cursor_field], filters, batch_size)?
-            .ok_or_else(|| {
-            PgError::invalid_input(format!(
-                "table {} has no primary key of an orderable type; an incremental read \
-                     needs one to break ties between equal cursor values",
-                schema.name
-            ))
-        })?;
-        let seed = from.as_ref().map(|f| f.recent.as_slice()).unwrap_or(&[]);
-        let window = Window::new(options.lag, seed);
-        let null_rows = bounds.null_rows;
-        Ok(Some((
-            Run {
-                plan,
-                session,
-                window,
-                upper,
-                null_rows,
-            },
-            after,
-        )))
-    }
-}
-
-impl Run {
-    fn chunk(&mut self, batch: &RecordBatch) -> Result<IncrementalChunk, PgError> {
-        let mut keys = self.plan.last_key(batch)?;
-        let cursor = keys.remove(0);
-        let indices = self.plan.key_indices();
-        self.window.extend(batch, indices[0], &indices[1..])?;
-        Ok(IncrementalChunk {
-            batch: self.plan.project(batch)?,
-            checkpoint: Checkpoint {
-                cursor,
-                primary_key: keys,
-                recent: self.window.rows(),
-            },
-            upper_bound: self.upper.clone(),
-            null_cursor_rows: self.null_rows,
         })
     }
 }

@@ -42,7 +42,7 @@ pub use connector::{ConnectorHealth, DiscoveredTable, PostgresConnector, TableKi
 pub use error::PgError;
 pub use ident::{QualifiedName, quote};
 pub use incremental::{
-    Checkpoint, IncrementalChunk, IncrementalOptions, Lag, NullCursor, RecentRow,
+    Checkpoint, IncrementalChunk, IncrementalOptions, Lag, LagWindow, NullCursor, RecentRow,
 };
 pub use read::{DataChunk, TypedValue};
 pub use resilience_core::connector::{ConnectionTestResult, Connector, ConnectorState};

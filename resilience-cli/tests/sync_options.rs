@@ -97,6 +97,11 @@ fn lag_rereads_late_commits_without_repeating_rows() {
     let (code, stderr) = sync(&dir);
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(ids(&dir), (1..=20).collect::<Vec<_>>());
+    // No index on the cursor: every page scans the table, and the run says how to fix it.
+    assert!(
+        stderr.contains(r#"CREATE INDEX ON "public"."seq" ("version")"#),
+        "{stderr}"
+    );
 
     // A row that committed late, below the checkpoint (200) but within the lag window,
     // and a row after it: the next run copies both, and nothing twice.
@@ -112,6 +117,14 @@ fn lag_rereads_late_commits_without_repeating_rows() {
     let (code, stderr) = sync(&dir);
     assert_eq!(code, Some(0), "{stderr}");
     want.push(102);
+    assert_eq!(ids(&dir), want);
+
+    // A run that copied only a late row did not move the checkpoint back: the next run,
+    // with nothing new, copies nothing (it used to copy the row at 200 again).
+    let cursor = &state(&dir)["sources"]["seq"]["checkpoint"]["cursor"]["value"];
+    assert_eq!(cursor, "300");
+    let (code, stderr) = sync(&dir);
+    assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(ids(&dir), want);
 }
 

@@ -128,7 +128,7 @@ async fn every_type_maps_to_its_arrow_type_and_decodes() {
             DataType::Timestamp(TimeUnit::Microsecond, None),
             DataType::Timestamp(TimeUnit::Microsecond, utc),
             DataType::Binary,
-            DataType::Utf8,
+            DataType::FixedSizeBinary(16),
             DataType::Utf8,
             DataType::Utf8,
         ]
@@ -165,8 +165,15 @@ async fn every_type_maps_to_its_arrow_type_and_decodes() {
     assert_eq!(tz, 1_704_067_200_000_000);
     assert_eq!(b.column(14).as_binary::<i32>().value(0), [0x00, 0xff]);
     assert_eq!(
-        b.column(15).as_string::<i32>().value(0),
-        "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"
+        b.column(15).as_fixed_size_binary().value(0),
+        [
+            0xa0, 0xee, 0xbc, 0x99, 0x9c, 0x0b, 0x4e, 0xf8, 0xbb, 0x6d, 0x6b, 0xb9, 0xbd, 0x38,
+            0x0a, 0x11
+        ]
+    );
+    assert_eq!(
+        schema.arrow.field(15).metadata()["ARROW:extension:name"],
+        "arrow.uuid"
     );
     assert_eq!(b.column(16).as_string::<i32>().value(0), r#"{"k": [1, 2]}"#);
     assert_eq!(b.column(17).as_string::<i32>().value(0), "{1,2}");

@@ -4,13 +4,16 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::seen::LagWindow;
 use crate::PgError;
 use crate::catalog::TableSchema;
 use crate::read::TypedValue;
 
 /// The position to store after a chunk: the `(cursor, primary key)` of the last delivered
 /// row, as typed text. Never a bare cursor value: rows sharing a cursor value are told apart
-/// by their key, so none is lost or repeated at a page boundary.
+/// by their key, so none is lost or repeated at a page boundary. With a `lag`, the furthest
+/// position delivered so far (a run that re-reads its window never moves it back), and the
+/// record of the window ([`LagWindow`]).
 ///
 /// JSON-friendly (`serde`); pass it back as `from` to continue after it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,13 +22,20 @@ pub struct Checkpoint {
     pub cursor: TypedValue,
     /// The primary key of the last delivered row, in key order.
     pub primary_key: Vec<TypedValue>,
-    /// With a `lag`: the rows already delivered whose cursor lies within the lag window
-    /// below [`cursor`](Self::cursor), so the next run's re-read skips them. Empty otherwise.
+    /// Only in checkpoints written by earlier versions with a `lag`: the rows delivered
+    /// inside the window, one by one. A run honours such a list once (skipping those rows)
+    /// and stores a [`lag_window`](Self::lag_window) instead; it is never written.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recent: Vec<RecentRow>,
+    /// With a `lag`: which snapshots read the window and which transactions' rows they
+    /// delivered, so the next run's re-read skips exactly those rows. Its size does not
+    /// depend on how many rows the window holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_window: Option<Box<LagWindow>>,
 }
 
-/// A delivered row inside the lag window: its cursor and primary key as text.
+/// A delivered row inside the lag window, as checkpoints of earlier versions listed them:
+/// its cursor and primary key as text.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct RecentRow {
     /// The cursor value.
@@ -59,14 +69,6 @@ pub enum Lag {
 }
 
 impl Lag {
-    /// The window as an ordinal distance (microseconds or units).
-    pub(crate) fn ordinal(self) -> i64 {
-        match self {
-            Lag::Time(d) => i64::try_from(d.as_micros()).unwrap_or(i64::MAX),
-            Lag::Units(n) => n,
-        }
-    }
-
     /// The SQL literal subtracted from the checkpoint cursor, bound as text.
     pub(crate) fn sql_value(self) -> String {
         match self {
@@ -82,6 +84,15 @@ impl Lag {
             Lag::Units(_) => "bigint",
         }
     }
+
+    /// The SQL type of `cursor - lag` for a cursor of type `type_name` (`pg_type.typname`).
+    pub(crate) fn window_type(self, type_name: &str) -> &'static str {
+        match (self, type_name) {
+            (Lag::Units(_), _) => "bigint",
+            (Lag::Time(_), "timestamptz") => "timestamptz",
+            (Lag::Time(_), _) => "timestamp",
+        }
+    }
 }
 
 /// Options of an incremental read.
@@ -90,8 +101,8 @@ impl Lag {
 pub struct IncrementalOptions {
     /// Rows with a NULL cursor: skipped (default) or an error.
     pub null_cursor: NullCursor,
-    /// Re-read this window below the checkpoint, de-duplicated by `(cursor, key)` against
-    /// the rows the checkpoint records as delivered. `None`: no re-read.
+    /// Re-read this window below the checkpoint, skipping the rows the checkpoint's
+    /// [`LagWindow`] says were delivered. `None`: no re-read.
     pub lag: Option<Lag>,
 }
 

@@ -24,8 +24,6 @@ use crate::{PgError, PostgresConnector};
 pub(crate) enum Bind {
     /// One text value (`$n::type`).
     Text(String),
-    /// A text array (`$n::text[]`), e.g. keys to exclude.
-    TextArray(Vec<String>),
 }
 
 /// Everything needed to fetch one page; re-running it yields the same rows.
@@ -67,7 +65,6 @@ async fn run_page(conn: &mut PgConnection, request: &PageRequest) -> Result<Reco
     for bind in &request.binds {
         query = match bind {
             Bind::Text(value) => query.bind(value.as_str()),
-            Bind::TextArray(values) => query.bind(values.as_slice()),
         };
     }
     let mut builder = BatchBuilder::new(

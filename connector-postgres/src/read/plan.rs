@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
-use arrow_schema::SchemaRef;
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
 use super::page::{Bind, PageRequest};
 use super::{DataChunk, TypedValue};
@@ -18,13 +18,17 @@ use crate::arrow::{PgKind, text};
 use crate::catalog::{ColumnInfo, TableSchema};
 use crate::ident::quote;
 
-/// Extra WHERE conditions a caller adds to every page, using parameters `$1..` in order.
+/// Extra WHERE conditions a caller adds to every page, using parameters `$1..` in order,
+/// and extra computed columns it reads back from each page.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Filters {
     /// SQL fragments, ANDed together.
     pub sql: Vec<String>,
     /// The parameters the fragments refer to.
     pub binds: Vec<Bind>,
+    /// `(name, SQL expression)` of `bigint` columns selected after the table's columns and
+    /// dropped before a batch is handed out, like key columns added for paging.
+    pub computed: Vec<(String, String)>,
 }
 
 /// A keyset-paged read of one table.
@@ -37,6 +41,8 @@ pub(crate) struct KeysetPlan {
     kinds: Vec<PgKind>,
     /// (name, pg_type, index in the SELECT list) of each key column, in order.
     keys: Vec<(String, String, usize)>,
+    /// (name, index in the SELECT list) of each computed column.
+    computed: Vec<(String, usize)>,
     outputs: usize,
     /// The page size.
     pub limit: usize,
@@ -102,11 +108,25 @@ impl KeysetPlan {
             };
             keys.push((column.name.clone(), column.pg_type.clone(), index));
         }
-        let select = list
+        let mut select = list
             .iter()
             .map(|c| c.kind.select_expr(&c.name))
-            .collect::<Result<Vec<_>, _>>()?
-            .join(", ");
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut arrow_fields: Vec<Field> = schema
+            .arrow_for(&list)
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        let mut kinds: Vec<PgKind> = list.iter().map(|c| c.kind).collect();
+        let mut computed = Vec::with_capacity(filters.computed.len());
+        for (name, expr) in &filters.computed {
+            select.push(format!("{expr} AS {}", quote(name)?));
+            computed.push((name.clone(), arrow_fields.len()));
+            arrow_fields.push(Field::new(name, DataType::Int64, false));
+            kinds.push(PgKind::Int8);
+        }
+        let select = select.join(", ");
         let key_cols = key_names
             .iter()
             .map(|n| quote(n))
@@ -135,9 +155,10 @@ impl KeysetPlan {
             sql_first: build(None),
             sql_next: build(Some(format!("({key_cols}) > ({after})"))),
             binds: filters.binds,
-            schema: schema.arrow_for(&list),
-            kinds: list.iter().map(|c| c.kind).collect(),
+            schema: Arc::new(Schema::new(arrow_fields)),
+            kinds,
             keys,
+            computed,
             outputs,
             limit,
         }))
@@ -209,6 +230,14 @@ impl KeysetPlan {
         self.keys.iter().map(|(_, _, index)| *index).collect()
     }
 
+    /// Where the computed column `name` sits in a fetched batch.
+    pub(crate) fn computed_index(&self, name: &str) -> Option<usize> {
+        self.computed
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, index)| *index)
+    }
+
     /// The raw values of a chunk's position, for the next request.
     pub(crate) fn values(chunk: &DataChunk) -> Vec<String> {
         chunk
@@ -276,6 +305,7 @@ mod tests {
         let filters = Filters {
             sql: vec!["\"day\" <= $1::date".into()],
             binds: vec![Bind::Text("2024-12-31".into())],
+            computed: vec![("x".into(), "age(xmin)".into())],
         };
         let plan = KeysetPlan::with_filters(&table(&["id"]), &["v".into()], &["day"], filters, 5)
             .unwrap()
@@ -284,6 +314,16 @@ mod tests {
         assert!(next.sql.contains(
             "WHERE \"day\" <= $1::date AND (\"day\", \"id\") > ($2::date, $3::uuid) ORDER BY \"day\", \"id\""
         ), "{}", next.sql);
+        // The computed column comes after the added key columns and is not an output.
+        assert!(
+            next.sql
+                .starts_with("SELECT \"v\", \"day\", \"id\", age(xmin) AS \"x\" FROM"),
+            "{}",
+            next.sql
+        );
+        assert_eq!(plan.computed_index("x"), Some(3));
+        assert_eq!(next.kinds.len(), 4);
+        assert_eq!(next.schema.field(3).data_type(), &DataType::Int64);
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! is bounded ([`Lease::end`]): a rollback that does not answer in time discards the
 //! connection instead of hanging the read.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use sqlx::AssertSqlSafe;
@@ -32,7 +33,7 @@ pub(crate) const PRINT_SETTINGS: &str = "SET LOCAL datestyle = 'ISO, YMD'; \
 
 /// A read's held connection; while held it is inside the read's open transaction.
 #[derive(Default)]
-pub(crate) struct Session(Mutex<Option<Lease>>);
+pub(crate) struct Session(Mutex<Option<Lease>>, AtomicU64);
 
 impl Session {
     fn take(&self) -> Option<Lease> {
@@ -42,6 +43,12 @@ impl Session {
     /// Puts the connection back after a successful step (its transaction still open).
     pub(crate) fn keep(&self, lease: Lease) {
         *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(lease);
+    }
+
+    /// How many transactions the session has begun: a step that returns with the same
+    /// number as an earlier one ran in the same transaction, so in the same snapshot.
+    pub(crate) fn generation(&self) -> u64 {
+        self.1.load(Ordering::Acquire)
     }
 
     /// The held connection, or a new one with a new `REPEATABLE READ READ ONLY` transaction
@@ -65,6 +72,9 @@ impl Session {
             sqlx::raw_sql(AssertSqlSafe(sql.join("; ")))
                 .execute(&mut *lease)
                 .await?;
+        }
+        if fresh {
+            self.1.fetch_add(1, Ordering::AcqRel);
         }
         Ok(lease)
     }
