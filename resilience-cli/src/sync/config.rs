@@ -28,7 +28,9 @@
 //! is NULL, so it would never be copied; the run refuses rather than lose rows silently.
 //! With `"skip"` the rows are left out, and their count is logged, shown in the run's
 //! summary and recorded in the state (`null_cursor_rows`). `lag` re-reads rows committed
-//! late, de-duplicated against the rows the checkpoint records, so none is repeated.
+//! late; rows an earlier run already delivered are recognised by the transaction that wrote
+//! them (the state stays a few hundred bytes however many rows the window holds), so none
+//! is repeated.
 //!
 //! Unknown keys are errors, and every error names `file:line:column`. Passwords are only
 //! ever named (`password_env`), so a pipeline file can be committed and printed safely.
