@@ -18,11 +18,11 @@
 //! - `psql \copy`: `\copy (SELECT * FROM t ORDER BY id) TO file WITH CSV HEADER`;
 //! - `sync <format>`: `resilient sync` of the table in full mode, zero configuration (the
 //!   built-in `db` policy, the default page size);
-//! - `sync <format>, raised limit`: the same under a profile whose `db` policy allows
-//!   1,000,000 calls a minute, so that the rate limit is out of the picture.
+//! - `sync-raised <format>`: the same under a profile whose `db` policy allows 1,000,000
+//!   calls a minute, so that the rate limit is out of the picture.
 //!
-//! Set `SYNC_BENCH_ONLY=csv` (a comma list of contender names' prefixes, e.g. `psql,sync csv`)
-//! to run a subset.
+//! Set `SYNC_BENCH_ONLY` to a comma list of contender-name prefixes (`psql,sync-raised`) to
+//! run a subset, and `SYNC_BENCH_TABLES` to a comma list of tables (`wide6`).
 
 use std::path::Path;
 use std::process::Command;
@@ -92,7 +92,13 @@ fn main() -> Result<(), BoxError> {
         "[policy.db.rate_limit]\nrequests_per_minute = 1000000\nburst = 1000000\n",
     )?;
     let url = server.url_with_password(DATABASE).expose().to_owned();
-    for table in &TABLES {
+    let tables: Vec<String> = std::env::var("SYNC_BENCH_TABLES")
+        .map(|v| v.split(',').map(|s| s.trim().to_owned()).collect())
+        .unwrap_or_default();
+    for table in TABLES
+        .iter()
+        .filter(|t| tables.is_empty() || tables.iter().any(|n| n == t.name))
+    {
         let pipeline = work.join(format!("{}.toml", table.name));
         std::fs::write(
             &pipeline,
@@ -109,9 +115,9 @@ fn main() -> Result<(), BoxError> {
             psql_copy(&url, table.name, &work.join("psql.csv")),
         )];
         for format in ["csv", "jsonl", "parquet"] {
-            for (label, profile) in [("", None), (", raised limit", Some("raised"))] {
+            for (label, profile) in [("sync", None), ("sync-raised", Some("raised"))] {
                 contenders.push((
-                    format!("sync {format}{label}"),
+                    format!("{label} {format}"),
                     sync_command(&work, &pipeline, format, profile),
                 ));
             }
@@ -167,7 +173,7 @@ fn sync_command(work: &Path, pipeline: &Path, format: &str, profile: Option<&str
     ];
     if let Some(profile) = profile {
         cmd.extend([
-            "--dir".into(),
+            "--policy-dir".into(),
             work.join("policies").display().to_string(),
             "--profile".into(),
             profile.into(),

@@ -30,7 +30,7 @@ pub struct Cli {
 pub enum Command {
     /// Run the resilience demo against PostgreSQL through a fault-injecting proxy.
     Demo(DemoArgs),
-    /// Copy tables declared in a pipeline file to CSV or JSON-lines files, resumably.
+    /// Copy tables declared in a pipeline file to CSV, JSON-lines or Parquet files, resumably.
     Sync(SyncArgs),
     /// Check a connector: reachability, latency, breaker state, retries, recoveries.
     Health(HealthArgs),

@@ -146,9 +146,13 @@ impl<'a> Column<'a> {
     }
 
     /// Whether a printed value may need quoting in CSV (may be empty or hold separators,
-    /// quotes or line breaks): only text does; numbers, dates and the like never do.
-    pub fn is_text(&self) -> bool {
-        matches!(self.values, Values::Utf8(..))
+    /// quotes or line breaks): only text does; numbers (numeric text included), dates and
+    /// the like never do.
+    pub fn may_need_quotes(&self) -> bool {
+        matches!(
+            self.values,
+            Values::Utf8(_, TextKind::Plain | TextKind::Json)
+        )
     }
 
     /// Prints the (non-NULL) value at `row` in `syntax`.

@@ -1,7 +1,12 @@
 //! Dates, times and timestamps in PostgreSQL's output syntax (ISO, UTC, `BC`, `infinity`).
+//!
+//! These run once per value of a sync, so they print into stack buffers and remember the
+//! last date they printed: rows of one table usually come in runs of the same day, and
+//! the calendar arithmetic is then skipped.
+
+use std::cell::Cell;
 
 use super::Syntax;
-use super::scalar::write_int;
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 
@@ -23,12 +28,26 @@ pub fn write_date(out: &mut Vec<u8>, days: i32) {
 /// Microseconds since midnight as `HH:MM:SS[.ffffff]` (`24:00:00` is a valid `time`).
 pub fn write_time(out: &mut Vec<u8>, micros: i64) {
     let secs = micros.div_euclid(1_000_000);
-    two_digits(out, secs / 3600);
-    out.push(b':');
-    two_digits(out, secs / 60 % 60);
-    out.push(b':');
-    two_digits(out, secs % 60);
-    write_fraction(out, micros.rem_euclid(1_000_000));
+    let (hours, minutes, seconds) = (secs / 3600, secs / 60 % 60, secs % 60);
+    let mut text = *b"00:00:00.000000";
+    put_two(&mut text[0..2], hours);
+    put_two(&mut text[3..5], minutes);
+    put_two(&mut text[6..8], seconds);
+    let mut fraction = micros.rem_euclid(1_000_000);
+    if fraction == 0 {
+        out.extend_from_slice(&text[..8]);
+        return;
+    }
+    // Six digits, then the trailing zeros dropped.
+    for d in text[9..].iter_mut().rev() {
+        *d = b'0' + (fraction % 10) as u8;
+        fraction /= 10;
+    }
+    let mut end = text.len();
+    while text[end - 1] == b'0' {
+        end -= 1;
+    }
+    out.extend_from_slice(&text[..end]);
 }
 
 /// Microseconds since 1970-01-01 as `YYYY-MM-DD HH:MM:SS[.ffffff]`, with `+00` when the
@@ -59,55 +78,67 @@ pub fn write_timestamp(out: &mut Vec<u8>, micros: i64, utc: bool, syntax: Syntax
     }
 }
 
+/// The text of one date: `YYYY-MM-DD` (more year digits after 9999), and whether it is BC.
+#[derive(Clone, Copy)]
+struct DateText {
+    days: i64,
+    text: [u8; 16],
+    len: u8,
+    bc: bool,
+}
+
+thread_local! {
+    /// The date printed last on this thread.
+    static LAST_DATE: Cell<Option<DateText>> = const { Cell::new(None) };
+}
+
 /// `YYYY-MM-DD` for days since 1970-01-01 (the year as PostgreSQL counts it: 1 BC is
 /// year 0 in the proleptic Gregorian count); returns whether the date is BC.
 fn write_ymd(out: &mut Vec<u8>, days: i64) -> bool {
+    let date = match LAST_DATE.get() {
+        Some(last) if last.days == days => last,
+        _ => {
+            let date = date_text(days);
+            LAST_DATE.set(Some(date));
+            date
+        }
+    };
+    out.extend_from_slice(&date.text[..usize::from(date.len)]);
+    date.bc
+}
+
+fn date_text(days: i64) -> DateText {
     let (year, month, day) = civil_from_days(days);
     let bc = year <= 0;
     let year = if bc { 1 - year } else { year };
-    if year < 1000 {
-        out.resize(out.len() + 4 - digit_count(year), b'0');
+    let mut text = [b'0'; 16];
+    // The year: at least four digits, zero-padded (years reach 294277 at most).
+    let mut digits = [b'0'; 8];
+    let mut n = year;
+    let mut count = 0;
+    while n > 0 || count < 4 {
+        digits[7 - count] = b'0' + (n % 10) as u8;
+        n /= 10;
+        count += 1;
     }
-    write_int(out, year);
-    out.push(b'-');
-    two_digits(out, i64::from(month));
-    out.push(b'-');
-    two_digits(out, i64::from(day));
-    bc
+    text[..count].copy_from_slice(&digits[8 - count..]);
+    text[count] = b'-';
+    put_two(&mut text[count + 1..count + 3], i64::from(month));
+    text[count + 3] = b'-';
+    put_two(&mut text[count + 4..count + 6], i64::from(day));
+    DateText {
+        days,
+        text,
+        len: (count + 6) as u8,
+        bc,
+    }
 }
 
-fn digit_count(n: i64) -> usize {
-    match n {
-        0..=9 => 1,
-        10..=99 => 2,
-        100..=999 => 3,
-        _ => 4,
-    }
-}
-
+/// Two decimal digits of `n` (0 to 99) into `to`.
 #[inline]
-fn two_digits(out: &mut Vec<u8>, n: i64) {
-    out.push(b'0' + (n / 10 % 10) as u8);
-    out.push(b'0' + (n % 10) as u8);
-}
-
-/// `.ffffff` without trailing zeros; nothing for a whole second.
-fn write_fraction(out: &mut Vec<u8>, micros: i64) {
-    if micros == 0 {
-        return;
-    }
-    let mut digits = [b'0'; 6];
-    let mut rest = micros;
-    for d in digits.iter_mut().rev() {
-        *d = b'0' + (rest % 10) as u8;
-        rest /= 10;
-    }
-    let mut end = 6;
-    while digits[end - 1] == b'0' {
-        end -= 1;
-    }
-    out.push(b'.');
-    out.extend_from_slice(&digits[..end]);
+fn put_two(to: &mut [u8], n: i64) {
+    to[0] = b'0' + (n / 10 % 10) as u8;
+    to[1] = b'0' + (n % 10) as u8;
 }
 
 /// Proleptic Gregorian date for days since 1970-01-01 (H. Hinnant's algorithm).

@@ -66,7 +66,7 @@ impl BatchWriter for CsvWriter {
                 }
                 let start = self.buf.len();
                 column.write(row, Syntax::Text, &mut self.buf);
-                if column.is_text() {
+                if column.may_need_quotes() {
                     quote_if_needed(&mut self.buf, start, self.single);
                 }
             }
@@ -85,15 +85,24 @@ impl BatchWriter for CsvWriter {
     }
 }
 
+/// The bytes that make a field need quotes: comma, quote, line feed, carriage return.
+/// (A table, not a search: fields are short, and a byte loop beats a vectorised search.)
+const SPECIAL: [bool; 256] = {
+    let mut table = [false; 256];
+    table[b',' as usize] = true;
+    table[b'"' as usize] = true;
+    table[b'\n' as usize] = true;
+    table[b'\r' as usize] = true;
+    table
+};
+
 /// Quotes the field that starts at `start` (and runs to the end of `buf`) when it needs it;
 /// `single`: the field is the only one on its line.
 fn quote_if_needed(buf: &mut Vec<u8>, start: usize, single: bool) {
     let field = &buf[start..];
     let needs = field.is_empty()
         || (single && field == b"\\.")
-        || field
-            .iter()
-            .any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r'));
+        || field.iter().any(|b| SPECIAL[usize::from(*b)]);
     if !needs {
         return;
     }
