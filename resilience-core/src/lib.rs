@@ -80,9 +80,11 @@ pub mod connector;
 mod engine;
 mod error;
 mod failure;
+mod handle;
 pub mod health;
 pub mod limiter;
 pub mod recovery;
+mod registry;
 mod resilience;
 mod run;
 mod slot;
@@ -96,14 +98,15 @@ pub mod policy {
     pub use resilience_policy::*;
 }
 
-pub use engine::{BreakerHandle, Call, Engine};
+pub use engine::Engine;
 pub use error::ResilientError;
 pub use failure::{Failure, Stop};
+pub use handle::BreakerHandle;
 pub use health::HealthReport;
 pub use recovery::{BoxFuture, Recovery, RecoveryCause};
 pub use resilience::{Resilience, Resilient, UnknownPolicyError};
 pub use resilience_policy::{ClassSet, ErrorClass, Policy, PolicyError, PolicySet};
-pub use run::{Attempted, ResultLike, Run};
+pub use run::{Attempted, Call, ResultLike};
 
 /// Wraps an `async fn` returning a `Result` in its policy. See the crate docs.
 pub use resilience_macros::resilient_operation;

@@ -27,7 +27,7 @@ use tokio::time::Instant;
 use crate::attempt::{self, AttemptInfo};
 use crate::backoff::Backoff;
 use crate::breaker::{Outcome, Permit};
-use crate::engine::{Call, Engine};
+use crate::engine::Engine;
 use crate::failure::{Failure, Stop};
 use crate::health::Stats;
 use crate::recovery::Recovery;
@@ -35,7 +35,11 @@ use crate::slot::Slot;
 use crate::{ErrorClass, ResilientError};
 
 mod admit;
-mod failure;
+mod call;
+mod recover;
+mod retry;
+
+pub use call::Call;
 
 /// A result type of any name (`Result<T, E>`, `io::Result<T>`), split into its parts.
 pub trait ResultLike {
@@ -86,7 +90,7 @@ impl std::ops::Deref for SlotRef<'_> {
 }
 
 /// The state of one call. See the module docs.
-pub struct Run<'a> {
+pub(crate) struct Run<'a> {
     engine: &'a Engine,
     policy_name: &'a str,
     slot: Option<SlotRef<'a>>,
@@ -109,7 +113,7 @@ pub struct Run<'a> {
 
 impl<'a> Run<'a> {
     /// A run of `call` on `engine`.
-    pub fn new(engine: &'a Engine, call: Call<'a>) -> Self {
+    pub(crate) fn new(engine: &'a Engine, call: Call<'a>) -> Self {
         let key = call.key.unwrap_or(call.policy);
         let slot = engine.slot(call.policy, key).map(SlotRef::Owned);
         Run::with_slot(engine, call, slot)
@@ -187,7 +191,7 @@ impl<'a> Run<'a> {
 
     /// Takes the breaker's and the rate limiter's permits for the next attempt. `Some`
     /// ends the call (unknown policy, circuit open, rate limited).
-    pub async fn before_attempt<T, E: ResilientError>(&mut self) -> Option<Result<T, E>> {
+    pub(crate) async fn before_attempt<T, E: ResilientError>(&mut self) -> Option<Result<T, E>> {
         let Some(slot) = self.slot.as_deref() else {
             let known = self.engine.policies().names().map(str::to_owned).collect();
             return Some(Err(self.fail(Stop::UnknownPolicy { known }, None)));
@@ -227,7 +231,7 @@ impl<'a> Run<'a> {
     }
 
     /// Runs one attempt's future under the attempt deadline.
-    pub async fn attempt<R, F>(&mut self, fut: F) -> Attempted<R::Ok, R::Err>
+    pub(crate) async fn attempt<R, F>(&mut self, fut: F) -> Attempted<R::Ok, R::Err>
     where
         R: ResultLike,
         F: Future<Output = R>,
@@ -255,7 +259,7 @@ impl<'a> Run<'a> {
 
     /// Records how the attempt ended and decides: `Some` ends the call with its result;
     /// `None` means retry (after recovery and the backoff delay, already waited).
-    pub async fn after_attempt<T, E: ResilientError>(
+    pub(crate) async fn after_attempt<T, E: ResilientError>(
         &mut self,
         outcome: Attempted<T, E>,
     ) -> Option<Result<T, E>> {
@@ -294,6 +298,28 @@ impl<'a> Run<'a> {
         };
         // The failure path is boxed so that the common case's future stays small.
         Box::pin(self.after_failure(class, error, total_ran_out, permit, now)).await
+    }
+}
+
+impl Engine {
+    /// Runs `f` under the call's policy: retries, breaker, rate limit, deadlines and
+    /// recovery. Each attempt calls `f` afresh.
+    pub async fn run<T, E, Fut, F>(&self, call: Call<'_>, mut f: F) -> Result<T, E>
+    where
+        E: ResilientError,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let mut run = Run::new(self, call);
+        loop {
+            if let Some(done) = run.before_attempt().await {
+                return done;
+            }
+            let outcome = run.attempt::<Result<T, E>, _>(f()).await;
+            if let Some(done) = run.after_attempt(outcome).await {
+                return done;
+            }
+        }
     }
 }
 

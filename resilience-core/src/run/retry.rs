@@ -1,10 +1,8 @@
-//! After a failed attempt: give up with the verdict, or recover, wait and retry.
+//! The retry decision: after a failed attempt, give up with the verdict, or recover, wait
+//! out the backoff delay and take the permits for the next attempt.
 //!
 //! Kept apart from the common path (and boxed by it) so that a call that succeeds
 //! carries none of this in its future.
-
-use std::sync::Arc;
-
 use tokio::time::Instant;
 
 use super::Run;
@@ -13,7 +11,6 @@ use crate::backoff::Backoff;
 use crate::breaker::{BreakerState, Outcome, Permit};
 use crate::failure::{Stop, fmt_secs};
 use crate::health::Stats;
-use crate::recovery::{Recovery, RecoveryCause};
 use crate::slot::Slot;
 use crate::{ErrorClass, ResilientError};
 
@@ -193,47 +190,6 @@ impl Run<'_> {
                 None
             }
             Err(stop) => self.give_up(slot, stop, error),
-        }
-    }
-
-    /// Runs the recovery hook within the call's deadline; `true` when it succeeded.
-    async fn recover(
-        &self,
-        slot: &Slot,
-        hook: &Arc<dyn Recovery>,
-        class: ErrorClass,
-        refresh: bool,
-    ) -> bool {
-        let cause = RecoveryCause {
-            class,
-            refresh_credentials: refresh || slot.policy.recovery.credential_refresh,
-            operation: self.operation,
-        };
-        let deadline = self
-            .deadline
-            .unwrap_or_else(|| Instant::now() + slot.policy.timeout.total);
-        let result = match tokio::time::timeout_at(deadline, hook.recover(cause)).await {
-            Ok(result) => result,
-            Err(_) => Err("recovery ran past the call's deadline".to_owned()),
-        };
-        match result {
-            Ok(()) => {
-                Stats::bump(&slot.stats.recoveries);
-                slot.meters.recoveries.increment(1);
-                tracing::info!(
-                    policy = &*slot.policy_name,
-                    key = &*slot.key,
-                    operation = self.operation,
-                    refresh_credentials = cause.refresh_credentials,
-                    "connection recovered"
-                );
-                true
-            }
-            Err(error) => {
-                Stats::bump(&slot.stats.recovery_failures);
-                tracing::warn!(policy = &*slot.policy_name, key = &*slot.key, operation = self.operation, %error, "connection recovery failed");
-                false
-            }
         }
     }
 }
