@@ -25,6 +25,34 @@ pub struct AttemptInfo {
     /// When this attempt times out (the per-attempt timeout or the total deadline,
     /// whichever comes first).
     pub deadline: Option<Instant>,
+    /// The policies and keys this attempt runs under, its own and its enclosing ones'.
+    pub(crate) chain: Chain,
+}
+
+/// The runtime states (policy and key) of an attempt and of the attempts enclosing it, by
+/// address. A run whose own state is in the chain is part of an enclosing attempt.
+///
+/// Addresses are compared only while the states are alive (the runs holding them are
+/// running), so an address cannot have been reused. Four levels are kept; a deeper
+/// nesting of distinct policies and keys makes attempts of its own, as a different key would.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Chain([usize; 4]);
+
+impl Chain {
+    /// Whether `id` (never 0) is in the chain.
+    pub(crate) fn contains(&self, id: usize) -> bool {
+        self.0.contains(&id)
+    }
+
+    /// The chain with `id` added, when there is room.
+    pub(crate) fn with(mut self, id: usize) -> Chain {
+        if !self.contains(id)
+            && let Some(free) = self.0.iter_mut().find(|s| **s == 0)
+        {
+            *free = id;
+        }
+        self
+    }
 }
 
 impl AttemptInfo {

@@ -12,11 +12,15 @@
 //! attempt's future is an ordinary `async` block of the caller's body: it may borrow
 //! `self` and arguments, use `?` and `return`, and stays `Send` whenever the body is.
 //!
-//! A run started inside another run's attempt is *nested*: it makes one attempt under its
-//! own policy — its breaker, its rate limit, its attempt deadline, its health counters —
-//! but never retries; a failure goes back unchanged to the outer run, which alone decides
-//! whether to retry. So nested operations never multiply attempts, and an `api` call made
-//! inside a `db` operation is still limited and guarded by the `api` policy.
+//! A run started inside another run's attempt is *nested*. Under the **same** policy and
+//! key as an enclosing attempt (a method calling another method of the same connector),
+//! it is part of that attempt: its body runs as it is, with no breaker permit, no
+//! rate-limit token, no deadline and no count of its own, so one real call is counted
+//! once. Under a **different** policy or key it makes one attempt under its own policy —
+//! its breaker, its rate limit, its attempt deadline, its health counters — but never
+//! retries; a failure goes back unchanged to the outer run, which alone decides whether
+//! to retry. So nested operations never multiply attempts, and an `api` call made inside
+//! a `db` operation is still limited and guarded by the `api` policy.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -24,7 +28,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::attempt::{self, AttemptInfo};
+use crate::attempt::{self, AttemptInfo, Chain};
 use crate::backoff::Backoff;
 use crate::breaker::{Outcome, Permit};
 use crate::engine::Engine;
@@ -96,7 +100,10 @@ pub(crate) struct Run<'a> {
     slot: Option<SlotRef<'a>>,
     operation: &'static str,
     recovery: Option<&'a Arc<dyn Recovery>>,
-    nested: bool,
+    /// The policies and keys of the enclosing attempts; `None` for an outermost run.
+    enclosing: Option<Chain>,
+    /// Part of an enclosing attempt under the same policy and key: the body runs as is.
+    joined: bool,
     attempt: u32,
     bonus_attempts: u32,
     started: Option<Instant>,
@@ -125,13 +132,19 @@ impl<'a> Run<'a> {
     }
 
     fn with_slot(engine: &'a Engine, call: Call<'a>, slot: Option<SlotRef<'a>>) -> Self {
+        let enclosing = attempt::current().map(|a| a.chain);
+        let joined = match (&slot, enclosing) {
+            (Some(slot), Some(chain)) => chain.contains(slot_id(slot)),
+            _ => false,
+        };
         Run {
             engine,
             policy_name: call.policy,
             slot,
             operation: call.operation,
             recovery: call.recovery,
-            nested: attempt::current().is_some(),
+            enclosing,
+            joined,
             attempt: 0,
             bonus_attempts: 0,
             started: None,
@@ -192,6 +205,9 @@ impl<'a> Run<'a> {
     /// Takes the breaker's and the rate limiter's permits for the next attempt. `Some`
     /// ends the call (unknown policy, circuit open, rate limited).
     pub(crate) async fn before_attempt<T, E: ResilientError>(&mut self) -> Option<Result<T, E>> {
+        if self.joined {
+            return None;
+        }
         let Some(slot) = self.slot.as_deref() else {
             let known = self.engine.policies().names().map(str::to_owned).collect();
             return Some(Err(self.fail(Stop::UnknownPolicy { known }, None)));
@@ -201,7 +217,7 @@ impl<'a> Run<'a> {
             self.started = Some(now);
             self.deadline = Some(now + slot.policy.timeout.total);
             slot.meters.calls.increment(1);
-            if !self.nested {
+            if self.enclosing.is_none() {
                 slot.budget.deposit(now);
             }
         }
@@ -250,6 +266,7 @@ impl<'a> Run<'a> {
                 .saturating_add(self.bonus_attempts),
             operation: self.operation,
             deadline: Some(deadline),
+            chain: self.enclosing.unwrap_or_default().with(slot_id(slot)),
         };
         match tokio::time::timeout_at(deadline, attempt::scope(info, fut)).await {
             Ok(result) => Attempted::Done(result.into_result()),
@@ -264,8 +281,8 @@ impl<'a> Run<'a> {
         outcome: Attempted<T, E>,
     ) -> Option<Result<T, E>> {
         let slot = match self.slot.as_deref() {
-            Some(slot) => slot,
-            None => {
+            Some(slot) if !self.joined => slot,
+            _ => {
                 return Some(match outcome {
                     Attempted::Done(result) => result,
                     Attempted::TimedOut { .. } => Err(self.fail(
@@ -299,6 +316,11 @@ impl<'a> Run<'a> {
         // The failure path is boxed so that the common case's future stays small.
         Box::pin(self.after_failure(class, error, total_ran_out, permit, now)).await
     }
+}
+
+/// The identity of a slot in an attempt [`Chain`]: its address (never 0).
+fn slot_id(slot: &Arc<Slot>) -> usize {
+    Arc::as_ptr(slot) as usize
 }
 
 impl Engine {

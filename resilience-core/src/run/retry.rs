@@ -37,7 +37,7 @@ impl Run<'_> {
                 slot.on_transition(t, self.recovery);
             }
         }
-        if self.nested {
+        if self.enclosing.is_some() {
             // One attempt only: the outer run decides whether to retry.
             if let Some(error) = error {
                 self.finish(slot, false, now);
