@@ -155,10 +155,9 @@ async fn a_nested_call_under_another_key_makes_one_attempt_of_its_own() {
 async fn a_nested_call_under_another_policy_keeps_its_own_breaker() {
     let mut fragile = Policy::default();
     fragile.circuit_breaker.failure_threshold = nz(2);
-    let engine = Engine::new(PolicySet::from_policies([
-        ("db", Policy::default()),
-        ("api", fragile),
-    ]));
+    let engine = Engine::new(
+        PolicySet::from_policies([("db", Policy::default()), ("api", fragile)]).unwrap(),
+    );
     let err = engine
         .run(Call::new("db", "outer").key("h"), || async {
             engine

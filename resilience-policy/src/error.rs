@@ -54,6 +54,16 @@ pub enum PolicyError {
         /// What is wrong and what would be valid.
         message: String,
     },
+    /// A policy built in code (or handed to a running engine) breaks a rule.
+    #[error("`{key}`: {message}")]
+    InvalidPolicy {
+        /// The policy's name.
+        policy: String,
+        /// The dotted key path, e.g. `policy.db.retry.multiplier`.
+        key: String,
+        /// What is wrong and what would be valid.
+        message: String,
+    },
     /// The requested profile has no file.
     #[error("{}: unknown profile `{profile}`, expected one of: {}", file.display(), available.join(", "))]
     UnknownProfile {
@@ -72,13 +82,14 @@ impl PolicyError {
         match self {
             PolicyError::Read { file, .. } | PolicyError::UnknownProfile { file, .. } => Some(file),
             PolicyError::Syntax { at, .. } | PolicyError::Invalid { at, .. } => Some(&at.file),
+            PolicyError::InvalidPolicy { .. } => None,
         }
     }
 
     /// The dotted key path the error is about (`policy.db.retry.max_attempts`), if any.
     pub fn key(&self) -> Option<&str> {
         match self {
-            PolicyError::Invalid { key, .. } => Some(key),
+            PolicyError::Invalid { key, .. } | PolicyError::InvalidPolicy { key, .. } => Some(key),
             _ => None,
         }
     }
@@ -96,7 +107,9 @@ impl PolicyError {
     fn location(&self) -> Option<&Location> {
         match self {
             PolicyError::Syntax { at, .. } | PolicyError::Invalid { at, .. } => Some(at),
-            PolicyError::Read { .. } | PolicyError::UnknownProfile { .. } => None,
+            PolicyError::Read { .. }
+            | PolicyError::UnknownProfile { .. }
+            | PolicyError::InvalidPolicy { .. } => None,
         }
     }
 }

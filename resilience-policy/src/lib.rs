@@ -33,6 +33,7 @@ mod merge;
 mod model;
 mod raw;
 mod resolve;
+mod rules;
 mod schema;
 mod set;
 mod suggest;

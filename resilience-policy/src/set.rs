@@ -49,21 +49,32 @@ pub struct PolicySet {
 }
 
 impl PolicySet {
-    /// A set built in code rather than from files (already valid: the model's types
-    /// cannot hold an invalid value for the fields that must be positive).
-    pub fn from_policies<I, S>(policies: I) -> PolicySet
+    /// A set built in code rather than from files, checked against the same rules as a
+    /// policy file ([`Policy::validate`]): the first policy that breaks one is the error.
+    pub fn from_policies<I, S>(policies: I) -> Result<PolicySet, PolicyError>
     where
         I: IntoIterator<Item = (S, Policy)>,
         S: Into<String>,
     {
-        PolicySet {
+        let set = PolicySet {
             policies: policies
                 .into_iter()
                 .map(|(name, policy)| (name.into(), Arc::new(policy)))
                 .collect(),
             profile: None,
             files: Vec::new(),
-        }
+        };
+        set.validate()?;
+        Ok(set)
+    }
+
+    /// Checks every policy against the rules (see [`Policy::validate`]). A set from the
+    /// loader or [`from_policies`](Self::from_policies) always passes; an engine checks
+    /// again before it swaps a set in.
+    pub fn validate(&self) -> Result<(), PolicyError> {
+        self.policies
+            .iter()
+            .try_for_each(|(name, policy)| policy.validate(name))
     }
 
     /// The built-in presets (`db`, `api`, `file`) from the embedded `default.toml`.

@@ -24,7 +24,7 @@ fn outage_engine() -> Engine {
     db.circuit_breaker.recovery_timeout = RECOVERY_TIMEOUT;
     db.recovery.check_interval = Duration::from_secs(3600);
     db.timeout.attempt = Duration::from_secs(5);
-    Engine::new(PolicySet::from_policies([("db", db)]))
+    Engine::new(PolicySet::from_policies([("db", db)]).unwrap())
 }
 
 #[tokio::test]

@@ -191,8 +191,9 @@ async fn table_without_primary_key_on_a_frozen_connection_ends_with_an_error() {
     policy.timeout.attempt = Duration::from_secs(1);
     policy.timeout.total = Duration::from_secs(60);
     policy.rate_limit.enabled = false;
-    let mut pg =
-        PostgresConnector::with_engine(Engine::new(PolicySet::from_policies([("db", policy)])));
+    let mut pg = PostgresConnector::with_engine(Engine::new(
+        PolicySet::from_policies([("db", policy)]).unwrap(),
+    ));
     pg.configure(params).unwrap();
 
     let mut rows = 0;

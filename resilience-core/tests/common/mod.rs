@@ -68,7 +68,7 @@ pub fn engine(edit: impl FnOnce(&mut Policy)) -> Engine {
     let mut policy = Policy::default();
     policy.retry.jitter = Jitter::None;
     edit(&mut policy);
-    let engine = Engine::new(PolicySet::from_policies([("t", policy)]));
+    let engine = Engine::new(PolicySet::from_policies([("t", policy)]).unwrap());
     engine.set_jitter_rng(Box::new(FixedRng(0.5)));
     engine
 }
