@@ -37,11 +37,7 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    let journal = match &cli.command {
-        Command::Sync(args) => Some(args.state_dir()),
-        _ => None,
-    };
-    if let Err(e) = logging::init(cli.verbose, journal.as_deref()) {
+    if let Err(e) = logging::init(cli.verbose) {
         eprintln!("error: {e}");
         return ExitCode::from(e.exit_code());
     }

@@ -16,6 +16,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::time::Instant;
 
+use crate::events::BreakerCause;
 use crate::policy::BreakerPolicy;
 
 /// The three states of a breaker.
@@ -69,20 +70,15 @@ pub struct Permit {
     generation: u64,
 }
 
-/// A state change, returned so the caller can log it and react (start probing).
+/// A state change, returned so the caller can report it and react (start probing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transition {
-    /// CLOSED or HALF_OPEN to OPEN, after this many consecutive failures.
-    Opened {
-        /// Consecutive failures counted.
-        failures: u32,
-    },
-    /// HALF_OPEN back to OPEN: a probe failed.
-    Reopened,
-    /// OPEN to HALF_OPEN.
-    HalfOpened,
-    /// HALF_OPEN to CLOSED.
-    Closed,
+pub struct Transition {
+    /// The state left.
+    pub from: BreakerState,
+    /// The state entered.
+    pub to: BreakerState,
+    /// Why.
+    pub cause: BreakerCause,
 }
 
 #[derive(Debug)]
@@ -132,7 +128,14 @@ impl CircuitBreaker {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn set(&self, inner: &mut Inner, state: BreakerState, now: Instant) {
+    fn set(
+        &self,
+        inner: &mut Inner,
+        state: BreakerState,
+        now: Instant,
+        cause: BreakerCause,
+    ) -> Transition {
+        let from = inner.state;
         inner.state = state;
         inner.generation += 1;
         inner.probes_in_flight = 0;
@@ -146,6 +149,11 @@ impl CircuitBreaker {
         self.failures.store(inner.failures, Ordering::Release);
         self.generation.store(inner.generation, Ordering::Release);
         self.state.store(state as u8, Ordering::Release);
+        Transition {
+            from,
+            to: state,
+            cause,
+        }
     }
 
     /// The state as last set (a breaker whose open period has passed reports OPEN until
@@ -165,8 +173,12 @@ impl CircuitBreaker {
         if inner.state == BreakerState::Open
             && now.saturating_duration_since(inner.opened_at) >= self.policy.recovery_timeout
         {
-            self.set(inner, BreakerState::HalfOpen, now);
-            Some(Transition::HalfOpened)
+            Some(self.set(
+                inner,
+                BreakerState::HalfOpen,
+                now,
+                BreakerCause::OpenPeriodOver,
+            ))
         } else {
             None
         }
@@ -267,8 +279,8 @@ impl CircuitBreaker {
                 self.failures.store(inner.failures, Ordering::Release);
                 if inner.failures >= self.policy.failure_threshold.get() {
                     let failures = inner.failures;
-                    self.set(&mut inner, BreakerState::Open, now);
-                    Some(Transition::Opened { failures })
+                    let cause = BreakerCause::ConsecutiveFailures { failures };
+                    Some(self.set(&mut inner, BreakerState::Open, now, cause))
                 } else {
                     None
                 }
@@ -277,16 +289,18 @@ impl CircuitBreaker {
                 inner.probes_in_flight = inner.probes_in_flight.saturating_sub(1);
                 inner.probe_successes += 1;
                 if inner.probe_successes >= self.policy.success_threshold.get() {
-                    self.set(&mut inner, BreakerState::Closed, now);
-                    Some(Transition::Closed)
+                    let cause = BreakerCause::ProbesSucceeded;
+                    Some(self.set(&mut inner, BreakerState::Closed, now, cause))
                 } else {
                     None
                 }
             }
-            (BreakerState::HalfOpen, Outcome::Failure) => {
-                self.set(&mut inner, BreakerState::Open, now);
-                Some(Transition::Reopened)
-            }
+            (BreakerState::HalfOpen, Outcome::Failure) => Some(self.set(
+                &mut inner,
+                BreakerState::Open,
+                now,
+                BreakerCause::ProbeFailed,
+            )),
             (BreakerState::Open, _) => None,
         }
     }
@@ -300,8 +314,8 @@ impl CircuitBreaker {
             let mut inner = self.lock();
             if inner.state == BreakerState::Open {
                 // The dependency answers again: no need to wait out the open period.
-                self.set(&mut inner, BreakerState::HalfOpen, now);
-                transitions.push(Transition::HalfOpened);
+                let cause = BreakerCause::DependencyAnswered;
+                transitions.push(self.set(&mut inner, BreakerState::HalfOpen, now, cause));
             }
         }
         let (result, t) = self.acquire(now);
@@ -322,14 +336,19 @@ impl CircuitBreaker {
     }
 
     /// Opens the breaker now, whatever its state (an operator's switch).
-    pub fn force_open(&self, now: Instant) {
+    pub fn force_open(&self, now: Instant) -> Transition {
         let mut inner = self.lock();
-        self.set(&mut inner, BreakerState::Open, now);
+        self.set(&mut inner, BreakerState::Open, now, BreakerCause::Operator)
     }
 
     /// Closes the breaker and forgets the failure count.
-    pub fn reset(&self, now: Instant) {
+    pub fn reset(&self, now: Instant) -> Transition {
         let mut inner = self.lock();
-        self.set(&mut inner, BreakerState::Closed, now);
+        self.set(
+            &mut inner,
+            BreakerState::Closed,
+            now,
+            BreakerCause::Operator,
+        )
     }
 }

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use tokio::time::Instant;
 
 use crate::backoff::{JitterRng, SplitMix64};
+use crate::events::Observer;
 use crate::handle::BreakerHandle;
 use crate::health::HealthReport;
 use crate::policy::{PolicyError, PolicySet};
@@ -86,6 +87,17 @@ impl Engine {
     pub(crate) fn with_rng<R>(&self, f: impl FnOnce(&mut dyn JitterRng) -> R) -> R {
         let mut rng = self.inner.rng.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut **rng)
+    }
+
+    /// Hands every later event of this engine to `observer` (see [`events`](crate::events)).
+    pub fn subscribe(&self, observer: Arc<dyn Observer>) {
+        self.inner.registry.hub.subscribe(observer);
+    }
+
+    /// Stops handing events to `observer` (the same `Arc` given to
+    /// [`subscribe`](Self::subscribe)); `false` when it was not subscribed.
+    pub fn unsubscribe(&self, observer: &Arc<dyn Observer>) -> bool {
+        self.inner.registry.hub.unsubscribe(observer)
     }
 
     /// The state of every policy and key served so far.

@@ -18,30 +18,20 @@ impl BreakerHandle {
     pub fn state(&self) -> BreakerState {
         let (state, transition) = self.slot.breaker.state(Instant::now());
         if let Some(t) = transition {
-            self.slot.on_transition(t, None);
+            self.slot.on_transition(t, None, None);
         }
         state
     }
 
     /// Opens the breaker now: calls fail fast until the recovery timeout passes.
     pub fn force_open(&self) {
-        tracing::warn!(
-            policy = &*self.slot.policy_name,
-            key = &*self.slot.key,
-            "circuit breaker forced OPEN"
-        );
-        self.slot.breaker.force_open(Instant::now());
-        self.slot.meters.breaker_state.set(1.0);
+        let t = self.slot.breaker.force_open(Instant::now());
+        self.slot.on_transition(t, None, None);
     }
 
     /// Closes the breaker and forgets its failure count.
     pub fn reset(&self) {
-        tracing::info!(
-            policy = &*self.slot.policy_name,
-            key = &*self.slot.key,
-            "circuit breaker reset to CLOSED"
-        );
-        self.slot.breaker.reset(Instant::now());
-        self.slot.meters.breaker_state.set(0.0);
+        let t = self.slot.breaker.reset(Instant::now());
+        self.slot.on_transition(t, None, None);
     }
 }

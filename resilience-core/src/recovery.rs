@@ -32,11 +32,23 @@ pub struct RecoveryCause {
     pub operation: &'static str,
 }
 
+/// What a recovery did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recovered {
+    /// The connection was mended, and the connector checked that it works again.
+    Mended,
+    /// Nothing needed mending (the failed path does not use what recovery mends, or it
+    /// was mended a moment ago), and why.
+    NotNeeded(String),
+}
+
 /// The connector's recovery hook.
 pub trait Recovery: Send + Sync + 'static {
-    /// Mends the connection (rebuild the pool, refresh credentials). An `Err` is logged
-    /// and counted; the next attempt still runs.
-    fn recover(&self, cause: RecoveryCause) -> BoxFuture<'_, Result<(), String>>;
+    /// Mends the connection (rebuild the pool, refresh credentials). Only
+    /// [`Recovered::Mended`] counts as a recovery (in health, metrics and the journal):
+    /// return it only once the mended connection was seen to work. An `Err` says why the
+    /// mending did not work; it is reported and counted, and the next attempt still runs.
+    fn recover(&self, cause: RecoveryCause) -> BoxFuture<'_, Result<Recovered, String>>;
 
     /// Whether the dependency answers now (a cheap, bounded check).
     fn probe(&self) -> BoxFuture<'_, bool>;

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, RwLock};
 
+use crate::events::Hub;
 use crate::limiter::TokenBucket;
 use crate::policy::Policy;
 use crate::slot::Slot;
@@ -50,6 +51,8 @@ type Buckets = HashMap<(Arc<str>, Arc<str>), Arc<TokenBucket>>;
 pub(crate) struct Registry {
     slots: RwLock<Slots>,
     buckets: Mutex<Buckets>,
+    /// The engine's observers, which every slot reports to.
+    pub(crate) hub: Arc<Hub>,
 }
 
 impl Registry {
@@ -115,6 +118,7 @@ impl Registry {
             Arc::clone(&key),
             Arc::clone(settings),
             bucket,
+            Arc::clone(&self.hub),
         ));
         by_key.insert(key, Arc::clone(&slot));
         slot

@@ -13,10 +13,13 @@ use tokio::time::Instant;
 
 use crate::breaker::{BreakerState, CircuitBreaker, Transition};
 use crate::budget::RetryBudget;
+use crate::events::{Event, EventKind, Hub};
 use crate::health::{KeyHealth, Stats};
 use crate::limiter::TokenBucket;
 use crate::policy::Policy;
 use crate::recovery::{Recovery, RecoveryGate};
+
+mod log;
 
 /// Metric handles of one slot.
 pub(crate) struct Meters {
@@ -28,6 +31,7 @@ pub(crate) struct Meters {
     pub(crate) rate_limit_waits: Counter,
     pub(crate) rate_limit_rejections: Counter,
     pub(crate) recoveries: Counter,
+    pub(crate) gave_up: Counter,
     pub(crate) call_seconds: Histogram,
     pub(crate) breaker_state: Gauge,
 }
@@ -50,6 +54,7 @@ impl Meters {
                 &labels
             ),
             recoveries: metrics::counter!("resilience_connection_recoveries_total", &labels),
+            gave_up: metrics::counter!("resilience_calls_gave_up_total", &labels),
             call_seconds: metrics::histogram!("resilience_call_duration_seconds", &labels),
             breaker_state: metrics::gauge!("resilience_circuit_breaker_state", &labels),
         }
@@ -67,6 +72,7 @@ pub(crate) struct Slot {
     pub(crate) bucket: Arc<TokenBucket>,
     pub(crate) stats: Stats,
     pub(crate) meters: Meters,
+    hub: Arc<Hub>,
     probing: AtomicBool,
 }
 
@@ -76,6 +82,7 @@ impl Slot {
         key: Arc<str>,
         policy: Arc<Policy>,
         bucket: Arc<TokenBucket>,
+        hub: Arc<Hub>,
     ) -> Self {
         Slot {
             breaker: CircuitBreaker::new(&policy.circuit_breaker),
@@ -86,6 +93,7 @@ impl Slot {
             ),
             stats: Stats::new(),
             meters: Meters::new(&policy_name, &key),
+            hub,
             probing: AtomicBool::new(false),
             policy_name,
             key,
@@ -94,53 +102,73 @@ impl Slot {
         }
     }
 
-    /// Logs a breaker transition and reacts to it: an opened breaker starts background
-    /// probing through the recovery hook, when there is one.
+    /// Reports a breaker transition and reacts to it: an opened breaker starts
+    /// background probing through the recovery hook, when there is one.
     pub(crate) fn on_transition(
         self: &Arc<Self>,
         transition: Transition,
+        operation: Option<&'static str>,
         hook: Option<&Arc<dyn Recovery>>,
     ) {
-        let (policy, key) = (&*self.policy_name, &*self.key);
-        match transition {
-            Transition::Opened { failures } => {
-                tracing::error!(
-                    policy,
-                    key,
-                    failures,
-                    recovery_timeout = ?self.policy.circuit_breaker.recovery_timeout,
-                    "Circuit breaker OPEN after {failures} failures"
-                );
-                self.meters.breaker_state.set(1.0);
-                if let Some(hook) = hook {
-                    self.start_probing(hook);
-                }
+        let Transition { from, to, cause } = transition;
+        self.emit(operation, EventKind::BreakerTransition { from, to, cause });
+        if to == BreakerState::Open
+            && let Some(hook) = hook
+        {
+            self.start_probing(hook);
+        }
+    }
+
+    /// Reports what the engine did for this policy and key: counts it in health and
+    /// metrics, logs it for people, and hands it to the engine's observers.
+    pub(crate) fn emit(&self, operation: Option<&'static str>, kind: EventKind<'_>) {
+        self.count(&kind);
+        log::event(&self.policy_name, &self.key, operation, &kind, &self.policy);
+        self.hub.publish(&Event {
+            policy: &self.policy_name,
+            key: &self.key,
+            operation,
+            kind,
+        });
+    }
+
+    /// The health counters and metric handles an event moves.
+    fn count(&self, kind: &EventKind<'_>) {
+        let (stats, meters) = (&self.stats, &self.meters);
+        match kind {
+            EventKind::RetryScheduled { .. } => {
+                Stats::bump(&stats.retries);
+                stats.retries_hour.add(Instant::now());
+                meters.retries.increment(1);
             }
-            Transition::Reopened => {
-                tracing::error!(
-                    policy,
-                    key,
-                    recovery_timeout = ?self.policy.circuit_breaker.recovery_timeout,
-                    "Circuit breaker OPEN again: a probe failed in HALF_OPEN"
-                );
-                self.meters.breaker_state.set(1.0);
-                if let Some(hook) = hook {
-                    self.start_probing(hook);
-                }
+            EventKind::GaveUp { .. } => {
+                Stats::bump(&stats.gave_up);
+                meters.gave_up.increment(1);
             }
-            Transition::HalfOpened => {
-                tracing::warn!(policy, key, "Circuit breaker transitioning to HALF_OPEN");
-                self.meters.breaker_state.set(2.0);
+            EventKind::CircuitOpenRejection { .. } => {
+                Stats::bump(&stats.breaker_rejections);
+                meters.circuit_rejections.increment(1);
             }
-            Transition::Closed => {
-                tracing::info!(
-                    policy,
-                    key,
-                    successes = self.policy.circuit_breaker.success_threshold.get(),
-                    "Circuit breaker CLOSED: the dependency answers again"
-                );
-                self.meters.breaker_state.set(0.0);
+            EventKind::BreakerTransition { to, .. } => meters.breaker_state.set(match to {
+                BreakerState::Closed => 0.0,
+                BreakerState::Open => 1.0,
+                BreakerState::HalfOpen => 2.0,
+            }),
+            EventKind::RateLimitWait { .. } => {
+                Stats::bump(&stats.rate_limit_waits);
+                meters.rate_limit_waits.increment(1);
             }
+            EventKind::RateLimitRejected { .. } => {
+                Stats::bump(&stats.rate_limit_rejections);
+                meters.rate_limit_rejections.increment(1);
+            }
+            EventKind::BudgetExhausted { .. } => Stats::bump(&stats.budget_exhausted),
+            EventKind::RecoverySucceeded { .. } => {
+                Stats::bump(&stats.recoveries);
+                meters.recoveries.increment(1);
+            }
+            EventKind::RecoveryFailed { .. } => Stats::bump(&stats.recovery_failures),
+            _ => {}
         }
     }
 
@@ -192,14 +220,9 @@ async fn probe_loop(slot: Weak<Slot>, hook: Weak<dyn Recovery>, interval: Durati
             let reachable = tokio::time::timeout(interval, hook.probe())
                 .await
                 .unwrap_or(false);
-            tracing::debug!(
-                policy = &*slot.policy_name,
-                key = &*slot.key,
-                reachable,
-                "recovery probe"
-            );
+            slot.emit(None, EventKind::Probed { reachable });
             for transition in slot.breaker.record_probe(reachable, Instant::now()) {
-                slot.on_transition(transition, None);
+                slot.on_transition(transition, None, None);
             }
         }
         if slot.breaker.state_now() == BreakerState::Closed && slot.stop_probing() {

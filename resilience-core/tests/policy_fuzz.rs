@@ -13,7 +13,7 @@ use common::TestError;
 use proptest::prelude::*;
 use resilience_core::policy::{Jitter, Policy, WhenLimited};
 use resilience_core::{
-    BoxFuture, Call, ClassSet, Engine, ErrorClass, PolicySet, Recovery, RecoveryCause,
+    BoxFuture, Call, ClassSet, Engine, ErrorClass, PolicySet, Recovered, Recovery, RecoveryCause,
 };
 
 /// Mostly plausible durations, with the edges (zero, one nanosecond, more than a year,
@@ -105,8 +105,8 @@ prop_compose! {
 struct Hook;
 
 impl Recovery for Hook {
-    fn recover(&self, _: RecoveryCause) -> BoxFuture<'_, Result<(), String>> {
-        Box::pin(async { Ok(()) })
+    fn recover(&self, _: RecoveryCause) -> BoxFuture<'_, Result<Recovered, String>> {
+        Box::pin(async { Ok(Recovered::Mended) })
     }
 
     fn probe(&self) -> BoxFuture<'_, bool> {

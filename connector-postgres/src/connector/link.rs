@@ -10,7 +10,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use resilience_core::{BoxFuture, Recovery, RecoveryCause};
+use resilience_core::{BoxFuture, Recovered, Recovery, RecoveryCause};
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 
@@ -112,20 +112,30 @@ impl Link {
 pub(crate) struct LinkRecovery(pub(crate) Arc<Link>);
 
 impl Recovery for LinkRecovery {
-    fn recover(&self, cause: RecoveryCause) -> BoxFuture<'_, Result<(), String>> {
+    fn recover(&self, cause: RecoveryCause) -> BoxFuture<'_, Result<Recovered, String>> {
         Box::pin(async move {
             if cause.refresh_credentials {
                 self.0.refresh_credentials().map_err(|e| e.to_string())?;
             }
             self.0.reset_pool();
+            let key = self.0.params.host_key();
             tracing::info!(
-                key = %self.0.params.host_key(),
+                key = %key,
                 operation = cause.operation,
                 class = %cause.class,
                 refreshed_credentials = cause.refresh_credentials,
                 "postgres pool rebuilt"
             );
-            Ok(())
+            // Mended only if the server takes a connection again.
+            match self.0.connect_direct(None).await {
+                Ok(conn) => {
+                    let _ = tokio::time::timeout(Duration::from_secs(1), conn.close()).await;
+                    Ok(Recovered::Mended)
+                }
+                Err(e) => Err(format!(
+                    "pool rebuilt, but {key} does not take a connection yet: {e}"
+                )),
+            }
         })
     }
 

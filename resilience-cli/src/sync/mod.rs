@@ -19,12 +19,14 @@ mod state;
 mod writer;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use resilience_core::Engine;
 use resilience_core::policy::{LoadOptions, PolicySet};
 
-use crate::args::SyncArgs;
+use crate::args::{SyncArgs, journal_path};
 use crate::error::CliError;
+use crate::journal::Journal;
 use crate::metrics_http;
 use crate::recorder::MemoryRecorder;
 use state::StateFile;
@@ -61,6 +63,10 @@ pub async fn run(args: SyncArgs) -> Result<(), CliError> {
     std::fs::create_dir_all(&args.output)
         .map_err(|e| CliError::io(format!("cannot create {}", args.output.display()), e))?;
     let engine = Engine::new(policies);
+    let journal = journal_path(&args.state_dir());
+    let journal = Journal::open(&journal)
+        .map_err(|e| CliError::io(format!("cannot open the journal {}", journal.display()), e))?;
+    engine.subscribe(Arc::new(journal));
     let mut outcomes = Vec::new();
     let work = async {
         for source in &pipeline.sources {

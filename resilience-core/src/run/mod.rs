@@ -27,11 +27,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
+use tracing::{Instrument, Span};
 
 use crate::attempt::{self, AttemptInfo, Chain};
 use crate::backoff::Backoff;
-use crate::breaker::{Outcome, Permit};
+use crate::breaker::{Outcome, Permit, Transition};
 use crate::engine::Engine;
+use crate::events::{ErrorText, EventKind, Verdict};
 use crate::failure::{Failure, Stop};
 use crate::health::Stats;
 use crate::recovery::Recovery;
@@ -116,6 +118,11 @@ pub(crate) struct Run<'a> {
     permit: Option<Permit>,
     backoff: Option<Backoff>,
     credentials_refreshed: bool,
+    /// The call's tracing span (disabled unless a subscriber wants `debug` spans of this
+    /// crate); each attempt runs in a child span.
+    span: Span,
+    /// The running attempt's span, until its outcome is recorded.
+    attempt_span: Span,
 }
 
 impl<'a> Run<'a> {
@@ -154,6 +161,8 @@ impl<'a> Run<'a> {
             permit: None,
             backoff: None,
             credentials_refreshed: false,
+            span: Span::none(),
+            attempt_span: Span::none(),
         }
     }
 
@@ -171,7 +180,7 @@ impl<'a> Run<'a> {
         })
     }
 
-    /// Ends the call as a failure: counts it and builds the caller's error.
+    /// Ends the call as a failure: counts and reports it, and builds the caller's error.
     fn give_up<T, E: ResilientError>(
         &self,
         slot: &Slot,
@@ -179,16 +188,36 @@ impl<'a> Run<'a> {
         error: Option<E>,
     ) -> Option<Result<T, E>> {
         self.finish(slot, false, Instant::now());
-        let (policy, key, operation) = (&*slot.policy_name, &*slot.key, self.operation);
-        match &stop {
-            // Refusals are frequent while a breaker is open or a limiter is full, and are
-            // logged where they happen.
-            Stop::CircuitOpen { .. } | Stop::RateLimited { .. } => {}
-            _ => {
-                tracing::warn!(policy, key, operation, attempts = self.attempt, %stop, "operation {operation} gave up: {stop}")
-            }
-        }
+        self.report_gave_up(slot, Verdict::Stopped(&stop), error.as_ref());
         Some(Err(self.fail(stop, error)))
+    }
+
+    /// Reports the end of a call that did not succeed.
+    fn report_gave_up<E: ResilientError>(
+        &self,
+        slot: &Slot,
+        verdict: Verdict<'_>,
+        error: Option<&E>,
+    ) {
+        let kind = EventKind::GaveUp {
+            verdict,
+            attempts: self.attempt,
+            class: error.map(ResilientError::class),
+            error: error.map(|e| ErrorText(e)),
+        };
+        self.emit(slot, kind);
+    }
+
+    /// Reports an event of this call, inside the call's span.
+    fn emit(&self, slot: &Slot, kind: EventKind<'_>) {
+        let _in = self.span.enter();
+        slot.emit(Some(self.operation), kind);
+    }
+
+    /// Reports a breaker transition this call caused, inside the call's span.
+    fn transition(&self, slot: &Arc<Slot>, transition: Transition) {
+        let _in = self.span.enter();
+        slot.on_transition(transition, Some(self.operation), self.recovery);
     }
 
     fn finish(&self, slot: &Slot, ok: bool, now: Instant) {
@@ -214,6 +243,12 @@ impl<'a> Run<'a> {
         };
         let mut now = Instant::now();
         if self.started.is_none() {
+            self.span = tracing::debug_span!(
+                "resilient_call",
+                policy = &*slot.policy_name,
+                key = &*slot.key,
+                operation = self.operation,
+            );
             self.started = Some(now);
             self.deadline = Some(now + slot.policy.timeout.total);
             slot.meters.calls.increment(1);
@@ -268,7 +303,25 @@ impl<'a> Run<'a> {
             deadline: Some(deadline),
             chain: self.enclosing.unwrap_or_default().with(slot_id(slot)),
         };
-        match tokio::time::timeout_at(deadline, attempt::scope(info, fut)).await {
+        if self.span.is_disabled() {
+            return match tokio::time::timeout_at(deadline, attempt::scope(info, fut)).await {
+                Ok(result) => Attempted::Done(result.into_result()),
+                Err(_) => Attempted::TimedOut { total },
+            };
+        }
+        let span = tracing::debug_span!(
+            parent: &self.span,
+            "attempt",
+            policy = &*slot.policy_name,
+            key = &*slot.key,
+            operation = self.operation,
+            attempt = self.attempt,
+            class = tracing::field::Empty,
+        );
+        let fut = attempt::scope(info, fut.instrument(span.clone()));
+        // The outcome's class is recorded on the span by `after_attempt`.
+        self.attempt_span = span;
+        match tokio::time::timeout_at(deadline, fut).await {
             Ok(result) => Attempted::Done(result.into_result()),
             Err(_) => Attempted::TimedOut { total },
         }
@@ -297,12 +350,20 @@ impl<'a> Run<'a> {
         };
         let permit = self.permit.take();
         let now = Instant::now();
+        if !self.attempt_span.is_disabled() {
+            let class = match &outcome {
+                Attempted::Done(Ok(_)) => "ok",
+                Attempted::Done(Err(e)) => e.class().as_str(),
+                Attempted::TimedOut { .. } => ErrorClass::Timeout.as_str(),
+            };
+            std::mem::replace(&mut self.attempt_span, Span::none()).record("class", class);
+        }
         let (class, error, total_ran_out) = match outcome {
             Attempted::Done(Ok(value)) => {
                 if let Some(permit) = permit
                     && let Some(t) = slot.breaker.record(permit, Outcome::Success, now)
                 {
-                    slot.on_transition(t, self.recovery);
+                    self.transition(slot, t);
                 }
                 self.finish(slot, true, now);
                 return Some(Ok(value));

@@ -1,4 +1,5 @@
-//! Connection recovery inside a call: the connector's hook, run within the call's deadline.
+//! Connection recovery inside a call: the connector's hook, run within the call's deadline,
+//! reported as started and then succeeded, not needed or failed.
 
 use std::sync::Arc;
 
@@ -6,12 +7,13 @@ use tokio::time::Instant;
 
 use super::Run;
 use crate::ErrorClass;
-use crate::health::Stats;
-use crate::recovery::{Recovery, RecoveryCause};
+use crate::events::EventKind;
+use crate::recovery::{Recovered, Recovery, RecoveryCause};
 use crate::slot::Slot;
 
 impl Run<'_> {
-    /// Runs the recovery hook within the call's deadline; `true` when it succeeded.
+    /// Runs the recovery hook within the call's deadline; `true` when it mended the
+    /// connection.
     pub(super) async fn recover(
         &self,
         slot: &Slot,
@@ -24,6 +26,14 @@ impl Run<'_> {
             refresh_credentials: refresh || slot.policy.recovery.credential_refresh,
             operation: self.operation,
         };
+        let refresh_credentials = cause.refresh_credentials;
+        self.emit(
+            slot,
+            EventKind::RecoveryStarted {
+                class,
+                refresh_credentials,
+            },
+        );
         let deadline = self
             .deadline
             .unwrap_or_else(|| Instant::now() + slot.policy.timeout.total);
@@ -32,21 +42,24 @@ impl Run<'_> {
             Err(_) => Err("recovery ran past the call's deadline".to_owned()),
         };
         match result {
-            Ok(()) => {
-                Stats::bump(&slot.stats.recoveries);
-                slot.meters.recoveries.increment(1);
-                tracing::info!(
-                    policy = &*slot.policy_name,
-                    key = &*slot.key,
-                    operation = self.operation,
-                    refresh_credentials = cause.refresh_credentials,
-                    "connection recovered"
+            Ok(Recovered::Mended) => {
+                self.emit(
+                    slot,
+                    EventKind::RecoverySucceeded {
+                        refresh_credentials,
+                    },
                 );
+                if refresh_credentials {
+                    self.emit(slot, EventKind::CredentialsRefreshed);
+                }
                 true
             }
+            Ok(Recovered::NotNeeded(reason)) => {
+                self.emit(slot, EventKind::RecoveryNotNeeded { reason: &reason });
+                false
+            }
             Err(error) => {
-                Stats::bump(&slot.stats.recovery_failures);
-                tracing::warn!(policy = &*slot.policy_name, key = &*slot.key, operation = self.operation, %error, "connection recovery failed");
+                self.emit(slot, EventKind::RecoveryFailed { error: &error });
                 false
             }
         }
