@@ -24,7 +24,7 @@ fn duration() -> impl Strategy<Value = Duration> {
         1 => Just(Duration::MAX),
         1 => Just(Duration::from_nanos(1)),
         1 => (0u64..=400 * 86_400).prop_map(Duration::from_secs),
-        12 => (1u64..5_000).prop_map(Duration::from_millis),
+        28 => (1u64..5_000).prop_map(Duration::from_millis),
     ]
 }
 
@@ -34,7 +34,7 @@ fn float() -> impl Strategy<Value = f64> {
         1 => Just(f64::INFINITY),
         1 => Just(-1.0),
         1 => any::<f64>(),
-        8 => 1.0f64..4.0,
+        20 => 1.0f64..4.0,
     ]
 }
 
