@@ -10,7 +10,7 @@
 //! health: they neither count as failures nor reset the count.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -83,6 +83,10 @@ pub struct Transition {
 
 #[derive(Debug)]
 struct Inner {
+    policy: BreakerPolicy,
+    /// How long the current open period lasts: the policy's `recovery_timeout` when it
+    /// opened, or a shorter one a reload brought in meanwhile.
+    open_for: Duration,
     state: BreakerState,
     failures: u32,
     opened_at: Instant,
@@ -98,7 +102,7 @@ struct Inner {
 /// case — a CLOSED breaker seeing a success with no failures counted — takes no lock.
 #[derive(Debug)]
 pub struct CircuitBreaker {
-    policy: BreakerPolicy,
+    enabled: AtomicBool,
     inner: Mutex<Inner>,
     state: AtomicU8,
     generation: AtomicU64,
@@ -109,8 +113,10 @@ impl CircuitBreaker {
     /// A closed breaker.
     pub fn new(policy: &BreakerPolicy) -> Self {
         CircuitBreaker {
-            policy: policy.clone(),
+            enabled: AtomicBool::new(policy.enabled),
             inner: Mutex::new(Inner {
+                policy: policy.clone(),
+                open_for: policy.recovery_timeout,
                 state: BreakerState::Closed,
                 failures: 0,
                 opened_at: Instant::now(),
@@ -142,6 +148,7 @@ impl CircuitBreaker {
         inner.probe_successes = 0;
         if state == BreakerState::Open {
             inner.opened_at = now;
+            inner.open_for = inner.policy.recovery_timeout;
         }
         if state == BreakerState::Closed {
             inner.failures = 0;
@@ -171,7 +178,7 @@ impl CircuitBreaker {
 
     fn maybe_half_open(&self, inner: &mut Inner, now: Instant) -> Option<Transition> {
         if inner.state == BreakerState::Open
-            && now.saturating_duration_since(inner.opened_at) >= self.policy.recovery_timeout
+            && now.saturating_duration_since(inner.opened_at) >= inner.open_for
         {
             Some(self.set(
                 inner,
@@ -186,7 +193,7 @@ impl CircuitBreaker {
 
     /// Asks to make one attempt. `Err` carries how long until a probe may go.
     pub fn acquire(&self, now: Instant) -> (Result<Permit, Duration>, Option<Transition>) {
-        if !self.policy.enabled {
+        if !self.enabled.load(Ordering::Relaxed) {
             return (
                 Ok(Permit {
                     probe: false,
@@ -214,12 +221,11 @@ impl CircuitBreaker {
                 probe: false,
                 generation: inner.generation,
             }),
-            BreakerState::Open => Err(self
-                .policy
-                .recovery_timeout
+            BreakerState::Open => Err(inner
+                .open_for
                 .saturating_sub(now.saturating_duration_since(inner.opened_at))),
             BreakerState::HalfOpen => {
-                if inner.probes_in_flight < self.policy.success_threshold.get() {
+                if inner.probes_in_flight < inner.policy.success_threshold.get() {
                     inner.probes_in_flight += 1;
                     Ok(Permit {
                         probe: true,
@@ -245,7 +251,7 @@ impl CircuitBreaker {
 
     /// Records how an attempt ended.
     pub fn record(&self, permit: Permit, outcome: Outcome, now: Instant) -> Option<Transition> {
-        if !self.policy.enabled {
+        if !self.enabled.load(Ordering::Relaxed) {
             return None;
         }
         if outcome == Outcome::Success
@@ -277,7 +283,7 @@ impl CircuitBreaker {
             (BreakerState::Closed, Outcome::Failure) => {
                 inner.failures += 1;
                 self.failures.store(inner.failures, Ordering::Release);
-                if inner.failures >= self.policy.failure_threshold.get() {
+                if inner.failures >= inner.policy.failure_threshold.get() {
                     let failures = inner.failures;
                     let cause = BreakerCause::ConsecutiveFailures { failures };
                     Some(self.set(&mut inner, BreakerState::Open, now, cause))
@@ -288,7 +294,7 @@ impl CircuitBreaker {
             (BreakerState::HalfOpen, Outcome::Success) => {
                 inner.probes_in_flight = inner.probes_in_flight.saturating_sub(1);
                 inner.probe_successes += 1;
-                if inner.probe_successes >= self.policy.success_threshold.get() {
+                if inner.probe_successes >= inner.policy.success_threshold.get() {
                     let cause = BreakerCause::ProbesSucceeded;
                     Some(self.set(&mut inner, BreakerState::Closed, now, cause))
                 } else {
@@ -310,7 +316,7 @@ impl CircuitBreaker {
     /// half-open probe, so the breaker can close without user traffic.
     pub fn record_probe(&self, reachable: bool, now: Instant) -> Vec<Transition> {
         let mut transitions = Vec::new();
-        if reachable && self.policy.enabled {
+        if reachable && self.enabled.load(Ordering::Relaxed) {
             let mut inner = self.lock();
             if inner.state == BreakerState::Open {
                 // The dependency answers again: no need to wait out the open period.
@@ -333,6 +339,18 @@ impl CircuitBreaker {
             }
         }
         transitions
+    }
+
+    /// Applies a reloaded policy, keeping the state: an OPEN breaker stays open until its
+    /// time, measured with the new `recovery_timeout` only if that is shorter; the failure
+    /// count and half-open probes carry on under the new thresholds.
+    pub fn reconfigure(&self, policy: &BreakerPolicy) {
+        let mut inner = self.lock();
+        if inner.state == BreakerState::Open {
+            inner.open_for = inner.open_for.min(policy.recovery_timeout);
+        }
+        inner.policy = policy.clone();
+        self.enabled.store(policy.enabled, Ordering::Relaxed);
     }
 
     /// Opens the breaker now, whatever its state (an operator's switch).

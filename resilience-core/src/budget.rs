@@ -7,7 +7,7 @@
 //! 10/s over 10 s) a single call's two retries always fit, so the budget changes nothing
 //! until retries are a large share of the traffic.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -33,28 +33,66 @@ struct Slot {
 /// lenient, for that instant.
 #[derive(Debug)]
 pub struct RetryBudget {
-    policy: BudgetPolicy,
-    slot_len: u64,
+    settings: Settings,
     origin: Instant,
     slots: [Slot; SLOTS],
+}
+
+/// The policy, in atomics so that a reload can change it under running calls. A reload
+/// that changes `ttl` changes the slots' length: slots stamped on the old scale are then
+/// cleared as they are reached again, so the window restarts.
+#[derive(Debug)]
+struct Settings {
+    enabled: AtomicBool,
+    /// `ratio` as `f64` bits.
+    ratio: AtomicU64,
+    /// Retries always allowed over the window: `min_per_second × ttl`, as `f64` bits.
+    reserve: AtomicU64,
+    slot_len: AtomicU64,
+}
+
+impl Settings {
+    fn new(policy: &BudgetPolicy) -> Settings {
+        let settings = Settings {
+            enabled: AtomicBool::new(false),
+            ratio: AtomicU64::new(0),
+            reserve: AtomicU64::new(0),
+            slot_len: AtomicU64::new(1),
+        };
+        settings.store(policy);
+        settings
+    }
+
+    fn store(&self, policy: &BudgetPolicy) {
+        let slot_len = (policy.ttl / SLOTS as u32).max(Duration::from_millis(1));
+        let reserve = f64::from(policy.min_per_second) * policy.ttl.as_secs_f64();
+        self.slot_len
+            .store(slot_len.as_nanos() as u64, Ordering::Relaxed);
+        self.ratio.store(policy.ratio.to_bits(), Ordering::Relaxed);
+        self.reserve.store(reserve.to_bits(), Ordering::Relaxed);
+        self.enabled.store(policy.enabled, Ordering::Relaxed);
+    }
 }
 
 impl RetryBudget {
     /// A budget with an empty window starting now.
     pub fn new(policy: &BudgetPolicy) -> Self {
-        let slot_len = (policy.ttl / SLOTS as u32).max(Duration::from_millis(1));
         RetryBudget {
-            policy: policy.clone(),
-            slot_len: slot_len.as_nanos() as u64,
+            settings: Settings::new(policy),
             origin: Instant::now(),
             slots: Default::default(),
         }
     }
 
+    /// Applies a reloaded policy; the window keeps its counts (see [`Settings`]).
+    pub fn reconfigure(&self, policy: &BudgetPolicy) {
+        self.settings.store(policy);
+    }
+
     /// The current period (1-based, so a fresh slot's 0 never matches) and its slot.
     fn slot(&self, now: Instant) -> (u64, &Slot) {
-        let period =
-            now.saturating_duration_since(self.origin).as_nanos() as u64 / self.slot_len + 1;
+        let slot_len = self.settings.slot_len.load(Ordering::Relaxed);
+        let period = now.saturating_duration_since(self.origin).as_nanos() as u64 / slot_len + 1;
         let slot = &self.slots[(period % SLOTS as u64) as usize];
         let seen = slot.period.load(Ordering::Acquire);
         if seen != period
@@ -71,14 +109,14 @@ impl RetryBudget {
 
     /// Records a call (first attempt).
     pub fn deposit(&self, now: Instant) {
-        if self.policy.enabled {
+        if self.settings.enabled.load(Ordering::Relaxed) {
             self.slot(now).1.deposits.fetch_add(1, Ordering::Relaxed);
         }
     }
 
     /// Takes one retry from the budget; `false` when the budget is spent.
     pub fn try_withdraw(&self, now: Instant) -> bool {
-        if !self.policy.enabled {
+        if !self.settings.enabled.load(Ordering::Relaxed) {
             return true;
         }
         let (period, current) = self.slot(now);
@@ -97,8 +135,9 @@ impl RetryBudget {
                     w + s.withdrawals.load(Ordering::Acquire),
                 )
             });
-        let reserve = self.policy.min_per_second as f64 * self.policy.ttl.as_secs_f64();
-        let balance = reserve + self.policy.ratio * deposits as f64 - withdrawals as f64;
+        let reserve = f64::from_bits(self.settings.reserve.load(Ordering::Relaxed));
+        let ratio = f64::from_bits(self.settings.ratio.load(Ordering::Relaxed));
+        let balance = reserve + ratio * deposits as f64 - withdrawals as f64;
         if balance >= 0.0 {
             true
         } else {

@@ -14,11 +14,10 @@ use crate::events::Observer;
 use crate::handle::BreakerHandle;
 use crate::health::HealthReport;
 use crate::policy::{PolicyError, PolicySet};
-use crate::registry::Registry;
+use crate::registry::{PolicyChange, Registry};
 use crate::slot::Slot;
 
 struct Inner {
-    policies: PolicySet,
     registry: Registry,
     rng: Mutex<Box<dyn JitterRng>>,
 }
@@ -31,9 +30,10 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let policies = self.policies();
         f.debug_struct("Engine")
-            .field("policies", &self.inner.policies.names().collect::<Vec<_>>())
-            .field("profile", &self.inner.policies.profile())
+            .field("policies", &policies.names().collect::<Vec<_>>())
+            .field("profile", &policies.profile())
             .finish_non_exhaustive()
     }
 }
@@ -43,8 +43,7 @@ impl Engine {
     pub fn new(policies: PolicySet) -> Engine {
         Engine {
             inner: Arc::new(Inner {
-                policies,
-                registry: Registry::default(),
+                registry: Registry::new(policies),
                 rng: Mutex::new(Box::new(SplitMix64::from_entropy())),
             }),
         }
@@ -74,9 +73,28 @@ impl Engine {
         })
     }
 
-    /// The loaded policies.
-    pub fn policies(&self) -> &PolicySet {
-        &self.inner.policies
+    /// The policies running now (a [`reload`](Self::reload) swaps them).
+    pub fn policies(&self) -> Arc<PolicySet> {
+        self.inner.registry.policies()
+    }
+
+    /// Swaps in `policies` while calls run, keeping the runtime state of every policy and
+    /// key, and says what changed.
+    ///
+    /// - The set is checked first ([`PolicySet::validate`]); a set that fails, or that
+    ///   changes `rate_limit.per_host` of a policy in use, is refused and nothing changes.
+    /// - A policy whose settings did not change keeps everything as it was.
+    /// - A changed policy keeps its breaker's state (an OPEN breaker stays open until its
+    ///   time, measured with the new `recovery_timeout` only if that is shorter), its
+    ///   bucket's debt (a new rate or burst never admits more than the new limit allows
+    ///   in any window: no burst is handed out by the reload), its counters and windows;
+    ///   retry and timeout settings apply from the next attempt, also for calls running
+    ///   now and for `#[resilient_operation]` methods whose receiver resolved the policy.
+    /// - A removed policy's calls fail as an unknown policy; an added one is used from its
+    ///   first call.
+    pub fn reload(&self, policies: PolicySet) -> Result<Vec<PolicyChange>, PolicyError> {
+        policies.validate()?;
+        self.inner.registry.reload(policies, Instant::now())
     }
 
     /// Replaces the jitter source (for deterministic tests).
@@ -112,7 +130,7 @@ impl Engine {
             .collect();
         keys.sort_by(|a, b| (&a.policy, &a.key).cmp(&(&b.policy, &b.key)));
         HealthReport {
-            profile: self.inner.policies.profile().map(str::to_owned),
+            profile: self.policies().profile().map(str::to_owned),
             keys,
         }
     }
@@ -125,10 +143,6 @@ impl Engine {
 
     /// The slot for a policy and key, created on first use; `None` for an unknown policy.
     pub(crate) fn slot(&self, policy: &str, key: &str) -> Option<Arc<Slot>> {
-        if let Some(slot) = self.inner.registry.find(policy, key) {
-            return Some(slot);
-        }
-        let settings = self.inner.policies.get(policy)?;
-        Some(self.inner.registry.get_or_create(policy, key, settings))
+        self.inner.registry.get_or_create(policy, key)
     }
 }

@@ -105,6 +105,7 @@ pub use failure::{Failure, Stop};
 pub use handle::BreakerHandle;
 pub use health::HealthReport;
 pub use recovery::{BoxFuture, Recovered, Recovery, RecoveryCause};
+pub use registry::PolicyChange;
 pub use resilience::{Resilience, Resilient, UnknownPolicyError};
 pub use resilience_policy::{ClassSet, ErrorClass, Policy, PolicyError, PolicySet};
 pub use run::{Attempted, Call, ResultLike};

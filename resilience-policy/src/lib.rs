@@ -25,6 +25,7 @@
 
 mod class;
 mod convert;
+mod diff;
 mod discover;
 mod embedded;
 mod error;
@@ -40,6 +41,7 @@ mod suggest;
 mod validate;
 
 pub use class::{ClassSet, ErrorClass, UnknownClass};
+pub use diff::Difference;
 pub use discover::{find_policy_dir, known_policy_names};
 pub use error::{Location, PolicyError};
 pub use model::{

@@ -116,6 +116,16 @@ pub enum WhenLimited {
     Reject,
 }
 
+impl WhenLimited {
+    /// The name used in policy files.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            WhenLimited::Wait => "wait",
+            WhenLimited::Reject => "reject",
+        }
+    }
+}
+
 /// Token bucket: continuous refill at `requests_per_minute`, capacity `burst`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RateLimitPolicy {

@@ -41,7 +41,7 @@ pub(super) async fn admit(
             return Err(Stop::CircuitOpen { retry_in });
         }
     }
-    if !slot.policy.rate_limit.enabled || slot.bucket.try_acquire(now) {
+    if !slot.hot.rate_limited() || slot.bucket.try_acquire(now) {
         return Ok(now);
     }
     // The slow path is boxed so that the common case's future stays small.

@@ -1,7 +1,12 @@
-//! What one call names: its policy, operation, rate-limit key and recovery hook.
+//! What one call names (its policy, operation, rate-limit key and recovery hook), and
+//! [`Engine::run`], which runs a call through the pipeline.
 
+use std::future::Future;
 use std::sync::Arc;
 
+use super::Run;
+use crate::ResilientError;
+use crate::engine::Engine;
 use crate::recovery::Recovery;
 
 /// One call's policy, operation name, rate-limit key and recovery hook.
@@ -35,5 +40,27 @@ impl<'a> Call<'a> {
     pub fn recovery(mut self, hook: &'a Arc<dyn Recovery>) -> Self {
         self.recovery = Some(hook);
         self
+    }
+}
+
+impl Engine {
+    /// Runs `f` under the call's policy: retries, breaker, rate limit, deadlines and
+    /// recovery. Each attempt calls `f` afresh.
+    pub async fn run<T, E, Fut, F>(&self, call: Call<'_>, mut f: F) -> Result<T, E>
+    where
+        E: ResilientError,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let mut run = Run::new(self, call);
+        loop {
+            if let Some(done) = run.before_attempt().await {
+                return done;
+            }
+            let outcome = run.attempt::<Result<T, E>, _>(f()).await;
+            if let Some(done) = run.after_attempt(outcome).await {
+                return done;
+            }
+        }
     }
 }

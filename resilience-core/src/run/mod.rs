@@ -42,40 +42,12 @@ use crate::{ErrorClass, ResilientError};
 
 mod admit;
 mod call;
+mod outcome;
 mod recover;
 mod retry;
 
 pub use call::Call;
-
-/// A result type of any name (`Result<T, E>`, `io::Result<T>`), split into its parts.
-pub trait ResultLike {
-    /// The success type.
-    type Ok;
-    /// The error type.
-    type Err;
-    /// The plain `Result`.
-    fn into_result(self) -> Result<Self::Ok, Self::Err>;
-}
-
-impl<T, E> ResultLike for Result<T, E> {
-    type Ok = T;
-    type Err = E;
-    fn into_result(self) -> Self {
-        self
-    }
-}
-
-/// How one attempt ended.
-#[derive(Debug)]
-pub enum Attempted<T, E> {
-    /// The body finished.
-    Done(Result<T, E>),
-    /// The attempt ran out of time; `total` when the call's total deadline was the limit.
-    TimedOut {
-        /// Whether the total deadline (not the per-attempt timeout) ran out.
-        total: bool,
-    },
-}
+pub use outcome::{Attempted, ResultLike};
 
 /// The slot a run works on: borrowed from a [`Resilience`](crate::Resilience) that
 /// resolved it once, or looked up for this call.
@@ -237,9 +209,12 @@ impl<'a> Run<'a> {
         if self.joined {
             return None;
         }
-        let Some(slot) = self.slot.as_deref() else {
-            let known = self.engine.policies().names().map(str::to_owned).collect();
-            return Some(Err(self.fail(Stop::UnknownPolicy { known }, None)));
+        let slot = match self.slot.as_deref() {
+            Some(slot) if !slot.hot.retired() => slot,
+            _ => {
+                let known = self.engine.policies().names().map(str::to_owned).collect();
+                return Some(Err(self.fail(Stop::UnknownPolicy { known }, None)));
+            }
         };
         let mut now = Instant::now();
         if self.started.is_none() {
@@ -250,7 +225,7 @@ impl<'a> Run<'a> {
                 operation = self.operation,
             );
             self.started = Some(now);
-            self.deadline = Some(now + slot.policy.timeout.total);
+            self.deadline = Some(now + slot.hot.total());
             slot.meters.calls.increment(1);
             if self.enclosing.is_none() {
                 slot.budget.deposit(now);
@@ -290,15 +265,14 @@ impl<'a> Run<'a> {
         let (Some(slot), Some(now)) = (self.slot.as_deref(), self.admitted) else {
             return Attempted::Done(fut.await.into_result());
         };
-        let attempt_deadline = now + slot.policy.timeout.attempt;
+        let attempt_deadline = now + slot.hot.attempt();
         let (deadline, total) = match self.deadline {
             Some(total) if total <= attempt_deadline => (total, true),
             _ => (attempt_deadline, false),
         };
         let info = AttemptInfo {
             number: self.attempt,
-            max_attempts: (slot.policy.retry.max_attempts.get())
-                .saturating_add(self.bonus_attempts),
+            max_attempts: (slot.hot.max_attempts()).saturating_add(self.bonus_attempts),
             operation: self.operation,
             deadline: Some(deadline),
             chain: self.enclosing.unwrap_or_default().with(slot_id(slot)),
@@ -382,28 +356,6 @@ impl<'a> Run<'a> {
 /// The identity of a slot in an attempt [`Chain`]: its address (never 0).
 fn slot_id(slot: &Arc<Slot>) -> usize {
     Arc::as_ptr(slot) as usize
-}
-
-impl Engine {
-    /// Runs `f` under the call's policy: retries, breaker, rate limit, deadlines and
-    /// recovery. Each attempt calls `f` afresh.
-    pub async fn run<T, E, Fut, F>(&self, call: Call<'_>, mut f: F) -> Result<T, E>
-    where
-        E: ResilientError,
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, E>>,
-    {
-        let mut run = Run::new(self, call);
-        loop {
-            if let Some(done) = run.before_attempt().await {
-                return done;
-            }
-            let outcome = run.attempt::<Result<T, E>, _>(f()).await;
-            if let Some(done) = run.after_attempt(outcome).await {
-                return done;
-            }
-        }
-    }
 }
 
 impl Drop for Run<'_> {

@@ -23,7 +23,7 @@ impl Run<'_> {
     ) -> bool {
         let cause = RecoveryCause {
             class,
-            refresh_credentials: refresh || slot.policy.recovery.credential_refresh,
+            refresh_credentials: refresh || slot.policy().recovery.credential_refresh,
             operation: self.operation,
         };
         let refresh_credentials = cause.refresh_credentials;
@@ -36,7 +36,7 @@ impl Run<'_> {
         );
         let deadline = self
             .deadline
-            .unwrap_or_else(|| Instant::now() + slot.policy.timeout.total);
+            .unwrap_or_else(|| Instant::now() + slot.hot.total());
         let result = match tokio::time::timeout_at(deadline, hook.recover(cause)).await {
             Ok(result) => result,
             Err(_) => Err("recovery ran past the call's deadline".to_owned()),

@@ -27,7 +27,7 @@ impl Run<'_> {
         now: Instant,
     ) -> Option<Result<T, E>> {
         let slot = self.slot.as_deref()?;
-        let policy = &*slot.policy;
+        let policy = slot.policy();
         slot.stats.error(class);
         if let Some(permit) = permit {
             let seen = if policy.circuit_breaker.ignore.contains(class) {
@@ -70,7 +70,7 @@ impl Run<'_> {
             if self.recover(slot, hook, class, true).await {
                 // One more attempt, at once, with the credentials just re-read.
                 self.bonus_attempts += 1;
-                let max_attempts = slot.policy.retry.max_attempts.get();
+                let max_attempts = policy.retry.max_attempts.get();
                 let kind = EventKind::RetryScheduled {
                     attempt: self.attempt + 1,
                     max_attempts: max_attempts.saturating_add(self.bonus_attempts),
