@@ -17,6 +17,7 @@ mod logging;
 mod metrics_cmd;
 mod metrics_http;
 mod policy_cmd;
+mod policy_reload;
 mod recorder;
 mod redact;
 mod sync;

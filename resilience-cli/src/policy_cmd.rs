@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use resilience_core::policy::PolicySet;
+use resilience_core::policy::{LoadOptions, PolicySet, available_profiles};
 use serde_json::json;
 
 use crate::args::{PolicyArgs, PolicyCommand, PolicySource};
@@ -26,6 +26,9 @@ fn load(source: &PolicySource) -> Result<PolicySet, CliError> {
     Ok(PolicySet::load(&source.options())?)
 }
 
+/// Checks the selected policies; given a folder and no profile, also every profile the
+/// folder offers, each merged over the folder's `default.toml` as a connector would load
+/// it, so a folder can be checked before it is swapped in (see `sync --watch-policies`).
 fn check(source: &PolicySource, as_json: bool) -> Result<(), CliError> {
     let set = load(source)?;
     let names: Vec<&str> = set.names().collect();
@@ -34,12 +37,28 @@ fn check(source: &PolicySource, as_json: bool) -> Result<(), CliError> {
         .iter()
         .map(|f| f.display().to_string())
         .collect();
+    let mut profiles = Vec::new();
+    if let (Some(dir), None) = (&source.dir, source.options().profile) {
+        for profile in available_profiles(Some(dir)) {
+            let set = PolicySet::load(&LoadOptions {
+                dir: Some(dir.clone()),
+                profile: Some(profile.clone()),
+            })?;
+            let names: Vec<String> = set.names().map(str::to_owned).collect();
+            profiles.push((profile, names));
+        }
+    }
     if as_json {
+        let checked: Vec<_> = profiles
+            .iter()
+            .map(|(name, policies)| json!({ "profile": name, "policies": policies }))
+            .collect();
         let out = json!({
             "valid": true,
             "profile": set.profile(),
             "files": files,
             "policies": names,
+            "profiles_checked": checked,
         });
         println!("{out:#}");
     } else {
@@ -54,6 +73,13 @@ fn check(source: &PolicySource, as_json: bool) -> Result<(), CliError> {
             names.join(", "),
             set.profile().unwrap_or("none")
         );
+        for (profile, policies) in &profiles {
+            println!(
+                "ok: profile {profile}: {} policies ({})",
+                policies.len(),
+                policies.join(", ")
+            );
+        }
     }
     Ok(())
 }

@@ -124,3 +124,49 @@ fn explain_gives_delays_worst_case_and_rate_arithmetic() {
         "{stderr}"
     );
 }
+
+#[test]
+fn check_of_a_folder_checks_every_profile_in_it() {
+    let dir = Scratch::new("checkfolder");
+    std::fs::write(
+        dir.path().join("default.toml"),
+        "[policy.db.retry]\nmax_attempts = 4\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("staging.toml"),
+        "[policy.db.timeout]\nattempt = \"5m\"\n",
+    )
+    .unwrap();
+    let out = run_in(dir.path(), &["policy", "check", "--dir", "."]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("staging.toml:2:11"), "{stderr}");
+    assert!(
+        stderr.contains("must not be above `timeout.total`"),
+        "{stderr}"
+    );
+
+    std::fs::write(
+        dir.path().join("staging.toml"),
+        "[policy.db.timeout]\nattempt = \"50s\"\n",
+    )
+    .unwrap();
+    let out = run_in(dir.path(), &["policy", "check", "--dir", "."]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    for profile in ["demo", "dev", "prod", "staging"] {
+        assert!(
+            stdout.contains(&format!("ok: profile {profile}: 3 policies")),
+            "{profile}: {stdout}"
+        );
+    }
+    let out = run_in(dir.path(), &["policy", "check", "--dir", ".", "--json"]);
+    let (stdout, _) = text(&out);
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        v["profiles_checked"].as_array().unwrap().len(),
+        4,
+        "{stdout}"
+    );
+}

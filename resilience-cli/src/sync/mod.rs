@@ -28,6 +28,7 @@ use crate::args::{SyncArgs, journal_path};
 use crate::error::CliError;
 use crate::journal::Journal;
 use crate::metrics_http;
+use crate::policy_reload;
 use crate::recorder::MemoryRecorder;
 use state::StateFile;
 
@@ -43,10 +44,12 @@ pub async fn run(args: SyncArgs) -> Result<(), CliError> {
         }
         _ => None,
     };
-    let policies = PolicySet::load(&LoadOptions {
+    let policy_options = LoadOptions {
         dir: args.policy_dir.clone(),
         profile: args.profile.clone().filter(|p| !p.is_empty()),
-    })?;
+    };
+    let policies = PolicySet::load(&policy_options)?;
+    policy_reload::check(&policy_options, args.watch_policies)?;
     let pipeline = config::load(&args.config, &policies, args.database_url.as_deref())?;
     for wanted in &args.sources {
         if !pipeline.sources.iter().any(|s| &s.name == wanted) {
@@ -67,6 +70,7 @@ pub async fn run(args: SyncArgs) -> Result<(), CliError> {
     let journal = Journal::open(&journal)
         .map_err(|e| CliError::io(format!("cannot open the journal {}", journal.display()), e))?;
     engine.subscribe(Arc::new(journal));
+    let _reloader = policy_reload::start(engine.clone(), policy_options, args.watch_policies)?;
     let mut outcomes = Vec::new();
     let work = async {
         for source in &pipeline.sources {
