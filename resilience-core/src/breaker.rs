@@ -1,7 +1,10 @@
 //! The circuit breaker: stop calling a dependency that keeps failing.
 //!
-//! CLOSED lets every attempt through and counts consecutive failures. At
-//! `failure_threshold` it goes OPEN: calls fail at once without touching the dependency,
+//! CLOSED lets every attempt through and counts failures: in `consecutive` mode, failed
+//! attempts in a row, opening at `failure_threshold`; in `ratio` mode, the share of failed
+//! attempts over a sliding `sampling_window`, opening at `failure_ratio` once the window
+//! holds `minimum_calls` (so one brief fault that fails several concurrent calls at once
+//! does not open it). OPEN fails calls at once without touching the dependency,
 //! which gives a restarting server room to come back. After `recovery_timeout` it goes
 //! HALF_OPEN and admits at most `success_threshold` probes at a time (not every waiting
 //! caller); that many successes close it, one failure reopens it. Rejected calls do not
@@ -17,7 +20,11 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::events::BreakerCause;
-use crate::policy::BreakerPolicy;
+use crate::policy::{BreakerMode, BreakerPolicy};
+
+mod window;
+
+use window::SamplingWindow;
 
 /// The three states of a breaker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -103,6 +110,9 @@ struct Inner {
 #[derive(Debug)]
 pub struct CircuitBreaker {
     enabled: AtomicBool,
+    /// `mode = "ratio"`: successes are counted in `window` too.
+    ratio: AtomicBool,
+    window: SamplingWindow,
     inner: Mutex<Inner>,
     state: AtomicU8,
     generation: AtomicU64,
@@ -114,6 +124,8 @@ impl CircuitBreaker {
     pub fn new(policy: &BreakerPolicy) -> Self {
         CircuitBreaker {
             enabled: AtomicBool::new(policy.enabled),
+            ratio: AtomicBool::new(policy.mode == BreakerMode::Ratio),
+            window: SamplingWindow::new(policy.sampling_window),
             inner: Mutex::new(Inner {
                 policy: policy.clone(),
                 open_for: policy.recovery_timeout,
@@ -152,6 +164,7 @@ impl CircuitBreaker {
         }
         if state == BreakerState::Closed {
             inner.failures = 0;
+            self.window.clear();
         }
         self.failures.store(inner.failures, Ordering::Release);
         self.generation.store(inner.generation, Ordering::Release);
@@ -256,11 +269,18 @@ impl CircuitBreaker {
         }
         if outcome == Outcome::Success
             && !permit.probe
-            && self.failures.load(Ordering::Acquire) == 0
             && self.generation.load(Ordering::Acquire) == permit.generation
         {
-            // CLOSED with nothing counted: a success changes nothing.
-            return None;
+            // Still CLOSED (a non-probe permit of the current generation).
+            if self.ratio.load(Ordering::Relaxed) {
+                // Ratio mode: a success only adds to the window.
+                self.window.record(now, false);
+                return None;
+            }
+            if self.failures.load(Ordering::Acquire) == 0 {
+                // Nothing counted: a success changes nothing.
+                return None;
+            }
         }
         let mut inner = self.lock();
         if inner.generation != permit.generation {
@@ -279,6 +299,19 @@ impl CircuitBreaker {
                 inner.failures = 0;
                 self.failures.store(0, Ordering::Release);
                 None
+            }
+            (BreakerState::Closed, Outcome::Failure) if inner.policy.mode == BreakerMode::Ratio => {
+                self.window.record(now, true);
+                let (failures, calls) = self.window.totals(now);
+                let policy = &inner.policy;
+                if calls >= policy.minimum_calls.get()
+                    && f64::from(failures) >= policy.failure_ratio * f64::from(calls)
+                {
+                    let cause = BreakerCause::FailureRatio { failures, calls };
+                    Some(self.set(&mut inner, BreakerState::Open, now, cause))
+                } else {
+                    None
+                }
             }
             (BreakerState::Closed, Outcome::Failure) => {
                 inner.failures += 1;
@@ -349,6 +382,15 @@ impl CircuitBreaker {
         if inner.state == BreakerState::Open {
             inner.open_for = inner.open_for.min(policy.recovery_timeout);
         }
+        if inner.policy.mode != policy.mode {
+            // The counts of one mode say nothing in the other.
+            inner.failures = 0;
+            self.failures.store(0, Ordering::Release);
+            self.window.clear();
+        }
+        self.window.set_length(policy.sampling_window);
+        self.ratio
+            .store(policy.mode == BreakerMode::Ratio, Ordering::Relaxed);
         inner.policy = policy.clone();
         self.enabled.store(policy.enabled, Ordering::Relaxed);
     }

@@ -13,12 +13,13 @@ use toml::de::DeValue;
 use crate::class::{ClassSet, ErrorClass};
 use crate::error::PolicyError;
 use crate::location::Origin;
-use crate::model::{Jitter, WhenLimited};
+use crate::model::{BreakerMode, Jitter, WhenLimited};
 use crate::rules::{self, DURATION_HINT};
 use crate::schema::{Kind, Value};
 use crate::suggest;
 const JITTERS: [&str; 4] = ["none", "full", "equal", "decorrelated"];
 const WHEN_LIMITED: [&str; 2] = ["wait", "reject"];
+const BREAKER_MODES: [&str; 2] = ["consecutive", "ratio"];
 
 /// Checks `value` (written at `origin`) against `kind` and the rules of [`rules::value`].
 pub(crate) fn check(
@@ -70,6 +71,23 @@ fn typed(kind: Kind, value: &Spanned<DeValue<'_>>, origin: &Origin) -> Result<Va
                 origin.error(format!("expected a number from 0.0 to 1000.0, {}", got()))
             })?;
             Ok(Value::Float(f))
+        }
+        Kind::Fraction => {
+            let f = number(value).ok_or_else(|| {
+                origin.error(format!(
+                    "expected a number above 0.0 and at most 1.0, {}",
+                    got()
+                ))
+            })?;
+            Ok(Value::Float(f))
+        }
+        Kind::BreakerMode => {
+            let name = one_of(value, origin, "breaker mode", &BREAKER_MODES)?;
+            Ok(Value::BreakerMode(if name == "ratio" {
+                BreakerMode::Ratio
+            } else {
+                BreakerMode::Consecutive
+            }))
         }
         Kind::Bool => match value.get_ref() {
             DeValue::Boolean(b) => Ok(Value::Bool(*b)),

@@ -57,6 +57,7 @@ fn written(value: Value) -> String {
         Value::Bool(b) => b.to_string(),
         Value::Jitter(j) => format!("\"{}\"", j.as_str()),
         Value::WhenLimited(w) => format!("\"{}\"", w.as_str()),
+        Value::BreakerMode(m) => format!("\"{}\"", m.as_str()),
         Value::Classes(c) => {
             let names: Vec<String> = c.iter().map(|c| format!("\"{c}\"")).collect();
             format!("[{}]", names.join(", "))

@@ -45,7 +45,7 @@ pub use diff::Difference;
 pub use discover::{find_policy_dir, known_policy_names};
 pub use error::{Location, PolicyError};
 pub use model::{
-    BreakerPolicy, BudgetPolicy, Jitter, Policy, RateLimitPolicy, RecoveryPolicy, RetryPolicy,
-    TimeoutPolicy, WhenLimited,
+    BreakerMode, BreakerPolicy, BudgetPolicy, Jitter, Policy, RateLimitPolicy, RecoveryPolicy,
+    RetryPolicy, TimeoutPolicy, WhenLimited,
 };
 pub use set::{LoadOptions, PolicySet, available_profiles};

@@ -50,6 +50,9 @@ pub(crate) fn value(kind: Kind, value: Value, got: &str) -> Result<(), String> {
         (Kind::Ratio, Value::Float(f)) if !(0.0..=1000.0).contains(&f) => {
             Err(format!("must be from 0.0 to 1000.0, got {got}"))
         }
+        (Kind::Fraction, Value::Float(f)) if !(f > 0.0 && f <= 1.0) => Err(format!(
+            "must be above 0.0 and at most 1.0 (0.5: half the attempts failed), got {got}"
+        )),
         _ => Ok(()),
     }
 }
