@@ -264,7 +264,7 @@ mod tests {
                 let acquire = old.acquire();
                 let _ = started.send(());
                 acquire.await.map(|mut conn| {
-                    let _ = conn.close_on_drop();
+                    conn.close_on_drop();
                 })
             }
         });
