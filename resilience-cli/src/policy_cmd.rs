@@ -91,16 +91,44 @@ fn show(source: &PolicySource, as_json: bool) -> Result<(), CliError> {
             .names()
             .filter_map(|name| set.get(name).map(|p| (name, &**p)))
             .collect();
-        let out = json!({ "profile": set.profile(), "policy": policies });
+        let origins: BTreeMap<&str, BTreeMap<&str, &str>> = set
+            .names()
+            .map(|name| (name, set.origins(name).collect()))
+            .collect();
+        let out = json!({ "profile": set.profile(), "policy": policies, "origin": origins });
         println!("{out:#}");
     } else {
         println!(
-            "# effective policies (profile: {}); every key written out, `extends` applied",
+            "# effective policies (profile: {}); every key written out, `extends` applied;\n\
+             # after each value, where it was set (file:line:column), or `default`",
             set.profile().unwrap_or("none")
         );
-        print!("{}", set.to_toml());
+        print!("{}", annotated(&set, &set.to_toml()));
     }
     Ok(())
+}
+
+/// `toml` (as [`PolicySet::to_toml`] writes it) with, after each value, where it was set.
+fn annotated(set: &PolicySet, toml: &str) -> String {
+    let mut out = String::with_capacity(toml.len() * 2);
+    let mut table: Option<(&str, &str)> = None;
+    for line in toml.lines() {
+        out.push_str(line);
+        if let Some(header) = line
+            .strip_prefix("[policy.")
+            .and_then(|l| l.strip_suffix(']'))
+        {
+            table = header.split_once('.');
+        } else if let (Some((policy, section)), Some((key, _))) = (table, line.split_once(" = ")) {
+            let origin = set
+                .origin(policy, &format!("{section}.{key}"))
+                .unwrap_or("default");
+            out.push_str("  # ");
+            out.push_str(origin);
+        }
+        out.push('\n');
+    }
+    out
 }
 
 fn explain_one(name: &str, source: &PolicySource, as_json: bool) -> Result<(), CliError> {

@@ -1,8 +1,8 @@
 //! Reloading the policies of a running `sync`: on `SIGHUP`, and with `--watch-policies`
 //! whenever a file in the policy folder changes.
 //!
-//! The files are loaded and validated exactly as at start (the same folder and profile);
-//! a set that loads is swapped into the engine, which
+//! The files are loaded and validated exactly as at start (the same folder, profile and
+//! `<NAME>_RESILIENCE_CONFIG` files); a set that loads is swapped into the engine, which
 //! keeps every breaker, bucket and counter, and each change is logged key by key. A file
 //! that does not load is logged with its file, line and column, and the running policies
 //! stay: a typo in an edit cannot stop a sync or reset its breakers.
@@ -51,7 +51,8 @@ impl Trigger {
 }
 
 /// Starts reloading `engine`'s policies from `options` on `SIGHUP` and, with `watch`,
-/// when a file in the policy folder changes.
+/// when a file in the policy folder (or the folder of a `<NAME>_RESILIENCE_CONFIG` file)
+/// changes.
 pub fn start(engine: Engine, options: LoadOptions, watch: bool) -> Result<Reloader, CliError> {
     let (tx, rx) = mpsc::unbounded_channel();
     let watcher = if watch {
@@ -80,15 +81,26 @@ pub fn check(options: &LoadOptions, watch: bool) -> Result<(), CliError> {
     Ok(())
 }
 
-/// The paths `--watch-policies` watches: the policy folder.
+/// The folders `--watch-policies` watches: the policy folder and those of the override
+/// files (a folder, since editors replace a file by renaming a new one over it).
 fn watched(options: &LoadOptions) -> Result<Vec<PathBuf>, CliError> {
-    let Some(dir) = &options.dir else {
+    let mut dirs: Vec<PathBuf> = options.dir.iter().cloned().collect();
+    for (_, file) in PolicySet::override_files() {
+        let dir = match file.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        if !dirs.contains(&dir) {
+            dirs.push(dir);
+        }
+    }
+    if dirs.is_empty() {
         return Err(CliError::Usage(
-            "--watch-policies needs a policy folder: set --policy-dir or RESILIENCE_POLICY_DIR"
+            "--watch-policies needs a policy folder (set --policy-dir or RESILIENCE_POLICY_DIR) or a <NAME>_RESILIENCE_CONFIG file"
                 .into(),
         ));
-    };
-    Ok(vec![dir.clone()])
+    }
+    Ok(dirs)
 }
 
 fn watch_files(

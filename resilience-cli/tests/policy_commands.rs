@@ -87,11 +87,61 @@ fn show_prints_policies_that_load_back_identically() {
     let again = run_in(dir.path(), &["policy", "show", "--dir", "."]);
     let (reshown, stderr) = text(&again);
     assert_eq!(again.status.code(), Some(0), "{stderr}");
-    let body = |s: &str| s.lines().skip(1).collect::<Vec<_>>().join("\n");
+    // The values are the same; where they come from is now ./default.toml.
+    let body = |s: &str| {
+        s.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| l.split("  # ").next().unwrap())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
     assert_eq!(
         body(&reshown),
         body(&shown),
         "show output is a valid policy file for the same set"
+    );
+    assert!(
+        shown.contains("max_attempts = 3  # <built-in default.toml>:"),
+        "{shown}"
+    );
+    assert!(
+        reshown.contains("max_attempts = 3  # ./default.toml:"),
+        "{reshown}"
+    );
+}
+
+#[test]
+fn show_says_where_each_value_came_from_including_the_seed_variables() {
+    let dir = Scratch::new("showorigin");
+    std::fs::write(dir.path().join("db.toml"), "[retry]\nmax_attempts = 6\n").unwrap();
+    let out = common::resilient()
+        .current_dir(dir.path())
+        .env("DB_RESILIENCE_CONFIG", "db.toml")
+        .args(["policy", "show", "--profile", "prod"])
+        .output()
+        .unwrap();
+    let (shown, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let db_retry = shown
+        .split("[policy.db.retry]")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{shown}"));
+    assert!(
+        db_retry.contains("max_attempts = 6  # db.toml:2:16 (DB_RESILIENCE_CONFIG)"),
+        "{shown}"
+    );
+    let out = common::resilient()
+        .current_dir(dir.path())
+        .env("DB_RESILIENCE_CONFIG", "db.toml")
+        .args(["policy", "show", "--json"])
+        .output()
+        .unwrap();
+    let (shown, _) = text(&out);
+    let v: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(v["policy"]["db"]["retry"]["max_attempts"], 6);
+    assert_eq!(
+        v["origin"]["db"]["retry.max_attempts"],
+        "db.toml:2:16 (DB_RESILIENCE_CONFIG)"
     );
 }
 

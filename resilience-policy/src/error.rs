@@ -64,6 +64,18 @@ pub enum PolicyError {
         /// What is wrong and what would be valid.
         message: String,
     },
+    /// A `<NAME>_RESILIENCE_CONFIG` variable is set for a policy no policy file defines.
+    #[error("{variable} names {} for policy `{policy}`, which no policy file defines; expected one of: {}", file.display(), expected.join(", "))]
+    UnknownOverride {
+        /// The variable.
+        variable: String,
+        /// The file it names.
+        file: PathBuf,
+        /// The policy the variable is for (its name lower-cased).
+        policy: String,
+        /// The variables of the policies that are defined.
+        expected: Vec<String>,
+    },
     /// The requested profile has no file.
     #[error("{}: unknown profile `{profile}`, expected one of: {}", file.display(), available.join(", "))]
     UnknownProfile {
@@ -80,7 +92,9 @@ impl PolicyError {
     /// The file the error is in, if any.
     pub fn file(&self) -> Option<&Path> {
         match self {
-            PolicyError::Read { file, .. } | PolicyError::UnknownProfile { file, .. } => Some(file),
+            PolicyError::Read { file, .. }
+            | PolicyError::UnknownProfile { file, .. }
+            | PolicyError::UnknownOverride { file, .. } => Some(file),
             PolicyError::Syntax { at, .. } | PolicyError::Invalid { at, .. } => Some(&at.file),
             PolicyError::InvalidPolicy { .. } => None,
         }
@@ -109,6 +123,7 @@ impl PolicyError {
             PolicyError::Syntax { at, .. } | PolicyError::Invalid { at, .. } => Some(at),
             PolicyError::Read { .. }
             | PolicyError::UnknownProfile { .. }
+            | PolicyError::UnknownOverride { .. }
             | PolicyError::InvalidPolicy { .. } => None,
         }
     }

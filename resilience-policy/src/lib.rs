@@ -32,6 +32,7 @@ mod error;
 mod location;
 mod merge;
 mod model;
+mod overrides;
 mod raw;
 mod resolve;
 mod rules;
@@ -48,4 +49,5 @@ pub use model::{
     BreakerMode, BreakerPolicy, BudgetPolicy, Jitter, Policy, RateLimitPolicy, RecoveryPolicy,
     RetryPolicy, TimeoutPolicy, WhenLimited,
 };
+pub use overrides::variable as override_variable;
 pub use set::{LoadOptions, PolicySet, available_profiles};
