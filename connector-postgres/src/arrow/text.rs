@@ -12,7 +12,7 @@ use arrow_array::types::{
     Date32Type, Decimal128Type, Int16Type, Int32Type, Int64Type, TimestampMicrosecondType,
 };
 use arrow_array::{Array, ArrayRef};
-use arrow_schema::DataType;
+use arrow_schema::{DataType, TimeUnit};
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 
@@ -27,7 +27,7 @@ pub fn value_text(array: &ArrayRef, row: usize) -> Option<String> {
         DataType::Int64 => array.as_primitive::<Int64Type>().value(row).to_string(),
         DataType::Utf8 => array.as_string::<i32>().value(row).to_owned(),
         DataType::Date32 => format_date(array.as_primitive::<Date32Type>().value(row)),
-        DataType::Timestamp(_, tz) => {
+        DataType::Timestamp(TimeUnit::Microsecond, tz) => {
             let micros = array.as_primitive::<TimestampMicrosecondType>().value(row);
             let mut text = format_timestamp(micros);
             if tz.is_some() && !text.ends_with("infinity") {
@@ -56,7 +56,7 @@ pub fn value_ordinal(array: &ArrayRef, row: usize) -> Option<i64> {
             let days = i64::from(array.as_primitive::<Date32Type>().value(row));
             Some(days.saturating_mul(MICROS_PER_DAY))
         }
-        DataType::Timestamp(..) => {
+        DataType::Timestamp(TimeUnit::Microsecond, _) => {
             Some(array.as_primitive::<TimestampMicrosecondType>().value(row))
         }
         _ => None,
@@ -180,6 +180,22 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_in_another_unit_are_unsupported_not_a_panic() {
+        use arrow_array::{TimestampMicrosecondArray, TimestampMillisecondArray};
+        use std::sync::Arc;
+        let millis: ArrayRef = Arc::new(TimestampMillisecondArray::from(vec![1_000]));
+        assert_eq!(value_text(&millis, 0), None);
+        assert_eq!(value_ordinal(&millis, 0), None);
+        let micros: ArrayRef =
+            Arc::new(TimestampMicrosecondArray::from(vec![1_000_000]).with_timezone("UTC"));
+        assert_eq!(
+            value_text(&micros, 0).as_deref(),
+            Some("1970-01-01 00:00:01.000000+00")
+        );
+        assert_eq!(value_ordinal(&micros, 0), Some(1_000_000));
+    }
 
     #[test]
     fn dates_print_in_postgres_syntax() {
