@@ -30,22 +30,29 @@ pub struct AttemptInfo {
 }
 
 /// The runtime states (policy and key) of an attempt and of the attempts enclosing it, by
-/// address. A run whose own state is in the chain is part of an enclosing attempt.
+/// their serial number (unique per engine process, never 0). A run whose own state is in
+/// the chain is part of an enclosing attempt.
 ///
-/// Addresses are compared only while the states are alive (the runs holding them are
-/// running), so an address cannot have been reused. Four levels are kept; a deeper
-/// nesting of distinct policies and keys makes attempts of its own, as a different key would.
+/// Four levels are kept; a deeper nesting of distinct policies and keys makes attempts of
+/// its own, as a different key would.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Chain([usize; 4]);
+pub(crate) struct Chain([u32; 4]);
 
 impl Chain {
+    /// The chain of an outermost attempt.
+    #[inline]
+    pub(crate) fn of(id: u32) -> Chain {
+        Chain([id, 0, 0, 0])
+    }
+
     /// Whether `id` (never 0) is in the chain.
-    pub(crate) fn contains(&self, id: usize) -> bool {
+    #[inline]
+    pub(crate) fn contains(&self, id: u32) -> bool {
         self.0.contains(&id)
     }
 
     /// The chain with `id` added, when there is room.
-    pub(crate) fn with(mut self, id: usize) -> Chain {
+    pub(crate) fn with(mut self, id: u32) -> Chain {
         if !self.contains(id)
             && let Some(free) = self.0.iter_mut().find(|s| **s == 0)
         {
@@ -66,6 +73,12 @@ impl AttemptInfo {
 /// The attempt running in this task, if any.
 pub fn current() -> Option<AttemptInfo> {
     CURRENT.try_with(|a| *a).ok()
+}
+
+/// The policies and keys of the attempt running in this task, if any.
+#[inline]
+pub(crate) fn current_chain() -> Option<Chain> {
+    CURRENT.try_with(|a| a.chain).ok()
 }
 
 /// Runs `fut` as the attempt `info`.

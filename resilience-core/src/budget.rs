@@ -21,16 +21,37 @@ const SLOTS: usize = 10;
 struct Slot {
     period: AtomicU64,
     deposits: AtomicU64,
+    /// The period the withdrawals were counted in (high 40 bits) and their count (low 24
+    /// bits), in one word: a count can never be credited to another period.
     withdrawals: AtomicU64,
+}
+
+const COUNT_BITS: u32 = 24;
+const COUNT_MASK: u64 = (1 << COUNT_BITS) - 1;
+const PERIOD_MASK: u64 = (1 << (64 - COUNT_BITS)) - 1;
+
+/// `period`'s stamp in a packed withdrawal word.
+fn stamp(period: u64) -> u64 {
+    period & PERIOD_MASK
+}
+
+/// The withdrawals counted in `word` for `period` (0 when counted for another).
+fn count_for(word: u64, period: u64) -> u64 {
+    if word >> COUNT_BITS == stamp(period) {
+        word & COUNT_MASK
+    } else {
+        0
+    }
 }
 
 /// Counts calls and retries over a sliding window and says whether one more retry fits.
 ///
 /// The window is a ring of ten slots, each stamped with the period it counts; a slot found
 /// holding an old period is cleared by whoever finds it. Counting a call is an atomic add,
-/// with no lock; under a race at a slot's turnover a count made just before the clearing
-/// can be lost: a lost call makes the budget slightly stricter, a lost retry slightly more
-/// lenient, for that instant.
+/// with no lock; under a race at a slot's turnover a call counted just before the clearing
+/// can be lost, which makes the budget slightly stricter for that instant. Retries are
+/// counted in one word with their period, so none is ever lost: concurrent callers cannot
+/// overdraw the budget.
 #[derive(Debug)]
 pub struct RetryBudget {
     settings: Settings,
@@ -102,7 +123,6 @@ impl RetryBudget {
                 .is_ok()
         {
             slot.deposits.store(0, Ordering::Release);
-            slot.withdrawals.store(0, Ordering::Release);
         }
         (period, slot)
     }
@@ -123,17 +143,32 @@ impl RetryBudget {
         // Take the retry first, then sum the window: a caller sees its own withdrawal and
         // every one made before it, so concurrent callers cannot overdraw the budget
         // (at worst a race refuses one retry too many).
-        current.withdrawals.fetch_add(1, Ordering::AcqRel);
+        let _ = current
+            .withdrawals
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |word| {
+                let count = count_for(word, period).saturating_add(1).min(COUNT_MASK);
+                Some((stamp(period) << COUNT_BITS) | count)
+            });
         let oldest = period.saturating_sub(SLOTS as u64 - 1);
         let (deposits, withdrawals) = self
             .slots
             .iter()
-            .filter(|s| (oldest..=period).contains(&s.period.load(Ordering::Acquire)))
-            .fold((0u64, 0u64), |(d, w), s| {
-                (
-                    d + s.deposits.load(Ordering::Relaxed),
-                    w + s.withdrawals.load(Ordering::Acquire),
-                )
+            .map(|s| (s.period.load(Ordering::Acquire), s))
+            .fold((0u64, 0u64), |(d, w), (slot_period, s)| {
+                let deposits = if (oldest..=period).contains(&slot_period) {
+                    s.deposits.load(Ordering::Relaxed)
+                } else {
+                    0
+                };
+                // Periods fit in the stamp for 34 years of 1 ms periods: no wrap to mind.
+                let word = s.withdrawals.load(Ordering::Acquire);
+                let withdrawals = if (stamp(oldest)..=stamp(period)).contains(&(word >> COUNT_BITS))
+                {
+                    word & COUNT_MASK
+                } else {
+                    0
+                };
+                (d + deposits, w + withdrawals)
             });
         let reserve = f64::from_bits(self.settings.reserve.load(Ordering::Relaxed));
         let ratio = f64::from_bits(self.settings.ratio.load(Ordering::Relaxed));
@@ -141,7 +176,13 @@ impl RetryBudget {
         if balance >= 0.0 {
             true
         } else {
-            current.withdrawals.fetch_sub(1, Ordering::AcqRel);
+            // Give the retry back, unless its period is over (then it counts no more).
+            let _ = current
+                .withdrawals
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |word| {
+                    let count = count_for(word, period);
+                    (count > 0).then(|| (stamp(period) << COUNT_BITS) | (count - 1))
+                });
             false
         }
     }

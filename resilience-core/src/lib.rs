@@ -12,8 +12,14 @@
 //! ```
 //!
 //! Zero configuration works: the built-in presets (`db`, `api`, `file`) are compiled in,
-//! and `RESILIENCE_POLICY_DIR` / `RESILIENCE_PROFILE` let an operator swap them per
-//! environment without a rebuild.
+//! and `RESILIENCE_POLICY_DIR` / `RESILIENCE_PROFILE` (and `<NAME>_RESILIENCE_CONFIG` for
+//! one policy) let an operator swap them per environment without a rebuild;
+//! [`Engine::reload`] swaps them in a running process, keeping every breaker and bucket.
+//!
+//! What the engine does is published as typed [`events`] to observers
+//! ([`Engine::subscribe`]); health, metrics and logs are derived from the same events.
+//! Each call runs in a `resilient_call` tracing span and each attempt in an `attempt`
+//! span inside it (at `debug` level).
 //!
 //! # Example
 //!

@@ -31,8 +31,8 @@ pub(crate) use meters::Meters;
 /// The settings every call reads, kept in atomics so the call path takes no lock. A reload
 /// stores them one by one: a call racing it may mix old and new values, each valid.
 pub(crate) struct Hot {
-    attempt_nanos: AtomicU64,
-    total_nanos: AtomicU64,
+    attempt: AtomicDuration,
+    total: AtomicDuration,
     max_attempts: AtomicU32,
     rate_limit: AtomicBool,
     /// The policy is no longer loaded (a reload removed it): calls fail as unknown.
@@ -42,8 +42,8 @@ pub(crate) struct Hot {
 impl Hot {
     fn new(policy: &Policy) -> Hot {
         let hot = Hot {
-            attempt_nanos: AtomicU64::new(0),
-            total_nanos: AtomicU64::new(0),
+            attempt: AtomicDuration::default(),
+            total: AtomicDuration::default(),
             max_attempts: AtomicU32::new(1),
             rate_limit: AtomicBool::new(false),
             retired: AtomicBool::new(false),
@@ -53,12 +53,8 @@ impl Hot {
     }
 
     fn store(&self, policy: &Policy) {
-        // Validated durations are at most a year: their nanoseconds fit in a u64.
-        let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        self.attempt_nanos
-            .store(nanos(policy.timeout.attempt), Ordering::Relaxed);
-        self.total_nanos
-            .store(nanos(policy.timeout.total), Ordering::Relaxed);
+        self.attempt.store(policy.timeout.attempt);
+        self.total.store(policy.timeout.total);
         self.max_attempts
             .store(policy.retry.max_attempts.get(), Ordering::Relaxed);
         self.rate_limit
@@ -66,28 +62,54 @@ impl Hot {
     }
 
     /// The per-attempt timeout.
+    #[inline]
     pub(crate) fn attempt(&self) -> Duration {
-        Duration::from_nanos(self.attempt_nanos.load(Ordering::Relaxed))
+        self.attempt.load()
     }
 
     /// The total deadline of a call.
+    #[inline]
     pub(crate) fn total(&self) -> Duration {
-        Duration::from_nanos(self.total_nanos.load(Ordering::Relaxed))
+        self.total.load()
     }
 
     /// Attempts a call may make.
+    #[inline]
     pub(crate) fn max_attempts(&self) -> u32 {
         self.max_attempts.load(Ordering::Relaxed)
     }
 
     /// Whether the rate limiter applies.
+    #[inline]
     pub(crate) fn rate_limited(&self) -> bool {
         self.rate_limit.load(Ordering::Relaxed)
     }
 
     /// Whether a reload removed the policy.
+    #[inline]
     pub(crate) fn retired(&self) -> bool {
         self.retired.load(Ordering::Relaxed)
+    }
+}
+
+/// A duration in two atomics, read back without a division.
+#[derive(Default)]
+struct AtomicDuration {
+    secs: AtomicU64,
+    nanos: AtomicU32,
+}
+
+impl AtomicDuration {
+    fn store(&self, d: Duration) {
+        self.secs.store(d.as_secs(), Ordering::Relaxed);
+        self.nanos.store(d.subsec_nanos(), Ordering::Relaxed);
+    }
+
+    #[inline]
+    fn load(&self) -> Duration {
+        let nanos = self.nanos.load(Ordering::Relaxed);
+        // Always below a second as stored; the `min` keeps `Duration::new` from carrying.
+        Duration::new(self.secs.load(Ordering::Relaxed), nanos.min(999_999_999))
     }
 }
 
@@ -95,6 +117,9 @@ impl Hot {
 pub(crate) struct Slot {
     pub(crate) policy_name: Arc<str>,
     pub(crate) key: Arc<str>,
+    /// A number no other slot of this process has (never 0): its identity in an attempt's
+    /// chain of enclosing policies and keys.
+    pub(crate) serial: u32,
     policy: RwLock<Arc<Policy>>,
     pub(crate) hot: Hot,
     pub(crate) breaker: CircuitBreaker,
@@ -115,7 +140,9 @@ impl Slot {
         bucket: Arc<TokenBucket>,
         hub: Arc<Hub>,
     ) -> Self {
+        static SERIAL: AtomicU32 = AtomicU32::new(1);
         Slot {
+            serial: SERIAL.fetch_add(1, Ordering::Relaxed).max(1),
             breaker: CircuitBreaker::new(&policy.circuit_breaker),
             budget: RetryBudget::new(&policy.retry.budget),
             gate: RecoveryGate::new(&policy.recovery),

@@ -6,8 +6,11 @@
 //!
 //! Policies come in layers, merged key by key: the built-in `default.toml` (the presets
 //! `db`, `api` and `file`), then `default.toml` in a policy folder, then a profile
-//! (`prod.toml`, ...). A policy may `extends = "other"` to inherit the keys it does not set.
-//! Every error names the file, line, column and key, and says what would be valid.
+//! (`prod.toml`, ...), then for each policy the file its `<NAME>_RESILIENCE_CONFIG`
+//! variable names (`DB_RESILIENCE_CONFIG` for `db`). A policy may `extends = "other"` to
+//! inherit the keys it does not set. Every error names the file, line, column and key,
+//! and says what would be valid. Files and policies built in code
+//! ([`PolicySet::from_policies`]) are checked by the same rules.
 //!
 //! ```
 //! use resilience_policy::{LoadOptions, PolicySet};

@@ -90,15 +90,21 @@ pub(crate) struct Run<'a> {
     permit: Option<Permit>,
     backoff: Option<Backoff>,
     credentials_refreshed: bool,
-    /// The call's tracing span (disabled unless a subscriber wants `debug` spans of this
-    /// crate); each attempt runs in a child span.
-    span: Span,
-    /// The running attempt's span, until its outcome is recorded.
-    attempt_span: Span,
+    /// The call's tracing spans, only when a subscriber wants `debug` spans of this crate
+    /// (boxed, so that a call without them carries one pointer).
+    spans: Option<Box<Spans>>,
+}
+
+/// The tracing spans of a call: its own, and its running attempt's until the attempt's
+/// outcome is recorded.
+struct Spans {
+    call: Span,
+    attempt: Span,
 }
 
 impl<'a> Run<'a> {
     /// A run of `call` on `engine`.
+    #[inline]
     pub(crate) fn new(engine: &'a Engine, call: Call<'a>) -> Self {
         let key = call.key.unwrap_or(call.policy);
         let slot = engine.slot(call.policy, key).map(SlotRef::Owned);
@@ -106,12 +112,14 @@ impl<'a> Run<'a> {
     }
 
     /// A run on a slot already resolved for the call's policy and key.
+    #[inline]
     pub(crate) fn resolved(engine: &'a Engine, call: Call<'a>, slot: &'a Arc<Slot>) -> Self {
         Run::with_slot(engine, call, Some(SlotRef::Borrowed(slot)))
     }
 
+    #[inline]
     fn with_slot(engine: &'a Engine, call: Call<'a>, slot: Option<SlotRef<'a>>) -> Self {
-        let enclosing = attempt::current().map(|a| a.chain);
+        let enclosing = attempt::current_chain();
         let joined = match (&slot, enclosing) {
             (Some(slot), Some(chain)) => chain.contains(slot_id(slot)),
             _ => false,
@@ -133,8 +141,7 @@ impl<'a> Run<'a> {
             permit: None,
             backoff: None,
             credentials_refreshed: false,
-            span: Span::none(),
-            attempt_span: Span::none(),
+            spans: None,
         }
     }
 
@@ -180,15 +187,21 @@ impl<'a> Run<'a> {
         self.emit(slot, kind);
     }
 
+    /// The call's span, or a disabled one.
+    fn span(&self) -> &Span {
+        static NONE: Span = Span::none();
+        self.spans.as_ref().map_or(&NONE, |s| &s.call)
+    }
+
     /// Reports an event of this call, inside the call's span.
     fn emit(&self, slot: &Slot, kind: EventKind<'_>) {
-        let _in = self.span.enter();
+        let _in = self.span().enter();
         slot.emit(Some(self.operation), kind);
     }
 
     /// Reports a breaker transition this call caused, inside the call's span.
     fn transition(&self, slot: &Arc<Slot>, transition: Transition) {
-        let _in = self.span.enter();
+        let _in = self.span().enter();
         slot.on_transition(transition, Some(self.operation), self.recovery);
     }
 
@@ -218,12 +231,24 @@ impl<'a> Run<'a> {
         };
         let mut now = Instant::now();
         if self.started.is_none() {
-            self.span = tracing::debug_span!(
-                "resilient_call",
-                policy = &*slot.policy_name,
-                key = &*slot.key,
-                operation = self.operation,
-            );
+            // Checked first, so that a call makes no span at all (not even a disabled one
+            // to drop) unless some subscriber wants `debug`.
+            if tracing::Level::DEBUG <= tracing::level_filters::STATIC_MAX_LEVEL
+                && tracing::Level::DEBUG <= tracing::level_filters::LevelFilter::current()
+            {
+                let call = tracing::debug_span!(
+                    "resilient_call",
+                    policy = &*slot.policy_name,
+                    key = &*slot.key,
+                    operation = self.operation,
+                );
+                if !call.is_disabled() {
+                    self.spans = Some(Box::new(Spans {
+                        call,
+                        attempt: Span::none(),
+                    }));
+                }
+            }
             self.started = Some(now);
             self.deadline = Some(now + slot.hot.total());
             slot.meters.calls.increment(1);
@@ -275,16 +300,19 @@ impl<'a> Run<'a> {
             max_attempts: (slot.hot.max_attempts()).saturating_add(self.bonus_attempts),
             operation: self.operation,
             deadline: Some(deadline),
-            chain: self.enclosing.unwrap_or_default().with(slot_id(slot)),
+            chain: match self.enclosing {
+                None => Chain::of(slot_id(slot)),
+                Some(chain) => chain.with(slot_id(slot)),
+            },
         };
-        if self.span.is_disabled() {
+        let Some(spans) = self.spans.as_mut() else {
             return match tokio::time::timeout_at(deadline, attempt::scope(info, fut)).await {
                 Ok(result) => Attempted::Done(result.into_result()),
                 Err(_) => Attempted::TimedOut { total },
             };
-        }
+        };
         let span = tracing::debug_span!(
-            parent: &self.span,
+            parent: &spans.call,
             "attempt",
             policy = &*slot.policy_name,
             key = &*slot.key,
@@ -294,7 +322,7 @@ impl<'a> Run<'a> {
         );
         let fut = attempt::scope(info, fut.instrument(span.clone()));
         // The outcome's class is recorded on the span by `after_attempt`.
-        self.attempt_span = span;
+        spans.attempt = span;
         match tokio::time::timeout_at(deadline, fut).await {
             Ok(result) => Attempted::Done(result.into_result()),
             Err(_) => Attempted::TimedOut { total },
@@ -324,13 +352,13 @@ impl<'a> Run<'a> {
         };
         let permit = self.permit.take();
         let now = Instant::now();
-        if !self.attempt_span.is_disabled() {
+        if let Some(spans) = self.spans.as_mut() {
             let class = match &outcome {
                 Attempted::Done(Ok(_)) => "ok",
                 Attempted::Done(Err(e)) => e.class().as_str(),
                 Attempted::TimedOut { .. } => ErrorClass::Timeout.as_str(),
             };
-            std::mem::replace(&mut self.attempt_span, Span::none()).record("class", class);
+            std::mem::replace(&mut spans.attempt, Span::none()).record("class", class);
         }
         let (class, error, total_ran_out) = match outcome {
             Attempted::Done(Ok(value)) => {
@@ -353,12 +381,14 @@ impl<'a> Run<'a> {
     }
 }
 
-/// The identity of a slot in an attempt [`Chain`]: its address (never 0).
-fn slot_id(slot: &Arc<Slot>) -> usize {
-    Arc::as_ptr(slot) as usize
+/// The identity of a slot in an attempt [`Chain`].
+#[inline]
+fn slot_id(slot: &Slot) -> u32 {
+    slot.serial
 }
 
 impl Drop for Run<'_> {
+    #[inline]
     fn drop(&mut self) {
         // A call cancelled between taking the breaker's permit and finishing its attempt
         // gives the permit back, so a cancelled probe does not hold HALF_OPEN hostage.
