@@ -4,8 +4,9 @@
 //! 99.5% of the operations succeed and every read is exact: each row once.
 //!
 //! The fault schedule and the engine's jitter come from one seed (`SOAK_SEED`, printed
-//! with the fault timeline when the test fails); `SOAK_READS` sets the number of reads.
-//! The run is bounded: no read starts after `LIMIT`.
+//! with the fault timeline when the test fails); `SOAK_READS` sets the number of
+//! operations (10,000), which go on until at least `MIN_FAULTS` faults have hit. The run is
+//! bounded: no operation starts after `LIMIT`.
 
 mod pg_read_support;
 
@@ -29,8 +30,11 @@ use resilience_core::{Engine, PolicySet};
 const TASKS: usize = 8;
 const ROWS: i64 = 60;
 const PAGE: usize = 25;
-/// No read starts after this long.
+/// No operation starts after this long.
 const LIMIT: Duration = Duration::from_secs(100);
+/// Operations go on, past `SOAK_READS`, until this many faults have hit (however fast
+/// the machine runs them).
+const MIN_FAULTS: usize = 8;
 /// A phase without a fault lasts 200 to 800 ms; one phase in seven is a fault of 300 to
 /// 1500 ms (a freeze may outlast the attempt timeout, a refusal the first retries): about
 /// a fifth of the time, something is wrong.
@@ -218,10 +222,12 @@ async fn eight_readers_through_faults_succeed_with_the_breaker_on_and_read_exact
                 Arc::clone(&failed),
                 Arc::clone(&inexact),
             );
+            let faults_seen = Arc::clone(&timeline);
             tokio::spawn(async move {
                 loop {
                     let n = next.fetch_add(1, Ordering::SeqCst);
-                    if n >= reads || started.elapsed() >= LIMIT {
+                    let faults = faults_seen.lock().unwrap().len();
+                    if (n >= reads && faults >= MIN_FAULTS) || started.elapsed() >= LIMIT {
                         break;
                     }
                     match operation(&pg, n).await {
@@ -289,7 +295,10 @@ async fn eight_readers_through_faults_succeed_with_the_breaker_on_and_read_exact
         ok as f64 >= 0.995 * done as f64,
         "success below 99.5%: {report}"
     );
-    assert!(timeline.len() >= 8, "too few faults to judge: {report}");
+    assert!(
+        timeline.len() >= MIN_FAULTS,
+        "too few faults to judge: {report}"
+    );
     assert!(
         key.is_some_and(|k| k.retries > 0),
         "the faults never cost a retry: {report}"
