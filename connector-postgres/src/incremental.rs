@@ -115,14 +115,14 @@ impl PostgresConnector {
                     }
                 }
             };
-            let batch = match self
+            let page = match self
                 .fetch_page(&run.plan.request(after.as_deref()), &run.session)
                 .await
             {
-                Ok(batch) => batch,
+                Ok(page) => page,
                 Err(e) => return Some((Err(e), State::Done)),
             };
-            let full = batch.num_rows() >= run.plan.limit;
+            let (batch, full) = (page.batch, page.more);
             if batch.num_rows() == 0 {
                 run.session.finish().await;
                 return None;

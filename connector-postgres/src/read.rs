@@ -104,20 +104,19 @@ impl PostgresConnector {
                     State::Keyset(keyed, after) => {
                         let (plan, session) = &*keyed;
                         let request = plan.request(after.as_deref());
-                        let batch = match self.fetch_page(&request, session).await {
-                            Ok(batch) => batch,
+                        let page = match self.fetch_page(&request, session).await {
+                            Ok(page) => page,
                             Err(e) => return Some((Err(e), State::Done)),
                         };
-                        let full = batch.num_rows() >= plan.limit;
-                        if !full {
+                        if !page.more {
                             session.finish().await;
                         }
-                        if batch.num_rows() == 0 {
+                        if page.batch.num_rows() == 0 {
                             return None;
                         }
-                        let chunk = plan.chunk(&batch);
+                        let chunk = plan.chunk(&page.batch);
                         let next = match &chunk {
-                            Ok(c) if full => State::Keyset(keyed, Some(KeysetPlan::values(c))),
+                            Ok(c) if page.more => State::Keyset(keyed, Some(KeysetPlan::values(c))),
                             _ => State::Done,
                         };
                         return Some((chunk, next));

@@ -74,7 +74,8 @@ pub struct PolicyArgs {
 /// The policy subcommands.
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
-    /// Validate the policy files; errors name file, line and column.
+    /// Validate the policy files; errors name file, line and column. With `--dir` and no
+    /// `--profile`, every profile the folder offers is checked too.
     Check {
         /// Where policies come from.
         #[command(flatten)]
@@ -139,6 +140,10 @@ pub struct SyncArgs {
     /// Folder with policy files.
     #[arg(long = "policy-dir", env = "RESILIENCE_POLICY_DIR")]
     pub policy_dir: Option<PathBuf>,
+    /// Reload the policies when a file in the policy folder changes (they are always
+    /// reloaded on SIGHUP); breakers, buckets and counters keep their state.
+    #[arg(long)]
+    pub watch_policies: bool,
     /// The state file (checkpoints); the journal is written next to it.
     #[arg(long, default_value = ".resilient/state.json")]
     pub state: PathBuf,

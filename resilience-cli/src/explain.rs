@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use resilience_core::backoff::Backoff;
-use resilience_core::policy::{Policy, WhenLimited};
+use resilience_core::policy::{BreakerMode, Policy, WhenLimited};
 use serde::Serialize;
 
 /// One retry's delay.
@@ -59,8 +59,19 @@ pub struct Explanation {
     pub max_queued_within_wait: u64,
     /// `wait` or `reject`.
     pub when_limited: &'static str,
+    /// What opens the breaker: `consecutive` or `ratio`.
+    pub breaker_mode: &'static str,
     /// The breaker's consecutive-failure threshold (0 when disabled).
     pub breaker_failure_threshold: u32,
+    /// Ratio mode: the share of failed attempts that opens the breaker.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub breaker_failure_ratio: Option<f64>,
+    /// Ratio mode: the window attempts are counted over, in seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub breaker_sampling_window_secs: Option<f64>,
+    /// Ratio mode: attempts the window must hold before the ratio counts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub breaker_minimum_calls: Option<u32>,
     /// How long an open breaker fails calls fast, in seconds.
     pub breaker_open_secs: f64,
 }
@@ -68,6 +79,8 @@ pub struct Explanation {
 /// Computes the explanation of `policy`.
 pub fn explain(name: &str, policy: &Policy) -> Explanation {
     let retry = &policy.retry;
+    let cb = &policy.circuit_breaker;
+    let ratio = cb.enabled && cb.mode == BreakerMode::Ratio;
     let backoff = Backoff::new(retry);
     let attempts = retry.max_attempts.get();
     let delays: Vec<RetryDelay> = (1..attempts)
@@ -122,12 +135,16 @@ pub fn explain(name: &str, policy: &Policy) -> Explanation {
             WhenLimited::Wait => "wait",
             WhenLimited::Reject => "reject",
         },
-        breaker_failure_threshold: if policy.circuit_breaker.enabled {
-            policy.circuit_breaker.failure_threshold.get()
+        breaker_mode: cb.mode.as_str(),
+        breaker_failure_threshold: if cb.enabled {
+            cb.failure_threshold.get()
         } else {
             0
         },
-        breaker_open_secs: policy.circuit_breaker.recovery_timeout.as_secs_f64(),
+        breaker_failure_ratio: ratio.then_some(cb.failure_ratio),
+        breaker_sampling_window_secs: ratio.then_some(cb.sampling_window.as_secs_f64()),
+        breaker_minimum_calls: ratio.then_some(cb.minimum_calls.get()),
+        breaker_open_secs: cb.recovery_timeout.as_secs_f64(),
     }
 }
 
@@ -226,6 +243,19 @@ pub fn render(e: &Explanation, policy: &Policy) -> String {
     let _ = writeln!(out, "\ncircuit breaker:");
     if e.breaker_failure_threshold == 0 {
         let _ = writeln!(out, "  disabled");
+    } else if let (Some(ratio), Some(window), Some(minimum)) = (
+        e.breaker_failure_ratio,
+        e.breaker_sampling_window_secs,
+        e.breaker_minimum_calls,
+    ) {
+        let _ = writeln!(
+            out,
+            "  opens when {}% or more of the attempts in the last {} failed (once it holds {minimum} attempts), fails calls fast for {}, closes after {} successful probes",
+            (ratio * 1000.0).round() / 10.0,
+            secs(window),
+            secs(e.breaker_open_secs),
+            policy.circuit_breaker.success_threshold
+        );
     } else {
         let _ = writeln!(
             out,
@@ -258,5 +288,24 @@ mod tests {
         assert_eq!(e.sustained_per_second, 5.0);
         assert_eq!(e.refill_secs, 10.0, "50 tokens at 5/s");
         assert_eq!(e.max_queued_within_wait, 50);
+        assert_eq!(e.breaker_mode, "consecutive");
+        assert_eq!(e.breaker_failure_ratio, None);
+    }
+
+    #[test]
+    fn ratio_mode_is_explained() {
+        let mut policy = Policy::default();
+        policy.circuit_breaker.mode = BreakerMode::Ratio;
+        let e = explain("db", &policy);
+        assert_eq!(e.breaker_mode, "ratio");
+        assert_eq!(e.breaker_failure_ratio, Some(0.5));
+        assert_eq!(e.breaker_minimum_calls, Some(20));
+        let text = render(&e, &policy);
+        assert!(
+            text.contains(
+                "opens when 50% or more of the attempts in the last 30s failed (once it holds 20 attempts), fails calls fast for 30s"
+            ),
+            "{text}"
+        );
     }
 }

@@ -5,25 +5,93 @@
 //! A one-shot command has no history of its own, so the rest comes from the journal that
 //! `sync` runs write: the breaker state is the last breaker transition journaled for the
 //! policy and key (this process's own engine makes no breaker-counted calls), and retries,
-//! rate-limit violations and recoveries are those of the last hour.
+//! calls given up on, rate-limit waits and violations and recoveries are those of the last
+//! hour. The text and the JSON show the same figures, from one struct; the journal's
+//! events are counted by their kind, and a rate-limit wait is a wait, not a violation (a
+//! violation is a call the limiter refused).
 
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use connector_postgres::ConnectorHealth;
+use resilience_core::ErrorClass;
+use resilience_core::connector::ConnectorState;
 use serde::Serialize;
 
 use crate::args::{HealthArgs, journal_path};
 use crate::connect;
 use crate::error::CliError;
-use crate::journal;
+use crate::journal::{self, JournalEvent, Kind};
 
 /// Journal figures for one policy and key over the last hour.
 #[derive(Debug, Default, Serialize)]
 struct Recent {
+    /// Retries started.
     retry_attempts: u64,
+    /// Calls the engine gave up on (any verdict).
+    calls_gave_up: u64,
+    /// Times a call waited for a rate-limit token.
+    rate_limit_waits: u64,
+    /// Calls the rate limiter refused.
     rate_limit_violations: u64,
+    /// Recoveries that mended the connection.
     recovery_events: u64,
+    /// Recoveries that did not.
+    recovery_failures: u64,
+    /// Times the breaker opened.
     breaker_opened: u64,
+    /// Events per operation (with `--detailed`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    events_by_operation: BTreeMap<String, u64>,
+}
+
+impl Recent {
+    fn add(&mut self, event: &JournalEvent, detailed: bool) {
+        let counter = match event.kind {
+            Kind::Retry => &mut self.retry_attempts,
+            Kind::GaveUp => &mut self.calls_gave_up,
+            Kind::RateLimitWait => &mut self.rate_limit_waits,
+            Kind::RateLimitRejected => &mut self.rate_limit_violations,
+            Kind::Recovery => &mut self.recovery_events,
+            Kind::RecoveryFailed => &mut self.recovery_failures,
+            Kind::BreakerOpened => &mut self.breaker_opened,
+            _ => return,
+        };
+        *counter += 1;
+        if detailed && let Some(op) = &event.operation {
+            *self.events_by_operation.entry(op.clone()).or_default() += 1;
+        }
+    }
+}
+
+/// What the direct check found, and the pool's figures.
+#[derive(Debug, Serialize)]
+struct Check {
+    state: ConnectorState,
+    key: String,
+    policy: String,
+    reachable: bool,
+    latency_ms: f64,
+    error: Option<String>,
+    error_class: Option<ErrorClass>,
+    pool_size: u32,
+    pool_idle: usize,
+}
+
+impl Check {
+    fn of(h: &ConnectorHealth) -> Check {
+        Check {
+            state: h.state,
+            key: h.key.clone(),
+            policy: h.policy.clone(),
+            reachable: h.reachable,
+            latency_ms: h.latency_ms,
+            error: h.error.clone(),
+            error_class: h.error_class,
+            pool_size: h.pool_size,
+            pool_idle: h.pool_idle,
+        }
+    }
 }
 
 /// The breaker state as the journal last recorded it for the policy and key.
@@ -39,12 +107,12 @@ struct Breaker {
 
 impl Breaker {
     /// The last breaker transition among `events` (oldest first) for `policy` and `key`.
-    fn from_journal(events: &[journal::JournalEvent], policy: &str, key: &str) -> Breaker {
+    fn from_journal(events: &[JournalEvent], policy: &str, key: &str) -> Breaker {
         let last = events.iter().rev().find_map(|e| {
-            let state = match e.kind.as_str() {
-                "breaker_opened" => "OPEN",
-                "breaker_half_open" => "HALF_OPEN",
-                "breaker_closed" => "CLOSED",
+            let state = match e.kind {
+                Kind::BreakerOpened => "OPEN",
+                Kind::BreakerHalfOpen => "HALF_OPEN",
+                Kind::BreakerClosed => "CLOSED",
                 _ => return None,
             };
             (e.policy == policy && e.key == key).then(|| (state, e.ts.clone()))
@@ -77,22 +145,22 @@ impl Breaker {
 #[derive(Debug, Serialize)]
 struct Report {
     connector: &'static str,
-    health: ConnectorHealth,
+    health: Check,
     circuit_breaker: Breaker,
     last_hour: Recent,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    engine: Option<resilience_core::HealthReport>,
+    /// Journal lines that could not be read (skipped).
+    journal_skipped_lines: usize,
 }
 
 /// Runs `resilient health`; exit 1 when the database is not reachable.
 pub async fn run(args: HealthArgs) -> Result<(), CliError> {
-    let (pg, engine) =
+    let (pg, _engine) =
         connect::from_flags(args.target.database_url.as_deref(), &args.target.policies)?;
     let health = pg
         .check_health()
         .await
         .map_err(|e| CliError::connector("health check failed", &e))?;
-    let (events, _) = journal::read_all(&journal_path(&args.state_dir))
+    let (events, skipped) = journal::read_all(&journal_path(&args.state_dir))
         .map_err(|e| CliError::io("cannot read the journal", e))?;
     let circuit_breaker = match health.circuit_breaker_state {
         // Only if this process's engine has seen calls (it normally has not).
@@ -113,25 +181,16 @@ pub async fn run(args: HealthArgs) -> Result<(), CliError> {
         .filter(|e| e.unix_ms >= hour_ago)
         .filter(|e| e.policy == health.policy && e.key == health.key)
     {
-        match e.kind.as_str() {
-            "retry" => recent.retry_attempts += 1,
-            "rate_limit_wait" | "rate_limit_rejected" => recent.rate_limit_violations += 1,
-            "recovery" => recent.recovery_events += 1,
-            "breaker_opened" => recent.breaker_opened += 1,
-            _ => {}
-        }
+        recent.add(e, args.detailed);
     }
-    recent.retry_attempts += health.retry_attempts_last_hour;
-    recent.rate_limit_violations += health.rate_limit_violations;
-    recent.recovery_events += health.connection_recovery_events;
-    let verdict = Verdict::of(&health);
+    let verdict = Verdict::of(&Check::of(&health));
     let error = health.error.clone();
     let report = Report {
         connector: "postgres",
-        engine: args.detailed.then(|| engine.health()),
-        health,
+        health: Check::of(&health),
         circuit_breaker,
         last_hour: recent,
+        journal_skipped_lines: skipped,
     };
     if args.json {
         let text = serde_json::to_string_pretty(&report)
@@ -164,7 +223,7 @@ enum Verdict {
 }
 
 impl Verdict {
-    fn of(h: &connector_postgres::ConnectorHealth) -> Verdict {
+    fn of(h: &Check) -> Verdict {
         match (h.error.is_some(), h.error_class) {
             (false, _) => Verdict::Healthy,
             (true, Some(class)) if class.is_caller_error() => Verdict::Refused,
@@ -183,6 +242,7 @@ impl Verdict {
 
 fn print_text(r: &Report, detailed: bool) {
     let h = &r.health;
+    let recent = &r.last_hour;
     let status = Verdict::of(h).as_str();
     println!("connector:        postgres {} (policy {})", h.key, h.policy);
     println!("status:           {status}");
@@ -191,27 +251,32 @@ fn print_text(r: &Report, detailed: bool) {
         println!("error:            {error}");
     }
     println!("circuit breaker:  {}", r.circuit_breaker.describe());
+    println!("retry attempts (last hour):  {}", recent.retry_attempts);
+    println!("calls given up (last hour):  {}", recent.calls_gave_up);
+    println!("rate-limit waits:            {}", recent.rate_limit_waits);
     println!(
-        "retry attempts (last hour):  {}",
-        r.last_hour.retry_attempts
+        "rate-limit violations:       {} (calls refused)",
+        recent.rate_limit_violations
     );
     println!(
-        "rate-limit violations:       {}",
-        r.last_hour.rate_limit_violations
+        "recovery events:             {} (connection mended; {} failed)",
+        recent.recovery_events, recent.recovery_failures
     );
-    println!(
-        "recovery events:             {}",
-        r.last_hour.recovery_events
-    );
-    println!(
-        "breaker opened (last hour):  {}",
-        r.last_hour.breaker_opened
-    );
+    println!("breaker opened (last hour):  {}", recent.breaker_opened);
     if detailed {
         println!(
             "pool:             {} connections, {} idle",
             h.pool_size, h.pool_idle
         );
         println!("state:            {}", h.state);
+        for (operation, n) in &recent.events_by_operation {
+            println!("events of {operation} (last hour): {n}");
+        }
+    }
+    if r.journal_skipped_lines > 0 {
+        eprintln!(
+            "warning: skipped {} unreadable journal lines",
+            r.journal_skipped_lines
+        );
     }
 }

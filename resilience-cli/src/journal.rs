@@ -1,25 +1,65 @@
-//! The resilience journal: one JSON line per resilience event, appended by every run.
+//! The resilience journal: one JSON line per engine event, appended by every `sync` run.
 //!
-//! The engine reports retries, breaker transitions, rate-limit waits and rejections and
-//! recoveries as `tracing` events from `resilience_core`. [`JournalLayer`] picks those out
-//! by their message and fields and appends them, with a timestamp, to `journal.jsonl` in
-//! the state folder, so `resilient metrics` and `resilient health` can report on runs that
-//! have already ended. Lines are appended whole (`O_APPEND`), so concurrent runs interleave
-//! lines, not bytes; unreadable lines are skipped when reading.
+//! The engine reports what it did as typed events ([`resilience_core::events`]): retries,
+//! calls given up on with their verdict, breaker transitions, rate-limit waits and
+//! rejections, recoveries. [`Journal`] is an observer of the sync's engine that appends
+//! each event, with a timestamp and its typed fields, to `journal.jsonl` in the state
+//! folder, so `resilient metrics` and `resilient health` can report on runs that have
+//! already ended. Nothing here reads log text: rewording a log message changes nothing.
+//!
+//! Lines are appended whole (`O_APPEND`), so concurrent runs interleave lines, not bytes.
+//! A line that cannot be read (a torn write, another program's garbage, bytes that are not
+//! UTF-8) is skipped and counted, never fatal.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use resilience_core::events::{Event, EventKind, Observer};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tracing::field::{Field, Visit};
-use tracing::{Event, Subscriber};
-use tracing_subscriber::layer::{Context, Layer};
+
+/// What a journal line records: the engine event's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// A failed attempt will be retried.
+    Retry,
+    /// A call ended without success, with its verdict.
+    GaveUp,
+    /// A call refused by an open breaker.
+    CircuitOpenRejection,
+    /// The breaker opened.
+    BreakerOpened,
+    /// The breaker went half-open.
+    BreakerHalfOpen,
+    /// The breaker closed.
+    BreakerClosed,
+    /// A call waited for a rate-limit token.
+    RateLimitWait,
+    /// The rate limiter refused a call.
+    RateLimitRejected,
+    /// The retry budget refused a retry.
+    BudgetExhausted,
+    /// The connector's recovery started.
+    RecoveryStarted,
+    /// A recovery mended the connection.
+    Recovery,
+    /// A recovery found nothing to mend.
+    RecoveryNotNeeded,
+    /// A recovery failed.
+    RecoveryFailed,
+    /// Credentials were re-read.
+    CredentialsRefreshed,
+    /// A background probe while the breaker was not closed.
+    Probe,
+    /// A kind this version does not know (written by a newer one).
+    #[serde(other)]
+    Other,
+}
 
 /// One journal line.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -28,10 +68,8 @@ pub struct JournalEvent {
     pub ts: String,
     /// When, milliseconds since the Unix epoch (for filtering).
     pub unix_ms: u64,
-    /// What happened: `retry`, `breaker_opened`, `breaker_half_open`, `breaker_closed`,
-    /// `rate_limit_wait`, `rate_limit_rejected`, `recovery`, `recovery_failed`,
-    /// `budget_exhausted`, `circuit_open_rejection`.
-    pub kind: String,
+    /// What happened.
+    pub kind: Kind,
     /// The policy.
     pub policy: String,
     /// The rate-limit and breaker key (host).
@@ -39,134 +77,178 @@ pub struct JournalEvent {
     /// The operation, when the event belongs to one call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operation: Option<String>,
-    /// The engine's message.
+    /// The event in words, for a person reading the file.
+    #[serde(default)]
     pub message: String,
-    /// Other fields of the event (attempt, delay_secs, class, ...).
+    /// The event's data (attempt, delay_secs, class, verdict, error, from, to, ...).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub fields: BTreeMap<String, Value>,
 }
 
-/// Maps an engine message to an event kind; `None` for messages that are not journaled.
-pub fn kind_of(message: &str) -> Option<&'static str> {
-    const KINDS: &[(&str, &str)] = &[
-        ("Retry attempt", "retry"),
-        ("Circuit breaker OPEN", "breaker_opened"),
-        ("circuit breaker forced OPEN", "breaker_opened"),
-        (
-            "Circuit breaker transitioning to HALF_OPEN",
-            "breaker_half_open",
-        ),
-        ("Circuit breaker CLOSED", "breaker_closed"),
-        ("circuit breaker reset to CLOSED", "breaker_closed"),
-        ("Rate limit applied", "rate_limit_wait"),
-        ("rate limit: call refused", "rate_limit_rejected"),
-        ("connection recovered", "recovery"),
-        ("connection recovery failed", "recovery_failed"),
-        ("retry budget exhausted", "budget_exhausted"),
-        ("circuit open, failing fast", "circuit_open_rejection"),
-    ];
-    KINDS
-        .iter()
-        .find(|(prefix, _)| message.starts_with(prefix))
-        .map(|(_, kind)| *kind)
-}
-
-/// A `tracing` layer appending engine events to a journal file.
-pub struct JournalLayer {
+/// An observer appending the engine's events to a journal file.
+pub struct Journal {
     file: Mutex<File>,
 }
 
-impl JournalLayer {
-    /// Opens (creating) the journal for appending.
-    pub fn open(path: &Path) -> std::io::Result<JournalLayer> {
+impl Journal {
+    /// Opens (creating it and its folder) the journal for appending.
+    pub fn open(path: &Path) -> std::io::Result<Journal> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
         let file = OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(JournalLayer {
+        Ok(Journal {
             file: Mutex::new(file),
         })
     }
 }
 
-#[derive(Default)]
-struct Fields {
-    message: String,
-    values: BTreeMap<String, Value>,
-}
-
-/// Text values (the message and every string field, e.g. `error=...`) go through the same
-/// URL-password redaction as log lines before they reach the journal.
-fn redacted(text: &str) -> String {
-    crate::redact::redact_secrets(text).into_owned()
-}
-
-impl Visit for Fields {
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        let text = redacted(&format!("{value:?}"));
-        if field.name() == "message" {
-            self.message = text;
-        } else {
-            self.values
-                .insert(field.name().to_owned(), Value::String(text));
-        }
-    }
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.values
-            .insert(field.name().to_owned(), Value::String(redacted(value)));
-    }
-    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.values.insert(
-            field.name().to_owned(),
-            Value::String(redacted(&value.to_string())),
-        );
-    }
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        self.values.insert(field.name().to_owned(), value.into());
-    }
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.values.insert(field.name().to_owned(), value.into());
-    }
-    fn record_f64(&mut self, field: &Field, value: f64) {
-        self.values.insert(field.name().to_owned(), value.into());
-    }
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        self.values.insert(field.name().to_owned(), value.into());
-    }
-}
-
-impl<S: Subscriber> Layer<S> for JournalLayer {
-    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
-        if !event.metadata().target().starts_with("resilience_core") {
-            return;
-        }
-        let mut fields = Fields::default();
-        event.record(&mut fields);
-        let Some(kind) = kind_of(&fields.message) else {
+impl Observer for Journal {
+    fn on_event(&self, event: &Event<'_>) {
+        let Ok(kind) = serde_json::from_value::<Kind>(Value::from(event.kind.name())) else {
             return;
         };
-        let mut take = |name: &str| match fields.values.remove(name) {
-            Some(Value::String(s)) => Some(s),
-            Some(other) => Some(other.to_string()),
-            None => None,
-        };
+        let (message, fields) = describe(&event.kind);
         let now = SystemTime::now();
         let line = JournalEvent {
             ts: humantime::format_rfc3339_millis(now).to_string(),
             unix_ms: unix_ms(now),
-            kind: kind.to_owned(),
-            policy: take("policy").unwrap_or_default(),
-            key: take("key").unwrap_or_default(),
-            operation: take("operation"),
-            message: fields.message,
-            fields: fields.values,
+            kind,
+            policy: event.policy.to_owned(),
+            key: event.key.to_owned(),
+            operation: event.operation.map(str::to_owned),
+            message: redacted(&message),
+            fields,
         };
         if let Ok(mut text) = serde_json::to_string(&line) {
             text.push('\n');
             let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
+            // A journal that cannot be written must not stop the sync it records.
             let _ = file.write_all(text.as_bytes());
         }
     }
+}
+
+/// Text from the dependency (error messages) goes through the same URL-password
+/// redaction as log lines before it reaches the journal.
+fn redacted(text: &str) -> String {
+    crate::redact::redact_secrets(text).into_owned()
+}
+
+/// The event in words, and its data as fields.
+fn describe(kind: &EventKind<'_>) -> (String, BTreeMap<String, Value>) {
+    let mut fields = BTreeMap::new();
+    let mut put = |name: &str, value: Value| {
+        fields.insert(name.to_owned(), value);
+    };
+    let secs = |d: Duration| Value::from(d.as_secs_f64());
+    let message = match *kind {
+        EventKind::RetryScheduled {
+            attempt,
+            max_attempts,
+            delay,
+            class,
+            error,
+        } => {
+            let error = redacted(&error.to_string());
+            put("attempt", attempt.into());
+            put("max_attempts", max_attempts.into());
+            put("delay_secs", secs(delay));
+            put("class", class.as_str().into());
+            put("error", error.clone().into());
+            format!(
+                "retry {attempt}/{max_attempts} in {:.3}s after a {class} error: {error}",
+                delay.as_secs_f64()
+            )
+        }
+        EventKind::GaveUp {
+            verdict,
+            attempts,
+            class,
+            error,
+        } => {
+            put("verdict", verdict.name().into());
+            put("attempts", attempts.into());
+            if let Some(class) = class {
+                put("class", class.as_str().into());
+            }
+            let last = error.map(|e| redacted(&e.to_string()));
+            if let Some(error) = &last {
+                put("error", error.clone().into());
+            }
+            match last {
+                Some(error) => {
+                    format!("gave up after {attempts} attempts: {verdict}; last error: {error}")
+                }
+                None => format!("gave up after {attempts} attempts: {verdict}"),
+            }
+        }
+        EventKind::CircuitOpenRejection { retry_in } => {
+            put("retry_in_secs", secs(retry_in));
+            "refused: circuit open".to_owned()
+        }
+        EventKind::BreakerTransition { from, to, cause } => {
+            put("from", from.as_str().into());
+            put("to", to.as_str().into());
+            put("cause", format!("{cause:?}").into());
+            format!(
+                "circuit breaker {} -> {} ({cause:?})",
+                from.as_str(),
+                to.as_str()
+            )
+        }
+        EventKind::RateLimitWait { wait } => {
+            put("wait_secs", secs(wait));
+            format!("waiting {:.3}s for a rate-limit token", wait.as_secs_f64())
+        }
+        EventKind::RateLimitRejected { retry_after } => {
+            put("retry_after_secs", secs(retry_after));
+            format!(
+                "refused by the rate limit; retry after {:.3}s",
+                retry_after.as_secs_f64()
+            )
+        }
+        EventKind::BudgetExhausted { attempts } => {
+            put("attempts", attempts.into());
+            "retry budget exhausted: not retrying".to_owned()
+        }
+        EventKind::RecoveryStarted {
+            class,
+            refresh_credentials,
+        } => {
+            put("class", class.as_str().into());
+            put("refresh_credentials", refresh_credentials.into());
+            format!("recovering the connection after a {class} failure")
+        }
+        EventKind::RecoverySucceeded {
+            refresh_credentials,
+        } => {
+            put("refresh_credentials", refresh_credentials.into());
+            "connection recovered".to_owned()
+        }
+        EventKind::RecoveryNotNeeded { reason } => {
+            put("reason", redacted(reason).into());
+            format!("recovery not needed: {reason}")
+        }
+        EventKind::RecoveryFailed { error } => {
+            put("error", redacted(error).into());
+            format!("recovery failed: {error}")
+        }
+        EventKind::CredentialsRefreshed => "credentials re-read".to_owned(),
+        EventKind::Probed { reachable } => {
+            put("reachable", reachable.into());
+            format!(
+                "probe: dependency {}",
+                if reachable {
+                    "answers"
+                } else {
+                    "does not answer"
+                }
+            )
+        }
+        _ => kind.name().replace('_', " "),
+    };
+    (message, fields)
 }
 
 fn unix_ms(t: SystemTime) -> u64 {
@@ -193,12 +275,13 @@ fn read_from(path: &Path, since: u64) -> std::io::Result<(Vec<JournalEvent>, usi
         Err(e) => return Err(e),
     };
     let (mut events, mut skipped) = (Vec::new(), 0);
-    for line in BufReader::new(file).lines() {
+    // Lines are read as bytes: one that is not UTF-8 is unreadable like any other.
+    for line in BufReader::new(file).split(b'\n') {
         let line = line?;
-        if line.trim().is_empty() {
+        if line.trim_ascii().is_empty() {
             continue;
         }
-        match serde_json::from_str::<JournalEvent>(&line) {
+        match serde_json::from_slice::<JournalEvent>(&line) {
             Ok(event) if event.unix_ms >= since => events.push(event),
             Ok(_) => {}
             Err(_) => skipped += 1,
@@ -210,72 +293,189 @@ fn read_from(path: &Path, since: u64) -> std::io::Result<(Vec<JournalEvent>, usi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tracing_subscriber::layer::SubscriberExt;
+    use resilience_core::events::{ErrorText, Verdict};
+    use resilience_core::{ErrorClass, Stop};
 
-    #[test]
-    fn engine_messages_map_to_kinds() {
-        assert_eq!(kind_of("Retry attempt 1/3 for operation x"), Some("retry"));
-        assert_eq!(
-            kind_of("Circuit breaker OPEN after 5 failures"),
-            Some("breaker_opened")
-        );
-        assert_eq!(
-            kind_of("rate limit: call refused, retry after 1s"),
-            Some("rate_limit_rejected")
-        );
-        assert_eq!(kind_of("resilience patterns enabled for policy db"), None);
+    fn temp(name: &str) -> std::path::PathBuf {
+        let path =
+            std::env::temp_dir().join(format!("journal-{name}-{}.jsonl", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        path
+    }
+
+    fn event<'a>(kind: EventKind<'a>) -> Event<'a> {
+        Event {
+            policy: "db",
+            key: "h:1",
+            operation: Some("fetch_page"),
+            kind,
+        }
     }
 
     #[test]
-    fn layer_appends_engine_events_only() {
-        let path = std::env::temp_dir().join(format!("journal-test-{}.jsonl", std::process::id()));
-        let _ = std::fs::remove_file(&path);
-        let layer = JournalLayer::open(&path).unwrap();
-        let subscriber = tracing_subscriber::registry().with(layer);
-        tracing::subscriber::with_default(subscriber, || {
-            tracing::warn!(target: "resilience_core::run", policy = "db", key = "h:1",
-                operation = "fetch_page", attempt = 2u64, "Retry attempt 2/3 for operation fetch_page");
-            tracing::info!(target: "resilience_core::slot", policy = "db", key = "h:1",
-                "Circuit breaker CLOSED: the dependency answers again");
-            tracing::warn!(target: "other", policy = "db", key = "h:1", "Retry attempt 9/9");
-        });
-        let (events, skipped) = read_since(&path, Duration::from_secs(60)).unwrap();
+    fn events_are_written_with_their_typed_fields() {
+        let path = temp("typed");
+        let journal = Journal::open(&path).unwrap();
+        journal.on_event(&event(EventKind::RetryScheduled {
+            attempt: 2,
+            max_attempts: 3,
+            delay: Duration::from_millis(1500),
+            class: ErrorClass::Connection,
+            error: ErrorText(&"connection reset"),
+        }));
+        let stop = Stop::RetriesExhausted { attempts: 3 };
+        journal.on_event(&event(EventKind::GaveUp {
+            verdict: Verdict::Stopped(&stop),
+            attempts: 3,
+            class: Some(ErrorClass::Connection),
+            error: Some(ErrorText(&"connection reset")),
+        }));
+        let (events, skipped) = read_all(&path).unwrap();
         std::fs::remove_file(&path).unwrap();
         assert_eq!(skipped, 0);
-        let kinds: Vec<_> = events.iter().map(|e| e.kind.as_str()).collect();
-        assert_eq!(kinds, ["retry", "breaker_closed"]);
-        assert_eq!(events[0].operation.as_deref(), Some("fetch_page"));
-        assert_eq!(events[0].fields["attempt"], Value::from(2u64));
-        assert_eq!(events[1].key, "h:1");
+        let kinds: Vec<_> = events.iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, [Kind::Retry, Kind::GaveUp]);
+        let retry = &events[0];
+        assert_eq!(retry.operation.as_deref(), Some("fetch_page"));
+        assert_eq!(retry.fields["attempt"], Value::from(2));
+        assert_eq!(retry.fields["delay_secs"], Value::from(1.5));
+        assert_eq!(retry.fields["class"], Value::from("connection"));
+        let gave_up = &events[1];
+        assert_eq!(gave_up.fields["verdict"], Value::from("retries_exhausted"));
+        assert_eq!(gave_up.fields["attempts"], Value::from(3));
+        assert_eq!(gave_up.key, "h:1");
     }
 
     #[test]
-    fn field_values_are_redacted_like_the_message() {
-        let path =
-            std::env::temp_dir().join(format!("journal-redact-test-{}.jsonl", std::process::id()));
-        let _ = std::fs::remove_file(&path);
-        let layer = JournalLayer::open(&path).unwrap();
-        let subscriber = tracing_subscriber::registry().with(layer);
+    fn error_text_is_redacted() {
+        let path = temp("redact");
+        let journal = Journal::open(&path).unwrap();
         let url = "postgres://app:hunter2@db.internal:5432/x";
-        tracing::subscriber::with_default(subscriber, || {
-            let io = std::io::Error::other(format!("cannot reach {url}"));
-            tracing::warn!(target: "resilience_core::run", policy = "db", key = "h:1",
-                error = %format!("connect to {url} failed"), detail = url,
-                cause = &io as &(dyn std::error::Error + 'static),
-                "Retry attempt 1/3 for operation connect to {url}");
-        });
+        let error = format!("connect to {url} failed");
+        journal.on_event(&event(EventKind::RetryScheduled {
+            attempt: 2,
+            max_attempts: 3,
+            delay: Duration::from_secs(1),
+            class: ErrorClass::Connection,
+            error: ErrorText(&error),
+        }));
+        journal.on_event(&event(EventKind::RecoveryFailed { error: &error }));
         let text = std::fs::read_to_string(&path).unwrap();
         std::fs::remove_file(&path).unwrap();
         assert!(!text.contains("hunter2"), "{text}");
-        let event: JournalEvent = serde_json::from_str(text.trim()).unwrap();
+        let (events, _) = {
+            std::fs::write(&path, &text).unwrap();
+            let read = read_all(&path).unwrap();
+            std::fs::remove_file(&path).unwrap();
+            read
+        };
         assert_eq!(
-            event.fields["error"],
+            events[0].fields["error"],
             Value::from("connect to postgres://app:***@db.internal:5432/x failed")
         );
-        assert_eq!(
-            event.fields["detail"],
-            Value::from("postgres://app:***@db.internal:5432/x")
-        );
-        assert!(event.message.contains("app:***@db.internal"), "{text}");
+        assert!(events[1].message.contains("app:***@db.internal"), "{text}");
+    }
+
+    #[test]
+    fn unreadable_lines_of_any_bytes_are_skipped_and_counted() {
+        let path = temp("garbage");
+        let good = serde_json::to_string(&JournalEvent {
+            ts: "2026-01-01T00:00:00.000Z".into(),
+            unix_ms: 1,
+            kind: Kind::Retry,
+            policy: "db".into(),
+            key: "h:1".into(),
+            operation: None,
+            message: String::new(),
+            fields: BTreeMap::new(),
+        })
+        .unwrap();
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(good.as_bytes());
+        bytes.extend_from_slice(b"\nnot json\n\xff\xfe\x00 binary \x80\n{\"kind\":\"retry\"\n\n");
+        bytes.extend_from_slice(good.replace("retry", "some_future_kind").as_bytes());
+        bytes.push(b'\n');
+        std::fs::write(&path, &bytes).unwrap();
+        let (events, skipped) = read_all(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(skipped, 3, "garbage, invalid UTF-8 and a torn line");
+        let kinds: Vec<_> = events.iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, [Kind::Retry, Kind::Other]);
+    }
+
+    #[test]
+    fn every_engine_event_is_a_journal_kind() {
+        use resilience_core::breaker::BreakerState;
+        use resilience_core::events::BreakerCause;
+        let stop = Stop::CircuitOpen {
+            retry_in: Duration::ZERO,
+        };
+        let error = ErrorText(&"e");
+        let samples = [
+            EventKind::RetryScheduled {
+                attempt: 2,
+                max_attempts: 3,
+                delay: Duration::ZERO,
+                class: ErrorClass::Timeout,
+                error,
+            },
+            EventKind::GaveUp {
+                verdict: Verdict::Stopped(&stop),
+                attempts: 1,
+                class: None,
+                error: None,
+            },
+            EventKind::CircuitOpenRejection {
+                retry_in: Duration::ZERO,
+            },
+            EventKind::BreakerTransition {
+                from: BreakerState::Closed,
+                to: BreakerState::Open,
+                cause: BreakerCause::Operator,
+            },
+            EventKind::BreakerTransition {
+                from: BreakerState::Open,
+                to: BreakerState::HalfOpen,
+                cause: BreakerCause::OpenPeriodOver,
+            },
+            EventKind::BreakerTransition {
+                from: BreakerState::HalfOpen,
+                to: BreakerState::Closed,
+                cause: BreakerCause::ProbesSucceeded,
+            },
+            EventKind::RateLimitWait {
+                wait: Duration::ZERO,
+            },
+            EventKind::RateLimitRejected {
+                retry_after: Duration::ZERO,
+            },
+            EventKind::BudgetExhausted { attempts: 1 },
+            EventKind::RecoveryStarted {
+                class: ErrorClass::Connection,
+                refresh_credentials: false,
+            },
+            EventKind::RecoverySucceeded {
+                refresh_credentials: false,
+            },
+            EventKind::RecoveryNotNeeded { reason: "r" },
+            EventKind::RecoveryFailed { error: "e" },
+            EventKind::CredentialsRefreshed,
+            EventKind::Probed { reachable: true },
+        ];
+        let path = temp("kinds");
+        let journal = Journal::open(&path).unwrap();
+        for kind in samples {
+            journal.on_event(&event(kind));
+        }
+        let (events, skipped) = read_all(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!((events.len(), skipped), (samples.len(), 0));
+        for (event, kind) in events.iter().zip(samples) {
+            assert_ne!(event.kind, Kind::Other, "{}", kind.name());
+            assert_eq!(
+                serde_json::to_value(event.kind).unwrap(),
+                Value::from(kind.name())
+            );
+        }
     }
 }

@@ -1,26 +1,23 @@
-//! Logging: human-readable lines on stderr, and the resilience journal for `sync`.
+//! Logging: human-readable lines on stderr.
 //!
 //! stdout is reserved for data (tables, JSON, TOML), so logs go to stderr. The filter is
 //! `RUST_LOG` when set, else `info` for this project's crates and `warn` for the rest
 //! (`-v` raises ours to debug, `-vv` to trace). Every line passes through a redacting
-//! writer, so a URL with a password never reaches the terminal. The journal layer has its
-//! own filter: it sees the engine's events whatever the console shows.
+//! writer, so a URL with a password never reaches the terminal. Logs are for people: the
+//! journal, `metrics` and `health` read the engine's typed events, not these lines.
 
 use std::io::IsTerminal;
-use std::path::Path;
 
-use tracing_subscriber::filter::{EnvFilter, LevelFilter, Targets};
+use tracing_subscriber::filter::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, fmt};
 
 use crate::error::CliError;
-use crate::journal::JournalLayer;
 use crate::redact::RedactingWriter;
 
-/// Installs the global subscriber; with `journal_dir`, engine events are also appended to
-/// `journal.jsonl` there.
-pub fn init(verbose: u8, journal_dir: Option<&Path>) -> Result<(), CliError> {
+/// Installs the global subscriber.
+pub fn init(verbose: u8) -> Result<(), CliError> {
     let ours = match verbose {
         0 => "info",
         1 => "debug",
@@ -43,28 +40,8 @@ pub fn init(verbose: u8, journal_dir: Option<&Path>) -> Result<(), CliError> {
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .with_filter(filter);
-    let journal = match journal_dir {
-        Some(dir) => {
-            let path = crate::args::journal_path(dir);
-            let layer = JournalLayer::open(&path).map_err(|e| {
-                CliError::setup_io(
-                    format!(
-                        "cannot open the journal {} (kept next to the state)",
-                        path.display()
-                    ),
-                    e,
-                )
-            })?;
-            Some(
-                layer
-                    .with_filter(Targets::new().with_target("resilience_core", LevelFilter::DEBUG)),
-            )
-        }
-        None => None,
-    };
     tracing_subscriber::registry()
         .with(console)
-        .with(journal)
         .try_init()
         .map_err(|e| CliError::Failed(format!("cannot install logging: {e}")))
 }

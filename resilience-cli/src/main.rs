@@ -18,6 +18,7 @@ mod logging;
 mod metrics_cmd;
 mod metrics_http;
 mod policy_cmd;
+mod policy_reload;
 mod recorder;
 mod redact;
 mod sync;
@@ -38,11 +39,7 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    let journal = match &cli.command {
-        Command::Sync(args) => Some(args.state_dir()),
-        _ => None,
-    };
-    if let Err(e) = logging::init(cli.verbose, journal.as_deref()) {
+    if let Err(e) = logging::init(cli.verbose) {
         eprintln!("error: {e}");
         return ExitCode::from(e.exit_code());
     }

@@ -1,7 +1,8 @@
 //! `resilient metrics`: totals of the resilience journal, per policy and key.
 //!
 //! The journal is the only record that outlives a run, so this reads it rather than any
-//! in-process counter: what retried, what tripped, what waited, over the window asked for.
+//! in-process counter: what retried, what gave up and why, what tripped, what waited, over
+//! the window asked for. Lines that cannot be read are skipped and counted.
 
 use std::collections::BTreeMap;
 
@@ -9,7 +10,7 @@ use serde::Serialize;
 
 use crate::args::{MetricsArgs, journal_path};
 use crate::error::CliError;
-use crate::journal;
+use crate::journal::{self, JournalEvent, Kind};
 
 /// Event counts for one policy and key.
 #[derive(Debug, Default, Serialize)]
@@ -26,23 +27,35 @@ struct Totals {
     recoveries: u64,
     recovery_failures: u64,
     budget_exhausted: u64,
+    /// Calls given up on, whatever the verdict.
+    gave_up: u64,
+    /// Calls given up on, by verdict (`retries_exhausted`, `circuit_open`, ...).
+    gave_up_by_verdict: BTreeMap<String, u64>,
     events: u64,
 }
 
 impl Totals {
-    fn add(&mut self, kind: &str) {
+    fn add(&mut self, event: &JournalEvent) {
         self.events += 1;
-        let counter = match kind {
-            "retry" => &mut self.retries,
-            "breaker_opened" => &mut self.breaker_opened,
-            "breaker_half_open" => &mut self.breaker_half_open,
-            "breaker_closed" => &mut self.breaker_closed,
-            "circuit_open_rejection" => &mut self.circuit_open_rejections,
-            "rate_limit_wait" => &mut self.rate_limit_waits,
-            "rate_limit_rejected" => &mut self.rate_limit_rejections,
-            "recovery" => &mut self.recoveries,
-            "recovery_failed" => &mut self.recovery_failures,
-            "budget_exhausted" => &mut self.budget_exhausted,
+        let counter = match event.kind {
+            Kind::Retry => &mut self.retries,
+            Kind::BreakerOpened => &mut self.breaker_opened,
+            Kind::BreakerHalfOpen => &mut self.breaker_half_open,
+            Kind::BreakerClosed => &mut self.breaker_closed,
+            Kind::CircuitOpenRejection => &mut self.circuit_open_rejections,
+            Kind::RateLimitWait => &mut self.rate_limit_waits,
+            Kind::RateLimitRejected => &mut self.rate_limit_rejections,
+            Kind::Recovery => &mut self.recoveries,
+            Kind::RecoveryFailed => &mut self.recovery_failures,
+            Kind::BudgetExhausted => &mut self.budget_exhausted,
+            Kind::GaveUp => {
+                let verdict = event.fields.get("verdict").and_then(|v| v.as_str());
+                *self
+                    .gave_up_by_verdict
+                    .entry(verdict.unwrap_or("unknown").to_owned())
+                    .or_default() += 1;
+                &mut self.gave_up
+            }
             _ => return,
         };
         *counter += 1;
@@ -72,7 +85,7 @@ pub fn run(args: MetricsArgs) -> Result<(), CliError> {
                 key: event.key.clone(),
                 ..Totals::default()
             })
-            .add(&event.kind);
+            .add(event);
     }
     let summary = Summary {
         window_secs: args.last.as_secs(),
@@ -98,6 +111,20 @@ pub fn run(args: MetricsArgs) -> Result<(), CliError> {
     for t in &summary.keys {
         println!("\npolicy {} key {}", t.policy, t.key);
         println!("  retries:                 {}", t.retries);
+        let verdicts: Vec<String> = t
+            .gave_up_by_verdict
+            .iter()
+            .map(|(verdict, n)| format!("{} {n}", verdict.replace('_', " ")))
+            .collect();
+        if verdicts.is_empty() {
+            println!("  calls given up on:       0");
+        } else {
+            println!(
+                "  calls given up on:       {} ({})",
+                t.gave_up,
+                verdicts.join(", ")
+            );
+        }
         println!(
             "  breaker:                 opened {}, half-open {}, closed {}, calls refused while open {}",
             t.breaker_opened, t.breaker_half_open, t.breaker_closed, t.circuit_open_rejections

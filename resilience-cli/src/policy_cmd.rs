@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use resilience_core::policy::PolicySet;
+use resilience_core::policy::{LoadOptions, PolicySet, available_profiles};
 use serde_json::json;
 
 use crate::args::{PolicyArgs, PolicyCommand, PolicySource};
@@ -26,6 +26,9 @@ fn load(source: &PolicySource) -> Result<PolicySet, CliError> {
     Ok(PolicySet::load(&source.options())?)
 }
 
+/// Checks the selected policies; given a folder and no profile, also every profile the
+/// folder offers, each merged over the folder's `default.toml` as a connector would load
+/// it, so a folder can be checked before it is swapped in (see `sync --watch-policies`).
 fn check(source: &PolicySource, as_json: bool) -> Result<(), CliError> {
     let set = load(source)?;
     let names: Vec<&str> = set.names().collect();
@@ -34,12 +37,28 @@ fn check(source: &PolicySource, as_json: bool) -> Result<(), CliError> {
         .iter()
         .map(|f| f.display().to_string())
         .collect();
+    let mut profiles = Vec::new();
+    if let (Some(dir), None) = (&source.dir, source.options().profile) {
+        for profile in available_profiles(Some(dir)) {
+            let set = PolicySet::load(&LoadOptions {
+                dir: Some(dir.clone()),
+                profile: Some(profile.clone()),
+            })?;
+            let names: Vec<String> = set.names().map(str::to_owned).collect();
+            profiles.push((profile, names));
+        }
+    }
     if as_json {
+        let checked: Vec<_> = profiles
+            .iter()
+            .map(|(name, policies)| json!({ "profile": name, "policies": policies }))
+            .collect();
         let out = json!({
             "valid": true,
             "profile": set.profile(),
             "files": files,
             "policies": names,
+            "profiles_checked": checked,
         });
         println!("{out:#}");
     } else {
@@ -54,6 +73,13 @@ fn check(source: &PolicySource, as_json: bool) -> Result<(), CliError> {
             names.join(", "),
             set.profile().unwrap_or("none")
         );
+        for (profile, policies) in &profiles {
+            println!(
+                "ok: profile {profile}: {} policies ({})",
+                policies.len(),
+                policies.join(", ")
+            );
+        }
     }
     Ok(())
 }
@@ -65,16 +91,44 @@ fn show(source: &PolicySource, as_json: bool) -> Result<(), CliError> {
             .names()
             .filter_map(|name| set.get(name).map(|p| (name, &**p)))
             .collect();
-        let out = json!({ "profile": set.profile(), "policy": policies });
+        let origins: BTreeMap<&str, BTreeMap<&str, &str>> = set
+            .names()
+            .map(|name| (name, set.origins(name).collect()))
+            .collect();
+        let out = json!({ "profile": set.profile(), "policy": policies, "origin": origins });
         println!("{out:#}");
     } else {
         println!(
-            "# effective policies (profile: {}); every key written out, `extends` applied",
+            "# effective policies (profile: {}); every key written out, `extends` applied;\n\
+             # after each value, where it was set (file:line:column), or `default`",
             set.profile().unwrap_or("none")
         );
-        print!("{}", set.to_toml());
+        print!("{}", annotated(&set, &set.to_toml()));
     }
     Ok(())
+}
+
+/// `toml` (as [`PolicySet::to_toml`] writes it) with, after each value, where it was set.
+fn annotated(set: &PolicySet, toml: &str) -> String {
+    let mut out = String::with_capacity(toml.len() * 2);
+    let mut table: Option<(&str, &str)> = None;
+    for line in toml.lines() {
+        out.push_str(line);
+        if let Some(header) = line
+            .strip_prefix("[policy.")
+            .and_then(|l| l.strip_suffix(']'))
+        {
+            table = header.split_once('.');
+        } else if let (Some((policy, section)), Some((key, _))) = (table, line.split_once(" = ")) {
+            let origin = set
+                .origin(policy, &format!("{section}.{key}"))
+                .unwrap_or("default");
+            out.push_str("  # ");
+            out.push_str(origin);
+        }
+        out.push('\n');
+    }
+    out
 }
 
 fn explain_one(name: &str, source: &PolicySource, as_json: bool) -> Result<(), CliError> {

@@ -132,6 +132,73 @@ fn health_reports_the_breaker_state_last_journaled_for_the_key() {
 }
 
 #[test]
+fn health_reports_one_set_of_numbers_and_waits_are_not_violations() {
+    let db = TestDb::create("healthnumbers", "SELECT 1");
+    let dir = Scratch::new("healthnumbers");
+    let url = db.url();
+    let key = db.host_key();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    std::fs::create_dir_all(dir.path().join(".resilient")).unwrap();
+    let mut lines = String::new();
+    for (kind, n) in [
+        ("retry", 3),
+        ("gave_up", 1),
+        ("rate_limit_wait", 4),
+        ("rate_limit_rejected", 2),
+        ("recovery", 1),
+        ("recovery_failed", 1),
+        ("recovery_started", 2),
+    ] {
+        for _ in 0..n {
+            lines += &journal_line(kind, "db", &key, "2026-01-01T00:00:00.000Z", now_ms);
+        }
+    }
+    let mut bytes = lines.into_bytes();
+    bytes.extend_from_slice(b"\xc3\x28 not utf-8\n");
+    std::fs::write(dir.path().join(".resilient/journal.jsonl"), bytes).unwrap();
+
+    let out = run_in(dir.path(), &["health", "--database-url", &url, "--json"]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let recent = &v["last_hour"];
+    assert_eq!(recent["retry_attempts"], 3);
+    assert_eq!(recent["calls_gave_up"], 1);
+    assert_eq!(recent["rate_limit_waits"], 4);
+    assert_eq!(
+        recent["rate_limit_violations"], 2,
+        "only refusals are violations"
+    );
+    assert_eq!(recent["recovery_events"], 1);
+    assert_eq!(recent["recovery_failures"], 1);
+    assert_eq!(v["journal_skipped_lines"], 1);
+    assert!(
+        !stdout.contains("retry_attempts_last_hour"),
+        "a second set of numbers: {stdout}"
+    );
+
+    let out = run_in(dir.path(), &["health", "--database-url", &url]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    for line in [
+        "retry attempts (last hour):  3",
+        "calls given up (last hour):  1",
+        "rate-limit waits:            4",
+        "rate-limit violations:       2 (calls refused)",
+        "recovery events:             1 (connection mended; 1 failed)",
+    ] {
+        assert!(stdout.contains(line), "{line}: {stdout}");
+    }
+    assert!(
+        stderr.contains("skipped 1 unreadable journal lines"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn health_of_a_refused_port_exits_1_and_hides_the_password() {
     let dir = Scratch::new("health-refused");
     let out = run_in(
@@ -256,17 +323,27 @@ fn metrics_totals_the_journal_per_policy_and_key() {
             "{{\"ts\":\"x\",\"unix_ms\":{ms},\"kind\":\"{kind}\",\"policy\":\"db\",\"key\":\"{key}\",\"message\":\"m\"}}\n"
         )
     };
+    let gave_up = |ms: u64, verdict: &str| {
+        format!(
+            "{{\"ts\":\"x\",\"unix_ms\":{ms},\"kind\":\"gave_up\",\"policy\":\"db\",\"key\":\"a:1\",\"message\":\"m\",\"fields\":{{\"verdict\":\"{verdict}\"}}}}\n"
+        )
+    };
     let journal = [
         line(now - 1000, "retry", "a:1"),
         line(now - 2000, "retry", "a:1"),
         line(now - 3000, "breaker_opened", "a:1"),
         line(now - 4000, "rate_limit_wait", "b:2"),
+        gave_up(now - 500, "retries_exhausted"),
+        gave_up(now - 400, "circuit_open"),
         line(now - 3 * 3_600_000, "retry", "a:1"),
         "not json\n".to_owned(),
     ]
     .concat();
+    // A line of bytes that are not UTF-8 is skipped like any unreadable line.
+    let mut bytes = journal.into_bytes();
+    bytes.extend_from_slice(b"\xff\xfe garbage \x80\n");
     std::fs::create_dir_all(dir.path().join("st")).unwrap();
-    std::fs::write(dir.path().join("st/journal.jsonl"), journal).unwrap();
+    std::fs::write(dir.path().join("st/journal.jsonl"), bytes).unwrap();
 
     let out = run_in(
         dir.path(),
@@ -275,11 +352,14 @@ fn metrics_totals_the_journal_per_policy_and_key() {
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-    assert_eq!(v["events"], 4, "the 3-hour-old event is outside --last 1h");
-    assert_eq!(v["skipped_lines"], 1);
+    assert_eq!(v["events"], 6, "the 3-hour-old event is outside --last 1h");
+    assert_eq!(v["skipped_lines"], 2);
     assert_eq!(v["keys"][0]["key"], "a:1");
     assert_eq!(v["keys"][0]["retries"], 2);
     assert_eq!(v["keys"][0]["breaker_opened"], 1);
+    assert_eq!(v["keys"][0]["gave_up"], 2);
+    assert_eq!(v["keys"][0]["gave_up_by_verdict"]["retries_exhausted"], 1);
+    assert_eq!(v["keys"][0]["gave_up_by_verdict"]["circuit_open"], 1);
     assert_eq!(v["keys"][1]["rate_limit_waits"], 1);
 
     let out = run_in(
@@ -289,6 +369,10 @@ fn metrics_totals_the_journal_per_policy_and_key() {
     let (stdout, _) = text(&out);
     assert!(stdout.contains("policy db key a:1"), "{stdout}");
     assert!(stdout.contains("retries:                 3"), "{stdout}");
+    assert!(
+        stdout.contains("calls given up on:       2 (circuit open 1, retries exhausted 1)"),
+        "{stdout}"
+    );
 
     let out = run_in(dir.path(), &["metrics", "--last", "soon"]);
     assert_eq!(out.status.code(), Some(2));

@@ -87,11 +87,61 @@ fn show_prints_policies_that_load_back_identically() {
     let again = run_in(dir.path(), &["policy", "show", "--dir", "."]);
     let (reshown, stderr) = text(&again);
     assert_eq!(again.status.code(), Some(0), "{stderr}");
-    let body = |s: &str| s.lines().skip(1).collect::<Vec<_>>().join("\n");
+    // The values are the same; where they come from is now ./default.toml.
+    let body = |s: &str| {
+        s.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| l.split("  # ").next().unwrap())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
     assert_eq!(
         body(&reshown),
         body(&shown),
         "show output is a valid policy file for the same set"
+    );
+    assert!(
+        shown.contains("max_attempts = 3  # <built-in default.toml>:"),
+        "{shown}"
+    );
+    assert!(
+        reshown.contains("max_attempts = 3  # ./default.toml:"),
+        "{reshown}"
+    );
+}
+
+#[test]
+fn show_says_where_each_value_came_from_including_the_seed_variables() {
+    let dir = Scratch::new("showorigin");
+    std::fs::write(dir.path().join("db.toml"), "[retry]\nmax_attempts = 6\n").unwrap();
+    let out = common::resilient()
+        .current_dir(dir.path())
+        .env("DB_RESILIENCE_CONFIG", "db.toml")
+        .args(["policy", "show", "--profile", "prod"])
+        .output()
+        .unwrap();
+    let (shown, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let db_retry = shown
+        .split("[policy.db.retry]")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{shown}"));
+    assert!(
+        db_retry.contains("max_attempts = 6  # db.toml:2:16 (DB_RESILIENCE_CONFIG)"),
+        "{shown}"
+    );
+    let out = common::resilient()
+        .current_dir(dir.path())
+        .env("DB_RESILIENCE_CONFIG", "db.toml")
+        .args(["policy", "show", "--json"])
+        .output()
+        .unwrap();
+    let (shown, _) = text(&out);
+    let v: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(v["policy"]["db"]["retry"]["max_attempts"], 6);
+    assert_eq!(
+        v["origin"]["db"]["retry.max_attempts"],
+        "db.toml:2:16 (DB_RESILIENCE_CONFIG)"
     );
 }
 
@@ -122,5 +172,51 @@ fn explain_gives_delays_worst_case_and_rate_arithmetic() {
     assert!(
         stderr.contains("unknown policy `dbx`, expected one of: api, db, file"),
         "{stderr}"
+    );
+}
+
+#[test]
+fn check_of_a_folder_checks_every_profile_in_it() {
+    let dir = Scratch::new("checkfolder");
+    std::fs::write(
+        dir.path().join("default.toml"),
+        "[policy.db.retry]\nmax_attempts = 4\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("staging.toml"),
+        "[policy.db.timeout]\nattempt = \"5m\"\n",
+    )
+    .unwrap();
+    let out = run_in(dir.path(), &["policy", "check", "--dir", "."]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("staging.toml:2:11"), "{stderr}");
+    assert!(
+        stderr.contains("must not be above `timeout.total`"),
+        "{stderr}"
+    );
+
+    std::fs::write(
+        dir.path().join("staging.toml"),
+        "[policy.db.timeout]\nattempt = \"50s\"\n",
+    )
+    .unwrap();
+    let out = run_in(dir.path(), &["policy", "check", "--dir", "."]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    for profile in ["demo", "dev", "prod", "staging"] {
+        assert!(
+            stdout.contains(&format!("ok: profile {profile}: 3 policies")),
+            "{profile}: {stdout}"
+        );
+    }
+    let out = run_in(dir.path(), &["policy", "check", "--dir", ".", "--json"]);
+    let (stdout, _) = text(&out);
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        v["profiles_checked"].as_array().unwrap().len(),
+        4,
+        "{stdout}"
     );
 }

@@ -141,6 +141,11 @@ fn unreachable_database_fails_with_exit_1_and_journals_the_retries() {
     assert_eq!(key["policy"], "db");
     assert_eq!(key["key"], "127.0.0.1:1");
     assert_eq!(key["retries"], 2, "db retries twice: {stdout}");
+    assert_eq!(key["gave_up"], 1, "the failed call is journaled: {stdout}");
+    assert_eq!(
+        key["gave_up_by_verdict"]["retries_exhausted"], 1,
+        "with its verdict: {stdout}"
+    );
 }
 
 #[test]

@@ -25,6 +25,41 @@ pub struct AttemptInfo {
     /// When this attempt times out (the per-attempt timeout or the total deadline,
     /// whichever comes first).
     pub deadline: Option<Instant>,
+    /// The policies and keys this attempt runs under, its own and its enclosing ones'.
+    pub(crate) chain: Chain,
+}
+
+/// The runtime states (policy and key) of an attempt and of the attempts enclosing it, by
+/// their serial number (unique per engine process, never 0). A run whose own state is in
+/// the chain is part of an enclosing attempt.
+///
+/// Four levels are kept; a deeper nesting of distinct policies and keys makes attempts of
+/// its own, as a different key would.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Chain([u32; 4]);
+
+impl Chain {
+    /// The chain of an outermost attempt.
+    #[inline]
+    pub(crate) fn of(id: u32) -> Chain {
+        Chain([id, 0, 0, 0])
+    }
+
+    /// Whether `id` (never 0) is in the chain.
+    #[inline]
+    pub(crate) fn contains(&self, id: u32) -> bool {
+        self.0.contains(&id)
+    }
+
+    /// The chain with `id` added, when there is room.
+    pub(crate) fn with(mut self, id: u32) -> Chain {
+        if !self.contains(id)
+            && let Some(free) = self.0.iter_mut().find(|s| **s == 0)
+        {
+            *free = id;
+        }
+        self
+    }
 }
 
 impl AttemptInfo {
@@ -38,6 +73,12 @@ impl AttemptInfo {
 /// The attempt running in this task, if any.
 pub fn current() -> Option<AttemptInfo> {
     CURRENT.try_with(|a| *a).ok()
+}
+
+/// The policies and keys of the attempt running in this task, if any.
+#[inline]
+pub(crate) fn current_chain() -> Option<Chain> {
+    CURRENT.try_with(|a| a.chain).ok()
 }
 
 /// Runs `fut` as the attempt `info`.

@@ -1,7 +1,10 @@
 //! The circuit breaker: stop calling a dependency that keeps failing.
 //!
-//! CLOSED lets every attempt through and counts consecutive failures. At
-//! `failure_threshold` it goes OPEN: calls fail at once without touching the dependency,
+//! CLOSED lets every attempt through and counts failures: in `consecutive` mode, failed
+//! attempts in a row, opening at `failure_threshold`; in `ratio` mode, the share of failed
+//! attempts over a sliding `sampling_window`, opening at `failure_ratio` once the window
+//! holds `minimum_calls` (so one brief fault that fails several concurrent calls at once
+//! does not open it). OPEN fails calls at once without touching the dependency,
 //! which gives a restarting server room to come back. After `recovery_timeout` it goes
 //! HALF_OPEN and admits at most `success_threshold` probes at a time (not every waiting
 //! caller); that many successes close it, one failure reopens it. Rejected calls do not
@@ -10,13 +13,18 @@
 //! health: they neither count as failures nor reset the count.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::policy::BreakerPolicy;
+use crate::events::BreakerCause;
+use crate::policy::{BreakerMode, BreakerPolicy};
+
+mod window;
+
+use window::SamplingWindow;
 
 /// The three states of a breaker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -69,24 +77,23 @@ pub struct Permit {
     generation: u64,
 }
 
-/// A state change, returned so the caller can log it and react (start probing).
+/// A state change, returned so the caller can report it and react (start probing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transition {
-    /// CLOSED or HALF_OPEN to OPEN, after this many consecutive failures.
-    Opened {
-        /// Consecutive failures counted.
-        failures: u32,
-    },
-    /// HALF_OPEN back to OPEN: a probe failed.
-    Reopened,
-    /// OPEN to HALF_OPEN.
-    HalfOpened,
-    /// HALF_OPEN to CLOSED.
-    Closed,
+pub struct Transition {
+    /// The state left.
+    pub from: BreakerState,
+    /// The state entered.
+    pub to: BreakerState,
+    /// Why.
+    pub cause: BreakerCause,
 }
 
 #[derive(Debug)]
 struct Inner {
+    policy: BreakerPolicy,
+    /// How long the current open period lasts: the policy's `recovery_timeout` when it
+    /// opened, or a shorter one a reload brought in meanwhile.
+    open_for: Duration,
     state: BreakerState,
     failures: u32,
     opened_at: Instant,
@@ -102,7 +109,10 @@ struct Inner {
 /// case — a CLOSED breaker seeing a success with no failures counted — takes no lock.
 #[derive(Debug)]
 pub struct CircuitBreaker {
-    policy: BreakerPolicy,
+    enabled: AtomicBool,
+    /// `mode = "ratio"`: successes are counted in `window` too.
+    ratio: AtomicBool,
+    window: SamplingWindow,
     inner: Mutex<Inner>,
     state: AtomicU8,
     generation: AtomicU64,
@@ -113,8 +123,12 @@ impl CircuitBreaker {
     /// A closed breaker.
     pub fn new(policy: &BreakerPolicy) -> Self {
         CircuitBreaker {
-            policy: policy.clone(),
+            enabled: AtomicBool::new(policy.enabled),
+            ratio: AtomicBool::new(policy.mode == BreakerMode::Ratio),
+            window: SamplingWindow::new(policy.sampling_window),
             inner: Mutex::new(Inner {
+                policy: policy.clone(),
+                open_for: policy.recovery_timeout,
                 state: BreakerState::Closed,
                 failures: 0,
                 opened_at: Instant::now(),
@@ -132,20 +146,34 @@ impl CircuitBreaker {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn set(&self, inner: &mut Inner, state: BreakerState, now: Instant) {
+    fn set(
+        &self,
+        inner: &mut Inner,
+        state: BreakerState,
+        now: Instant,
+        cause: BreakerCause,
+    ) -> Transition {
+        let from = inner.state;
         inner.state = state;
         inner.generation += 1;
         inner.probes_in_flight = 0;
         inner.probe_successes = 0;
         if state == BreakerState::Open {
             inner.opened_at = now;
+            inner.open_for = inner.policy.recovery_timeout;
         }
         if state == BreakerState::Closed {
             inner.failures = 0;
+            self.window.clear();
         }
         self.failures.store(inner.failures, Ordering::Release);
         self.generation.store(inner.generation, Ordering::Release);
         self.state.store(state as u8, Ordering::Release);
+        Transition {
+            from,
+            to: state,
+            cause,
+        }
     }
 
     /// The state as last set (a breaker whose open period has passed reports OPEN until
@@ -163,10 +191,14 @@ impl CircuitBreaker {
 
     fn maybe_half_open(&self, inner: &mut Inner, now: Instant) -> Option<Transition> {
         if inner.state == BreakerState::Open
-            && now.saturating_duration_since(inner.opened_at) >= self.policy.recovery_timeout
+            && now.saturating_duration_since(inner.opened_at) >= inner.open_for
         {
-            self.set(inner, BreakerState::HalfOpen, now);
-            Some(Transition::HalfOpened)
+            Some(self.set(
+                inner,
+                BreakerState::HalfOpen,
+                now,
+                BreakerCause::OpenPeriodOver,
+            ))
         } else {
             None
         }
@@ -174,7 +206,7 @@ impl CircuitBreaker {
 
     /// Asks to make one attempt. `Err` carries how long until a probe may go.
     pub fn acquire(&self, now: Instant) -> (Result<Permit, Duration>, Option<Transition>) {
-        if !self.policy.enabled {
+        if !self.enabled.load(Ordering::Relaxed) {
             return (
                 Ok(Permit {
                     probe: false,
@@ -202,12 +234,11 @@ impl CircuitBreaker {
                 probe: false,
                 generation: inner.generation,
             }),
-            BreakerState::Open => Err(self
-                .policy
-                .recovery_timeout
+            BreakerState::Open => Err(inner
+                .open_for
                 .saturating_sub(now.saturating_duration_since(inner.opened_at))),
             BreakerState::HalfOpen => {
-                if inner.probes_in_flight < self.policy.success_threshold.get() {
+                if inner.probes_in_flight < inner.policy.success_threshold.get() {
                     inner.probes_in_flight += 1;
                     Ok(Permit {
                         probe: true,
@@ -233,16 +264,23 @@ impl CircuitBreaker {
 
     /// Records how an attempt ended.
     pub fn record(&self, permit: Permit, outcome: Outcome, now: Instant) -> Option<Transition> {
-        if !self.policy.enabled {
+        if !self.enabled.load(Ordering::Relaxed) {
             return None;
         }
         if outcome == Outcome::Success
             && !permit.probe
-            && self.failures.load(Ordering::Acquire) == 0
             && self.generation.load(Ordering::Acquire) == permit.generation
         {
-            // CLOSED with nothing counted: a success changes nothing.
-            return None;
+            // Still CLOSED (a non-probe permit of the current generation).
+            if self.ratio.load(Ordering::Relaxed) {
+                // Ratio mode: a success only adds to the window.
+                self.window.record(now, false);
+                return None;
+            }
+            if self.failures.load(Ordering::Acquire) == 0 {
+                // Nothing counted: a success changes nothing.
+                return None;
+            }
         }
         let mut inner = self.lock();
         if inner.generation != permit.generation {
@@ -262,13 +300,26 @@ impl CircuitBreaker {
                 self.failures.store(0, Ordering::Release);
                 None
             }
+            (BreakerState::Closed, Outcome::Failure) if inner.policy.mode == BreakerMode::Ratio => {
+                self.window.record(now, true);
+                let (failures, calls) = self.window.totals(now);
+                let policy = &inner.policy;
+                if calls >= policy.minimum_calls.get()
+                    && f64::from(failures) >= policy.failure_ratio * f64::from(calls)
+                {
+                    let cause = BreakerCause::FailureRatio { failures, calls };
+                    Some(self.set(&mut inner, BreakerState::Open, now, cause))
+                } else {
+                    None
+                }
+            }
             (BreakerState::Closed, Outcome::Failure) => {
                 inner.failures += 1;
                 self.failures.store(inner.failures, Ordering::Release);
-                if inner.failures >= self.policy.failure_threshold.get() {
+                if inner.failures >= inner.policy.failure_threshold.get() {
                     let failures = inner.failures;
-                    self.set(&mut inner, BreakerState::Open, now);
-                    Some(Transition::Opened { failures })
+                    let cause = BreakerCause::ConsecutiveFailures { failures };
+                    Some(self.set(&mut inner, BreakerState::Open, now, cause))
                 } else {
                     None
                 }
@@ -276,17 +327,19 @@ impl CircuitBreaker {
             (BreakerState::HalfOpen, Outcome::Success) => {
                 inner.probes_in_flight = inner.probes_in_flight.saturating_sub(1);
                 inner.probe_successes += 1;
-                if inner.probe_successes >= self.policy.success_threshold.get() {
-                    self.set(&mut inner, BreakerState::Closed, now);
-                    Some(Transition::Closed)
+                if inner.probe_successes >= inner.policy.success_threshold.get() {
+                    let cause = BreakerCause::ProbesSucceeded;
+                    Some(self.set(&mut inner, BreakerState::Closed, now, cause))
                 } else {
                     None
                 }
             }
-            (BreakerState::HalfOpen, Outcome::Failure) => {
-                self.set(&mut inner, BreakerState::Open, now);
-                Some(Transition::Reopened)
-            }
+            (BreakerState::HalfOpen, Outcome::Failure) => Some(self.set(
+                &mut inner,
+                BreakerState::Open,
+                now,
+                BreakerCause::ProbeFailed,
+            )),
             (BreakerState::Open, _) => None,
         }
     }
@@ -296,12 +349,12 @@ impl CircuitBreaker {
     /// half-open probe, so the breaker can close without user traffic.
     pub fn record_probe(&self, reachable: bool, now: Instant) -> Vec<Transition> {
         let mut transitions = Vec::new();
-        if reachable && self.policy.enabled {
+        if reachable && self.enabled.load(Ordering::Relaxed) {
             let mut inner = self.lock();
             if inner.state == BreakerState::Open {
                 // The dependency answers again: no need to wait out the open period.
-                self.set(&mut inner, BreakerState::HalfOpen, now);
-                transitions.push(Transition::HalfOpened);
+                let cause = BreakerCause::DependencyAnswered;
+                transitions.push(self.set(&mut inner, BreakerState::HalfOpen, now, cause));
             }
         }
         let (result, t) = self.acquire(now);
@@ -321,15 +374,41 @@ impl CircuitBreaker {
         transitions
     }
 
-    /// Opens the breaker now, whatever its state (an operator's switch).
-    pub fn force_open(&self, now: Instant) {
+    /// Applies a reloaded policy, keeping the state: an OPEN breaker stays open until its
+    /// time, measured with the new `recovery_timeout` only if that is shorter; the failure
+    /// count and half-open probes carry on under the new thresholds.
+    pub fn reconfigure(&self, policy: &BreakerPolicy) {
         let mut inner = self.lock();
-        self.set(&mut inner, BreakerState::Open, now);
+        if inner.state == BreakerState::Open {
+            inner.open_for = inner.open_for.min(policy.recovery_timeout);
+        }
+        if inner.policy.mode != policy.mode {
+            // The counts of one mode say nothing in the other.
+            inner.failures = 0;
+            self.failures.store(0, Ordering::Release);
+            self.window.clear();
+        }
+        self.window.set_length(policy.sampling_window);
+        self.ratio
+            .store(policy.mode == BreakerMode::Ratio, Ordering::Relaxed);
+        inner.policy = policy.clone();
+        self.enabled.store(policy.enabled, Ordering::Relaxed);
+    }
+
+    /// Opens the breaker now, whatever its state (an operator's switch).
+    pub fn force_open(&self, now: Instant) -> Transition {
+        let mut inner = self.lock();
+        self.set(&mut inner, BreakerState::Open, now, BreakerCause::Operator)
     }
 
     /// Closes the breaker and forgets the failure count.
-    pub fn reset(&self, now: Instant) {
+    pub fn reset(&self, now: Instant) -> Transition {
         let mut inner = self.lock();
-        self.set(&mut inner, BreakerState::Closed, now);
+        self.set(
+            &mut inner,
+            BreakerState::Closed,
+            now,
+            BreakerCause::Operator,
+        )
     }
 }

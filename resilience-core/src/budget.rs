@@ -7,7 +7,7 @@
 //! 10/s over 10 s) a single call's two retries always fit, so the budget changes nothing
 //! until retries are a large share of the traffic.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -21,40 +21,99 @@ const SLOTS: usize = 10;
 struct Slot {
     period: AtomicU64,
     deposits: AtomicU64,
+    /// The period the withdrawals were counted in (high 40 bits) and their count (low 24
+    /// bits), in one word: a count can never be credited to another period.
     withdrawals: AtomicU64,
+}
+
+const COUNT_BITS: u32 = 24;
+const COUNT_MASK: u64 = (1 << COUNT_BITS) - 1;
+const PERIOD_MASK: u64 = (1 << (64 - COUNT_BITS)) - 1;
+
+/// `period`'s stamp in a packed withdrawal word.
+fn stamp(period: u64) -> u64 {
+    period & PERIOD_MASK
+}
+
+/// The withdrawals counted in `word` for `period` (0 when counted for another).
+fn count_for(word: u64, period: u64) -> u64 {
+    if word >> COUNT_BITS == stamp(period) {
+        word & COUNT_MASK
+    } else {
+        0
+    }
 }
 
 /// Counts calls and retries over a sliding window and says whether one more retry fits.
 ///
 /// The window is a ring of ten slots, each stamped with the period it counts; a slot found
 /// holding an old period is cleared by whoever finds it. Counting a call is an atomic add,
-/// with no lock; under a race at a slot's turnover a count made just before the clearing
-/// can be lost: a lost call makes the budget slightly stricter, a lost retry slightly more
-/// lenient, for that instant.
+/// with no lock; under a race at a slot's turnover a call counted just before the clearing
+/// can be lost, which makes the budget slightly stricter for that instant. Retries are
+/// counted in one word with their period, so none is ever lost: concurrent callers cannot
+/// overdraw the budget.
 #[derive(Debug)]
 pub struct RetryBudget {
-    policy: BudgetPolicy,
-    slot_len: u64,
+    settings: Settings,
     origin: Instant,
     slots: [Slot; SLOTS],
+}
+
+/// The policy, in atomics so that a reload can change it under running calls. A reload
+/// that changes `ttl` changes the slots' length: slots stamped on the old scale are then
+/// cleared as they are reached again, so the window restarts.
+#[derive(Debug)]
+struct Settings {
+    enabled: AtomicBool,
+    /// `ratio` as `f64` bits.
+    ratio: AtomicU64,
+    /// Retries always allowed over the window: `min_per_second × ttl`, as `f64` bits.
+    reserve: AtomicU64,
+    slot_len: AtomicU64,
+}
+
+impl Settings {
+    fn new(policy: &BudgetPolicy) -> Settings {
+        let settings = Settings {
+            enabled: AtomicBool::new(false),
+            ratio: AtomicU64::new(0),
+            reserve: AtomicU64::new(0),
+            slot_len: AtomicU64::new(1),
+        };
+        settings.store(policy);
+        settings
+    }
+
+    fn store(&self, policy: &BudgetPolicy) {
+        let slot_len = (policy.ttl / SLOTS as u32).max(Duration::from_millis(1));
+        let reserve = f64::from(policy.min_per_second) * policy.ttl.as_secs_f64();
+        self.slot_len
+            .store(slot_len.as_nanos() as u64, Ordering::Relaxed);
+        self.ratio.store(policy.ratio.to_bits(), Ordering::Relaxed);
+        self.reserve.store(reserve.to_bits(), Ordering::Relaxed);
+        self.enabled.store(policy.enabled, Ordering::Relaxed);
+    }
 }
 
 impl RetryBudget {
     /// A budget with an empty window starting now.
     pub fn new(policy: &BudgetPolicy) -> Self {
-        let slot_len = (policy.ttl / SLOTS as u32).max(Duration::from_millis(1));
         RetryBudget {
-            policy: policy.clone(),
-            slot_len: slot_len.as_nanos() as u64,
+            settings: Settings::new(policy),
             origin: Instant::now(),
             slots: Default::default(),
         }
     }
 
+    /// Applies a reloaded policy; the window keeps its counts (see [`Settings`]).
+    pub fn reconfigure(&self, policy: &BudgetPolicy) {
+        self.settings.store(policy);
+    }
+
     /// The current period (1-based, so a fresh slot's 0 never matches) and its slot.
     fn slot(&self, now: Instant) -> (u64, &Slot) {
-        let period =
-            now.saturating_duration_since(self.origin).as_nanos() as u64 / self.slot_len + 1;
+        let slot_len = self.settings.slot_len.load(Ordering::Relaxed);
+        let period = now.saturating_duration_since(self.origin).as_nanos() as u64 / slot_len + 1;
         let slot = &self.slots[(period % SLOTS as u64) as usize];
         let seen = slot.period.load(Ordering::Acquire);
         if seen != period
@@ -64,45 +123,66 @@ impl RetryBudget {
                 .is_ok()
         {
             slot.deposits.store(0, Ordering::Release);
-            slot.withdrawals.store(0, Ordering::Release);
         }
         (period, slot)
     }
 
     /// Records a call (first attempt).
     pub fn deposit(&self, now: Instant) {
-        if self.policy.enabled {
+        if self.settings.enabled.load(Ordering::Relaxed) {
             self.slot(now).1.deposits.fetch_add(1, Ordering::Relaxed);
         }
     }
 
     /// Takes one retry from the budget; `false` when the budget is spent.
     pub fn try_withdraw(&self, now: Instant) -> bool {
-        if !self.policy.enabled {
+        if !self.settings.enabled.load(Ordering::Relaxed) {
             return true;
         }
         let (period, current) = self.slot(now);
         // Take the retry first, then sum the window: a caller sees its own withdrawal and
         // every one made before it, so concurrent callers cannot overdraw the budget
         // (at worst a race refuses one retry too many).
-        current.withdrawals.fetch_add(1, Ordering::AcqRel);
+        let _ = current
+            .withdrawals
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |word| {
+                let count = count_for(word, period).saturating_add(1).min(COUNT_MASK);
+                Some((stamp(period) << COUNT_BITS) | count)
+            });
         let oldest = period.saturating_sub(SLOTS as u64 - 1);
         let (deposits, withdrawals) = self
             .slots
             .iter()
-            .filter(|s| (oldest..=period).contains(&s.period.load(Ordering::Acquire)))
-            .fold((0u64, 0u64), |(d, w), s| {
-                (
-                    d + s.deposits.load(Ordering::Relaxed),
-                    w + s.withdrawals.load(Ordering::Acquire),
-                )
+            .map(|s| (s.period.load(Ordering::Acquire), s))
+            .fold((0u64, 0u64), |(d, w), (slot_period, s)| {
+                let deposits = if (oldest..=period).contains(&slot_period) {
+                    s.deposits.load(Ordering::Relaxed)
+                } else {
+                    0
+                };
+                // Periods fit in the stamp for 34 years of 1 ms periods: no wrap to mind.
+                let word = s.withdrawals.load(Ordering::Acquire);
+                let withdrawals = if (stamp(oldest)..=stamp(period)).contains(&(word >> COUNT_BITS))
+                {
+                    word & COUNT_MASK
+                } else {
+                    0
+                };
+                (d + deposits, w + withdrawals)
             });
-        let reserve = self.policy.min_per_second as f64 * self.policy.ttl.as_secs_f64();
-        let balance = reserve + self.policy.ratio * deposits as f64 - withdrawals as f64;
+        let reserve = f64::from_bits(self.settings.reserve.load(Ordering::Relaxed));
+        let ratio = f64::from_bits(self.settings.ratio.load(Ordering::Relaxed));
+        let balance = reserve + ratio * deposits as f64 - withdrawals as f64;
         if balance >= 0.0 {
             true
         } else {
-            current.withdrawals.fetch_sub(1, Ordering::AcqRel);
+            // Give the retry back, unless its period is over (then it counts no more).
+            let _ = current
+                .withdrawals
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |word| {
+                    let count = count_for(word, period);
+                    (count > 0).then(|| (stamp(period) << COUNT_BITS) | (count - 1))
+                });
             false
         }
     }

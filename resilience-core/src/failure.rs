@@ -58,6 +58,22 @@ pub enum Stop {
     },
 }
 
+impl Stop {
+    /// A short stable name: `retries_exhausted`, `budget_exhausted`, `circuit_open`,
+    /// `rate_limited`, `attempt_timed_out`, `deadline_exceeded` or `unknown_policy`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Stop::RetriesExhausted { .. } => "retries_exhausted",
+            Stop::BudgetExhausted { .. } => "budget_exhausted",
+            Stop::CircuitOpen { .. } => "circuit_open",
+            Stop::RateLimited { .. } => "rate_limited",
+            Stop::AttemptTimedOut { .. } => "attempt_timed_out",
+            Stop::DeadlineExceeded { .. } => "deadline_exceeded",
+            Stop::UnknownPolicy { .. } => "unknown_policy",
+        }
+    }
+}
+
 impl fmt::Display for Stop {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

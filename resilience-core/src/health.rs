@@ -85,6 +85,8 @@ pub(crate) struct Stats {
     pub(crate) recoveries: AtomicU64,
     pub(crate) recovery_failures: AtomicU64,
     pub(crate) timeouts: AtomicU64,
+    pub(crate) gave_up: AtomicU64,
+    pub(crate) budget_exhausted: AtomicU64,
     last_error: Mutex<Option<(ErrorClass, SystemTime)>>,
     /// Per-operation counters, filled in order, found without a lock. The key's call and
     /// failure totals are their sums, so a call bumps one counter, not three.
@@ -104,6 +106,8 @@ impl Stats {
             recoveries: AtomicU64::new(0),
             recovery_failures: AtomicU64::new(0),
             timeouts: AtomicU64::new(0),
+            gave_up: AtomicU64::new(0),
+            budget_exhausted: AtomicU64::new(0),
             last_error: Mutex::new(None),
             operations: [const { OnceLock::new() }; MAX_OPERATIONS],
             other: OpCounters::new("(other)"),
@@ -176,7 +180,7 @@ impl Stats {
             key: key.to_owned(),
             circuit_breaker_state: breaker,
             retry_attempts_last_hour: self.retries_hour.sum(now),
-            rate_limit_violations: load(&self.rate_limit_waits) + load(&self.rate_limit_rejections),
+            rate_limit_violations: load(&self.rate_limit_rejections),
             rate_limit_waits: load(&self.rate_limit_waits),
             rate_limit_rejections: load(&self.rate_limit_rejections),
             connection_recovery_events: load(&self.recoveries),
@@ -192,6 +196,8 @@ impl Stats {
             retries: load(&self.retries),
             timeouts: load(&self.timeouts),
             circuit_open_rejections: load(&self.breaker_rejections),
+            gave_up: load(&self.gave_up),
+            retry_budget_exhausted: load(&self.budget_exhausted),
             last_error_class: last.map(|(c, _)| c),
             last_error_at: last.map(|(_, t)| humantime::format_rfc3339_seconds(t).to_string()),
             operations,
@@ -219,13 +225,13 @@ pub struct KeyHealth {
     pub circuit_breaker_state: BreakerState,
     /// Retries started in the last hour.
     pub retry_attempts_last_hour: u64,
-    /// Calls the rate limiter held back (waits plus rejections).
+    /// Calls the rate limiter refused: a violation of the limit (a wait is not one).
     pub rate_limit_violations: u64,
-    /// Calls that waited for a token.
+    /// Times a call waited for a token.
     pub rate_limit_waits: u64,
-    /// Calls the rate limiter refused.
+    /// Calls the rate limiter refused (the same figure as `rate_limit_violations`).
     pub rate_limit_rejections: u64,
-    /// Connection recoveries run (pool rebuilt, credentials re-read, successful probes).
+    /// Recoveries that mended the connection (the connector checked that it works).
     pub connection_recovery_events: u64,
     /// Recoveries that failed.
     pub recovery_failures: u64,
@@ -243,6 +249,10 @@ pub struct KeyHealth {
     pub timeouts: u64,
     /// Calls refused by the open breaker.
     pub circuit_open_rejections: u64,
+    /// Calls the engine gave up on, with any verdict (see the `gave_up` event).
+    pub gave_up: u64,
+    /// Retries the retry budget refused.
+    pub retry_budget_exhausted: u64,
     /// The class of the last error, if any.
     pub last_error_class: Option<ErrorClass>,
     /// When the last error happened (RFC 3339, UTC).

@@ -12,8 +12,14 @@
 //! ```
 //!
 //! Zero configuration works: the built-in presets (`db`, `api`, `file`) are compiled in,
-//! and `RESILIENCE_POLICY_DIR` / `RESILIENCE_PROFILE` let an operator swap them per
-//! environment without a rebuild.
+//! and `RESILIENCE_POLICY_DIR` / `RESILIENCE_PROFILE` (and `<NAME>_RESILIENCE_CONFIG` for
+//! one policy) let an operator swap them per environment without a rebuild;
+//! [`Engine::reload`] swaps them in a running process, keeping every breaker and bucket.
+//!
+//! What the engine does is published as typed [`events`] to observers
+//! ([`Engine::subscribe`]); health, metrics and logs are derived from the same events.
+//! Each call runs in a `resilient_call` tracing span and each attempt in an `attempt`
+//! span inside it (at `debug` level).
 //!
 //! # Example
 //!
@@ -69,10 +75,13 @@ pub mod budget;
 pub mod connector;
 mod engine;
 mod error;
+pub mod events;
 mod failure;
+mod handle;
 pub mod health;
 pub mod limiter;
 pub mod recovery;
+mod registry;
 mod resilience;
 mod run;
 mod slot;
@@ -86,14 +95,16 @@ pub mod policy {
     pub use resilience_policy::*;
 }
 
-pub use engine::{BreakerHandle, Call, Engine};
+pub use engine::Engine;
 pub use error::ResilientError;
 pub use failure::{Failure, Stop};
+pub use handle::BreakerHandle;
 pub use health::HealthReport;
-pub use recovery::{BoxFuture, Recovery, RecoveryCause};
+pub use recovery::{BoxFuture, Recovered, Recovery, RecoveryCause};
+pub use registry::PolicyChange;
 pub use resilience::{Resilience, Resilient, UnknownPolicyError};
 pub use resilience_policy::{ClassSet, ErrorClass, Policy, PolicyError, PolicySet};
-pub use run::{Attempted, ResultLike, Run};
+pub use run::{Attempted, Call, ResultLike};
 
 /// Wraps an `async fn` returning a `Result` in its policy. See the crate docs.
 pub use resilience_macros::{ResilientError, resilient_operation};

@@ -16,7 +16,7 @@
 //! waiting to fail; a waiting caller that is cancelled leaves the queue and gives its place
 //! back.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -40,14 +40,21 @@ pub struct Limited {
 }
 
 /// One token bucket.
+///
+/// Its settings are atomics so that a policy reload can change them under running calls
+/// ([`reconfigure`](Self::reconfigure)); a call racing a reload by nanoseconds may read
+/// the old figures.
 #[derive(Debug)]
 pub struct TokenBucket {
     /// Nanoseconds between two tokens.
-    interval: u64,
+    interval: AtomicU64,
     /// How far ahead of now the arrival time may run: `burst × interval`.
-    tolerance: u64,
-    when_limited: WhenLimited,
-    max_wait: Duration,
+    tolerance: AtomicU64,
+    burst: AtomicU32,
+    /// `when_limited = "reject"`.
+    reject: AtomicBool,
+    /// `max_wait` in nanoseconds.
+    max_wait: AtomicU64,
     origin: Instant,
     /// Theoretical arrival time, in nanoseconds since `origin`.
     tat: AtomicU64,
@@ -67,18 +74,63 @@ impl Drop for Waiting<'_> {
 impl TokenBucket {
     /// A full bucket.
     pub fn new(policy: &RateLimitPolicy) -> Self {
-        let per_second = policy.requests_per_minute.get() as f64 / 60.0;
-        let interval = ((1e9 / per_second).round() as u64).max(1);
-        TokenBucket {
-            interval,
-            tolerance: interval.saturating_mul(policy.burst.get() as u64),
-            when_limited: policy.when_limited,
-            max_wait: policy.max_wait,
+        let bucket = TokenBucket {
+            interval: AtomicU64::new(1),
+            tolerance: AtomicU64::new(0),
+            burst: AtomicU32::new(1),
+            reject: AtomicBool::new(false),
+            max_wait: AtomicU64::new(0),
             origin: Instant::now(),
             tat: AtomicU64::new(0),
             queue: tokio::sync::Mutex::new(()),
             waiting: AtomicUsize::new(0),
+        };
+        bucket.store(policy);
+        bucket
+    }
+
+    fn store(&self, policy: &RateLimitPolicy) {
+        let interval = interval_of(policy);
+        let burst = policy.burst.get();
+        self.interval.store(interval, Ordering::Relaxed);
+        self.tolerance
+            .store(interval.saturating_mul(u64::from(burst)), Ordering::Relaxed);
+        self.burst.store(burst, Ordering::Relaxed);
+        self.reject.store(
+            policy.when_limited == WhenLimited::Reject,
+            Ordering::Relaxed,
+        );
+        let max_wait = u64::try_from(policy.max_wait.as_nanos()).unwrap_or(u64::MAX);
+        self.max_wait.store(max_wait, Ordering::Relaxed);
+    }
+
+    /// Applies a reloaded policy at `now` without handing out a burst: the bucket keeps
+    /// its debt (the tokens taken and not yet refilled, now refilling at the new rate),
+    /// and a larger `burst` makes room that fills at the new rate instead of at once. So
+    /// in any window after the reload, no more calls go through than the new limit
+    /// allows (`burst + rate × t`).
+    pub fn reconfigure(&self, policy: &RateLimitPolicy, now: Instant) {
+        let (old_interval, old_burst) = (
+            self.interval.load(Ordering::Relaxed),
+            self.burst.load(Ordering::Relaxed),
+        );
+        let (interval, burst) = (interval_of(policy), policy.burst.get());
+        let now = self.nanos(now);
+        let room = f64::from(burst.saturating_sub(old_burst));
+        let mut tat = self.tat.load(Ordering::Acquire);
+        loop {
+            let debt = tat.saturating_sub(now) as f64 / old_interval as f64;
+            let ahead = ((debt + room) * interval as f64).ceil();
+            let next = now.saturating_add(ahead.min(u64::MAX as f64 / 2.0) as u64);
+            match self
+                .tat
+                .compare_exchange_weak(tat, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => break,
+                Err(actual) => tat = actual,
+            }
         }
+        self.store(policy);
     }
 
     fn nanos(&self, now: Instant) -> u64 {
@@ -88,11 +140,13 @@ impl TokenBucket {
     /// Takes a token if one is free at `now`; otherwise says how long until one is.
     fn try_take(&self, now: Instant) -> Result<(), Duration> {
         let now = self.nanos(now);
+        let interval = self.interval.load(Ordering::Relaxed);
+        let tolerance = self.tolerance.load(Ordering::Relaxed);
         let mut tat = self.tat.load(Ordering::Acquire);
         loop {
-            let next = tat.max(now) + self.interval;
-            if next - now > self.tolerance {
-                return Err(Duration::from_nanos(next - now - self.tolerance));
+            let next = tat.max(now).saturating_add(interval);
+            if next - now > tolerance {
+                return Err(Duration::from_nanos(next - now - tolerance));
             }
             match self
                 .tat
@@ -108,7 +162,8 @@ impl TokenBucket {
     pub fn available(&self, now: Instant) -> f64 {
         let now = self.nanos(now);
         let ahead = self.tat.load(Ordering::Acquire).saturating_sub(now);
-        self.tolerance.saturating_sub(ahead) as f64 / self.interval as f64
+        let interval = self.interval.load(Ordering::Relaxed);
+        self.tolerance.load(Ordering::Relaxed).saturating_sub(ahead) as f64 / interval as f64
     }
 
     /// Callers waiting for a token.
@@ -131,23 +186,25 @@ impl TokenBucket {
         deadline: Option<Instant>,
         on_wait: impl FnOnce(Duration),
     ) -> Result<Admission, Limited> {
+        let reject = self.reject.load(Ordering::Relaxed);
+        let interval = self.interval.load(Ordering::Relaxed);
         let ahead = self.waiting.load(Ordering::Acquire);
         if ahead == 0 {
             match self.try_take(now) {
                 Ok(()) => return Ok(Admission::Immediate),
-                Err(retry_after) if self.when_limited == WhenLimited::Reject => {
+                Err(retry_after) if reject => {
                     return Err(Limited { retry_after });
                 }
                 Err(_) => {}
             }
-        } else if self.when_limited == WhenLimited::Reject {
-            let wait = self.interval.saturating_mul(ahead as u64 + 1);
+        } else if reject {
+            let wait = interval.saturating_mul(ahead as u64 + 1);
             return Err(Limited {
                 retry_after: Duration::from_nanos(wait),
             });
         }
 
-        let mut limit = now + self.max_wait;
+        let mut limit = now + Duration::from_nanos(self.max_wait.load(Ordering::Relaxed));
         if let Some(deadline) = deadline {
             limit = limit.min(deadline);
         }
@@ -156,7 +213,7 @@ impl TokenBucket {
         // The earliest this caller's token can come: the tokens missing now, plus one per
         // caller ahead in the queue.
         let missing = (1.0 + ahead as f64 - self.available(now)).max(0.0);
-        let expected = Duration::from_nanos((missing * self.interval as f64).ceil() as u64);
+        let expected = Duration::from_nanos((missing * interval as f64).ceil() as u64);
         if now + expected > limit {
             return Err(Limited {
                 retry_after: expected,
@@ -176,8 +233,14 @@ impl TokenBucket {
         match tokio::time::timeout_at(limit, wait_turn).await {
             Ok(()) => Ok(Admission::Waited(Instant::now() - now)),
             Err(_) => Err(Limited {
-                retry_after: Duration::from_nanos(self.interval),
+                retry_after: Duration::from_nanos(self.interval.load(Ordering::Relaxed)),
             }),
         }
     }
+}
+
+/// Nanoseconds between two tokens at the policy's rate (at least 1).
+fn interval_of(policy: &RateLimitPolicy) -> u64 {
+    let per_second = f64::from(policy.requests_per_minute.get()) / 60.0;
+    ((1e9 / per_second).round() as u64).max(1)
 }

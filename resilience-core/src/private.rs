@@ -4,7 +4,8 @@
 pub use crate::resilience::{Resilience, Resilient};
 pub use crate::run::{Attempted, ResultLike};
 
-use crate::engine::{Call, Engine};
+use crate::engine::Engine;
+use crate::run::Call;
 
 /// The run of one macro-wrapped call.
 pub struct Run<'a>(crate::run::Run<'a>);

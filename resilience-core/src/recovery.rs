@@ -17,6 +17,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::ErrorClass;
+use crate::policy::RecoveryPolicy;
 
 /// A boxed, sendable future (used by the object-safe [`Recovery`] trait).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -32,11 +33,23 @@ pub struct RecoveryCause {
     pub operation: &'static str,
 }
 
+/// What a recovery did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recovered {
+    /// The connection was mended, and the connector checked that it works again.
+    Mended,
+    /// Nothing needed mending (the failed path does not use what recovery mends, or it
+    /// was mended a moment ago), and why.
+    NotNeeded(String),
+}
+
 /// The connector's recovery hook.
 pub trait Recovery: Send + Sync + 'static {
-    /// Mends the connection (rebuild the pool, refresh credentials). An `Err` is logged
-    /// and counted; the next attempt still runs.
-    fn recover(&self, cause: RecoveryCause) -> BoxFuture<'_, Result<(), String>>;
+    /// Mends the connection (rebuild the pool, refresh credentials). Only
+    /// [`Recovered::Mended`] counts as a recovery (in health, metrics and the journal):
+    /// return it only once the mended connection was seen to work. An `Err` says why the
+    /// mending did not work; it is reported and counted, and the next attempt still runs.
+    fn recover(&self, cause: RecoveryCause) -> BoxFuture<'_, Result<Recovered, String>>;
 
     /// Whether the dependency answers now (a cheap, bounded check).
     fn probe(&self) -> BoxFuture<'_, bool>;
@@ -45,29 +58,45 @@ pub trait Recovery: Send + Sync + 'static {
 /// Bounds recoveries to `max_attempts` per `check_interval` window.
 #[derive(Debug)]
 pub struct RecoveryGate {
+    window: Mutex<Window>,
+}
+
+#[derive(Debug)]
+struct Window {
     max_attempts: u32,
     interval: Duration,
-    window: Mutex<(Instant, u32)>,
+    started: Instant,
+    used: u32,
 }
 
 impl RecoveryGate {
     /// A gate with an empty window.
-    pub fn new(max_attempts: u32, interval: Duration) -> Self {
+    pub fn new(policy: &RecoveryPolicy) -> Self {
         RecoveryGate {
-            max_attempts,
-            interval,
-            window: Mutex::new((Instant::now(), 0)),
+            window: Mutex::new(Window {
+                max_attempts: policy.max_attempts.get(),
+                interval: policy.check_interval,
+                started: Instant::now(),
+                used: 0,
+            }),
         }
+    }
+
+    /// Applies a reloaded policy; the current window keeps what it has used.
+    pub fn reconfigure(&self, policy: &RecoveryPolicy) {
+        let mut w = self.window.lock().unwrap_or_else(|p| p.into_inner());
+        w.max_attempts = policy.max_attempts.get();
+        w.interval = policy.check_interval;
     }
 
     /// Takes a place in the current window; `false` when the window is full.
     pub fn try_enter(&self, now: Instant) -> bool {
         let mut w = self.window.lock().unwrap_or_else(|p| p.into_inner());
-        if now.saturating_duration_since(w.0) >= self.interval {
-            *w = (now, 0);
+        if now.saturating_duration_since(w.started) >= w.interval {
+            (w.started, w.used) = (now, 0);
         }
-        if w.1 < self.max_attempts {
-            w.1 += 1;
+        if w.used < w.max_attempts {
+            w.used += 1;
             true
         } else {
             false
@@ -81,7 +110,11 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn gate_admits_max_attempts_per_window() {
-        let gate = RecoveryGate::new(3, Duration::from_secs(30));
+        let gate = RecoveryGate::new(&RecoveryPolicy {
+            max_attempts: 3.try_into().unwrap(),
+            check_interval: Duration::from_secs(30),
+            ..RecoveryPolicy::default()
+        });
         let now = Instant::now();
         assert_eq!((0..5).filter(|_| gate.try_enter(now)).count(), 3);
         tokio::time::advance(Duration::from_secs(30)).await;

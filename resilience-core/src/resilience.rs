@@ -61,10 +61,11 @@ impl Resilience {
     /// Binds `engine` with `policy` as the default; the key starts as the policy's name.
     /// Logs "resilience patterns enabled for policy NAME".
     pub fn new(engine: Engine, policy: &str) -> Result<Resilience, UnknownPolicyError> {
-        let Some(p) = engine.policies().get(policy) else {
+        let policies = engine.policies();
+        let Some(p) = policies.get(policy) else {
             return Err(UnknownPolicyError {
                 name: policy.to_owned(),
-                known: engine.policies().names().map(str::to_owned).collect(),
+                known: policies.names().map(str::to_owned).collect(),
             });
         };
         tracing::info!(

@@ -1,58 +1,115 @@
 //! The runtime state of one policy and rate-limit key: its breaker, budget, recovery
-//! gate, token bucket, counters and metric handles.
+//! gate, token bucket, counters and metric handles, and the policy they run under.
 //!
 //! A slot is created on the first call for its policy and key and lives as long as the
-//! engine. Metric handles are registered once here, so the call path only bumps them.
+//! engine. A policy reload changes the slot in place ([`Slot::reconfigure`]): its breaker,
+//! bucket and counters carry on under the new settings, so a call holding the slot (or a
+//! `Resilience` that resolved it once) sees the reload at its next attempt. The few
+//! settings every call reads are kept in atomics ([`Hot`]); the rest is read, once per
+//! failed attempt, from the policy behind a lock.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use metrics::{Counter, Gauge, Histogram};
 use tokio::time::Instant;
 
 use crate::breaker::{BreakerState, CircuitBreaker, Transition};
 use crate::budget::RetryBudget;
+use crate::events::{Event, EventKind, Hub};
 use crate::health::{KeyHealth, Stats};
 use crate::limiter::TokenBucket;
 use crate::policy::Policy;
 use crate::recovery::{Recovery, RecoveryGate};
 
-/// Metric handles of one slot.
-pub(crate) struct Meters {
-    pub(crate) calls: Counter,
-    pub(crate) failures: Counter,
-    pub(crate) attempts: Counter,
-    pub(crate) retries: Counter,
-    pub(crate) circuit_rejections: Counter,
-    pub(crate) rate_limit_waits: Counter,
-    pub(crate) rate_limit_rejections: Counter,
-    pub(crate) recoveries: Counter,
-    pub(crate) call_seconds: Histogram,
-    pub(crate) breaker_state: Gauge,
+mod log;
+mod meters;
+mod probe;
+
+pub(crate) use meters::Meters;
+
+/// The settings every call reads, kept in atomics so the call path takes no lock. A reload
+/// stores them one by one: a call racing it may mix old and new values, each valid.
+pub(crate) struct Hot {
+    attempt: AtomicDuration,
+    total: AtomicDuration,
+    max_attempts: AtomicU32,
+    rate_limit: AtomicBool,
+    /// The policy is no longer loaded (a reload removed it): calls fail as unknown.
+    retired: AtomicBool,
 }
 
-impl Meters {
-    fn new(policy: &str, key: &str) -> Self {
-        let labels = [("policy", policy.to_owned()), ("key", key.to_owned())];
-        Meters {
-            calls: metrics::counter!("resilience_calls_total", &labels),
-            failures: metrics::counter!("resilience_call_failures_total", &labels),
-            attempts: metrics::counter!("resilience_attempts_total", &labels),
-            retries: metrics::counter!("resilience_retries_total", &labels),
-            circuit_rejections: metrics::counter!(
-                "resilience_circuit_open_rejections_total",
-                &labels
-            ),
-            rate_limit_waits: metrics::counter!("resilience_rate_limit_waits_total", &labels),
-            rate_limit_rejections: metrics::counter!(
-                "resilience_rate_limit_rejections_total",
-                &labels
-            ),
-            recoveries: metrics::counter!("resilience_connection_recoveries_total", &labels),
-            call_seconds: metrics::histogram!("resilience_call_duration_seconds", &labels),
-            breaker_state: metrics::gauge!("resilience_circuit_breaker_state", &labels),
-        }
+impl Hot {
+    fn new(policy: &Policy) -> Hot {
+        let hot = Hot {
+            attempt: AtomicDuration::default(),
+            total: AtomicDuration::default(),
+            max_attempts: AtomicU32::new(1),
+            rate_limit: AtomicBool::new(false),
+            retired: AtomicBool::new(false),
+        };
+        hot.store(policy);
+        hot
+    }
+
+    fn store(&self, policy: &Policy) {
+        self.attempt.store(policy.timeout.attempt);
+        self.total.store(policy.timeout.total);
+        self.max_attempts
+            .store(policy.retry.max_attempts.get(), Ordering::Relaxed);
+        self.rate_limit
+            .store(policy.rate_limit.enabled, Ordering::Relaxed);
+    }
+
+    /// The per-attempt timeout.
+    #[inline]
+    pub(crate) fn attempt(&self) -> Duration {
+        self.attempt.load()
+    }
+
+    /// The total deadline of a call.
+    #[inline]
+    pub(crate) fn total(&self) -> Duration {
+        self.total.load()
+    }
+
+    /// Attempts a call may make.
+    #[inline]
+    pub(crate) fn max_attempts(&self) -> u32 {
+        self.max_attempts.load(Ordering::Relaxed)
+    }
+
+    /// Whether the rate limiter applies.
+    #[inline]
+    pub(crate) fn rate_limited(&self) -> bool {
+        self.rate_limit.load(Ordering::Relaxed)
+    }
+
+    /// Whether a reload removed the policy.
+    #[inline]
+    pub(crate) fn retired(&self) -> bool {
+        self.retired.load(Ordering::Relaxed)
+    }
+}
+
+/// A duration in two atomics, read back without a division.
+#[derive(Default)]
+struct AtomicDuration {
+    secs: AtomicU64,
+    nanos: AtomicU32,
+}
+
+impl AtomicDuration {
+    fn store(&self, d: Duration) {
+        self.secs.store(d.as_secs(), Ordering::Relaxed);
+        self.nanos.store(d.subsec_nanos(), Ordering::Relaxed);
+    }
+
+    #[inline]
+    fn load(&self) -> Duration {
+        let nanos = self.nanos.load(Ordering::Relaxed);
+        // Always below a second as stored; the `min` keeps `Duration::new` from carrying.
+        Duration::new(self.secs.load(Ordering::Relaxed), nanos.min(999_999_999))
     }
 }
 
@@ -60,13 +117,18 @@ impl Meters {
 pub(crate) struct Slot {
     pub(crate) policy_name: Arc<str>,
     pub(crate) key: Arc<str>,
-    pub(crate) policy: Arc<Policy>,
+    /// A number no other slot of this process has (never 0): its identity in an attempt's
+    /// chain of enclosing policies and keys.
+    pub(crate) serial: u32,
+    policy: RwLock<Arc<Policy>>,
+    pub(crate) hot: Hot,
     pub(crate) breaker: CircuitBreaker,
     pub(crate) budget: RetryBudget,
     pub(crate) gate: RecoveryGate,
     pub(crate) bucket: Arc<TokenBucket>,
     pub(crate) stats: Stats,
     pub(crate) meters: Meters,
+    hub: Arc<Hub>,
     probing: AtomicBool,
 }
 
@@ -76,134 +138,130 @@ impl Slot {
         key: Arc<str>,
         policy: Arc<Policy>,
         bucket: Arc<TokenBucket>,
+        hub: Arc<Hub>,
     ) -> Self {
+        static SERIAL: AtomicU32 = AtomicU32::new(1);
         Slot {
+            serial: SERIAL.fetch_add(1, Ordering::Relaxed).max(1),
             breaker: CircuitBreaker::new(&policy.circuit_breaker),
             budget: RetryBudget::new(&policy.retry.budget),
-            gate: RecoveryGate::new(
-                policy.recovery.max_attempts.get(),
-                policy.recovery.check_interval,
-            ),
+            gate: RecoveryGate::new(&policy.recovery),
+            hot: Hot::new(&policy),
             stats: Stats::new(),
             meters: Meters::new(&policy_name, &key),
+            hub,
             probing: AtomicBool::new(false),
             policy_name,
             key,
-            policy,
+            policy: RwLock::new(policy),
             bucket,
         }
     }
 
-    /// Logs a breaker transition and reacts to it: an opened breaker starts background
-    /// probing through the recovery hook, when there is one.
+    /// The policy this slot runs under now.
+    pub(crate) fn policy(&self) -> Arc<Policy> {
+        Arc::clone(&self.policy.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Applies a reloaded policy (`None`: the reload removed it). The breaker keeps its
+    /// state, the budget and recovery gate their windows, and the counters their counts;
+    /// the shared bucket is reconfigured by the registry. Returns whether anything changed.
+    pub(crate) fn reconfigure(&self, policy: Option<&Arc<Policy>>) -> bool {
+        let Some(policy) = policy else {
+            return !self.hot.retired.swap(true, Ordering::Relaxed);
+        };
+        let was_retired = self.hot.retired.swap(false, Ordering::Relaxed);
+        let mut current = self.policy.write().unwrap_or_else(|p| p.into_inner());
+        if **current == **policy {
+            return was_retired;
+        }
+        self.breaker.reconfigure(&policy.circuit_breaker);
+        self.budget.reconfigure(&policy.retry.budget);
+        self.gate.reconfigure(&policy.recovery);
+        self.hot.store(policy);
+        *current = Arc::clone(policy);
+        true
+    }
+
+    /// Reports a breaker transition and reacts to it: an opened breaker starts
+    /// background probing through the recovery hook, when there is one.
     pub(crate) fn on_transition(
         self: &Arc<Self>,
         transition: Transition,
+        operation: Option<&'static str>,
         hook: Option<&Arc<dyn Recovery>>,
     ) {
-        let (policy, key) = (&*self.policy_name, &*self.key);
-        match transition {
-            Transition::Opened { failures } => {
-                tracing::error!(
-                    policy,
-                    key,
-                    failures,
-                    recovery_timeout = ?self.policy.circuit_breaker.recovery_timeout,
-                    "Circuit breaker OPEN after {failures} failures"
-                );
-                self.meters.breaker_state.set(1.0);
-                if let Some(hook) = hook {
-                    self.start_probing(hook);
-                }
-            }
-            Transition::Reopened => {
-                tracing::error!(
-                    policy,
-                    key,
-                    recovery_timeout = ?self.policy.circuit_breaker.recovery_timeout,
-                    "Circuit breaker OPEN again: a probe failed in HALF_OPEN"
-                );
-                self.meters.breaker_state.set(1.0);
-                if let Some(hook) = hook {
-                    self.start_probing(hook);
-                }
-            }
-            Transition::HalfOpened => {
-                tracing::warn!(policy, key, "Circuit breaker transitioning to HALF_OPEN");
-                self.meters.breaker_state.set(2.0);
-            }
-            Transition::Closed => {
-                tracing::info!(
-                    policy,
-                    key,
-                    successes = self.policy.circuit_breaker.success_threshold.get(),
-                    "Circuit breaker CLOSED: the dependency answers again"
-                );
-                self.meters.breaker_state.set(0.0);
-            }
+        let Transition { from, to, cause } = transition;
+        self.emit(operation, EventKind::BreakerTransition { from, to, cause });
+        if to == BreakerState::Open
+            && let Some(hook) = hook
+        {
+            self.start_probing(hook);
         }
     }
 
-    fn start_probing(self: &Arc<Self>, hook: &Arc<dyn Recovery>) {
-        if !self.policy.recovery.enabled || tokio::runtime::Handle::try_current().is_err() {
-            return;
-        }
-        if self.probing.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let interval = self.policy.recovery.check_interval;
-        tokio::spawn(probe_loop(
-            Arc::downgrade(self),
-            Arc::downgrade(hook),
-            interval,
-        ));
+    /// Reports what the engine did for this policy and key: counts it in health and
+    /// metrics, logs it for people, and hands it to the engine's observers.
+    pub(crate) fn emit(&self, operation: Option<&'static str>, kind: EventKind<'_>) {
+        self.count(&kind);
+        log::event(
+            &self.policy_name,
+            &self.key,
+            operation,
+            &kind,
+            &self.policy(),
+        );
+        self.hub.publish(&Event {
+            policy: &self.policy_name,
+            key: &self.key,
+            operation,
+            kind,
+        });
     }
 
-    /// Ends probing once the breaker is closed. A breaker that reopened just as probing
-    /// ended (its transition saw the flag still set and started no loop) keeps this loop:
-    /// returns `false` then.
-    fn stop_probing(&self) -> bool {
-        self.probing.store(false, Ordering::Release);
-        self.breaker.state_now() == BreakerState::Closed
-            || self.probing.swap(true, Ordering::AcqRel)
+    /// The health counters and metric handles an event moves.
+    fn count(&self, kind: &EventKind<'_>) {
+        let (stats, meters) = (&self.stats, &self.meters);
+        match kind {
+            EventKind::RetryScheduled { .. } => {
+                Stats::bump(&stats.retries);
+                stats.retries_hour.add(Instant::now());
+                meters.retries.increment(1);
+            }
+            EventKind::GaveUp { .. } => {
+                Stats::bump(&stats.gave_up);
+                meters.gave_up.increment(1);
+            }
+            EventKind::CircuitOpenRejection { .. } => {
+                Stats::bump(&stats.breaker_rejections);
+                meters.circuit_rejections.increment(1);
+            }
+            EventKind::BreakerTransition { to, .. } => meters.breaker_state.set(match to {
+                BreakerState::Closed => 0.0,
+                BreakerState::Open => 1.0,
+                BreakerState::HalfOpen => 2.0,
+            }),
+            EventKind::RateLimitWait { .. } => {
+                Stats::bump(&stats.rate_limit_waits);
+                meters.rate_limit_waits.increment(1);
+            }
+            EventKind::RateLimitRejected { .. } => {
+                Stats::bump(&stats.rate_limit_rejections);
+                meters.rate_limit_rejections.increment(1);
+            }
+            EventKind::BudgetExhausted { .. } => Stats::bump(&stats.budget_exhausted),
+            EventKind::RecoverySucceeded { .. } => {
+                Stats::bump(&stats.recoveries);
+                meters.recoveries.increment(1);
+            }
+            EventKind::RecoveryFailed { .. } => Stats::bump(&stats.recovery_failures),
+            _ => {}
+        }
     }
 
     pub(crate) fn health(&self, now: Instant) -> KeyHealth {
         let state = self.breaker.state_now();
         self.stats
             .snapshot(&self.policy_name, &self.key, state, now)
-    }
-}
-
-/// Probes the dependency every `interval` while the breaker is not closed. Holds only weak
-/// references, so it ends when the connector or the engine goes away.
-async fn probe_loop(slot: Weak<Slot>, hook: Weak<dyn Recovery>, interval: Duration) {
-    loop {
-        tokio::time::sleep(interval).await;
-        let Some(slot) = slot.upgrade() else {
-            return;
-        };
-        let Some(hook) = hook.upgrade() else {
-            // The connector is gone; a later one on the same engine may probe again.
-            slot.probing.store(false, Ordering::Release);
-            return;
-        };
-        if slot.breaker.state_now() != BreakerState::Closed {
-            let reachable = tokio::time::timeout(interval, hook.probe())
-                .await
-                .unwrap_or(false);
-            tracing::debug!(
-                policy = &*slot.policy_name,
-                key = &*slot.key,
-                reachable,
-                "recovery probe"
-            );
-            for transition in slot.breaker.record_probe(reachable, Instant::now()) {
-                slot.on_transition(transition, None);
-            }
-        }
-        if slot.breaker.state_now() == BreakerState::Closed && slot.stop_probing() {
-            return;
-        }
     }
 }

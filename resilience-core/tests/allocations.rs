@@ -1,5 +1,6 @@
-//! The happy path allocates nothing: a call that succeeds at once, with every policy on,
-//! makes no heap allocation (counted by a counting global allocator).
+//! The happy path allocates nothing: a call that succeeds at once, with every policy on and
+//! an observer subscribed to the engine's events, makes no heap allocation (counted by a
+//! counting global allocator).
 //!
 //! This binary holds one test, so no other test's allocations are counted.
 
@@ -59,6 +60,13 @@ impl ResilientError for Error {
     }
 }
 
+/// An observer that ignores every event.
+struct Ignore;
+
+impl resilience_core::events::Observer for Ignore {
+    fn on_event(&self, _: &resilience_core::events::Event<'_>) {}
+}
+
 struct Source {
     resilience: Resilience,
 }
@@ -95,8 +103,10 @@ fn a_successful_call_makes_no_heap_allocation() {
         .enable_time()
         .build()
         .unwrap();
-    // The `db` preset, every policy on; keys and operations are set up by a first call.
+    // The `db` preset, every policy on, and an observer listening for events; keys and
+    // operations are set up by a first call.
     let engine = Engine::builtin();
+    engine.subscribe(std::sync::Arc::new(Ignore));
     let source = Source {
         resilience: Resilience::new(engine.clone(), "db")
             .unwrap()

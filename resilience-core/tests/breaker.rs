@@ -291,3 +291,146 @@ async fn futures_join<T>(tasks: Vec<tokio::task::JoinHandle<T>>) -> Vec<T> {
     }
     out
 }
+
+// ---- Ratio mode -------------------------------------------------------------------
+
+fn ratio_engine(edit: impl FnOnce(&mut resilience_core::Policy)) -> Engine {
+    engine(|p| {
+        p.retry.max_attempts = 1.try_into().unwrap();
+        p.circuit_breaker.mode = resilience_core::policy::BreakerMode::Ratio;
+        p.circuit_breaker.failure_ratio = 0.5;
+        p.circuit_breaker.minimum_calls = 10.try_into().unwrap();
+        p.circuit_breaker.sampling_window = Duration::from_secs(10);
+        edit(p);
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn ratio_mode_opens_on_the_share_of_failures_not_on_a_run_of_them() {
+    let engine = ratio_engine(|_| {});
+    let calls = AtomicU32::new(0);
+    for _ in 0..20 {
+        call(&engine, &calls, Ok(())).await.unwrap();
+    }
+    // Five failures in a row would open a consecutive breaker; 5 of 25 is 20%.
+    for _ in 0..5 {
+        call(&engine, &calls, Err(ErrorClass::Connection))
+            .await
+            .unwrap_err();
+    }
+    let breaker = engine.breaker("t", "k").unwrap();
+    assert_eq!(breaker.state(), BreakerState::Closed);
+    // 20 failures of 40 attempts reach the ratio of 0.5.
+    for n in 6..=20 {
+        call(&engine, &calls, Err(ErrorClass::Connection))
+            .await
+            .unwrap_err();
+        let expected = if n == 20 {
+            BreakerState::Open
+        } else {
+            BreakerState::Closed
+        };
+        assert_eq!(breaker.state(), expected, "after {n} failures");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn ratio_mode_needs_minimum_calls_and_forgets_what_left_the_window() {
+    let engine = ratio_engine(|_| {});
+    let calls = AtomicU32::new(0);
+    for _ in 0..9 {
+        call(&engine, &calls, Err(ErrorClass::Connection))
+            .await
+            .unwrap_err();
+    }
+    let breaker = engine.breaker("t", "k").unwrap();
+    assert_eq!(breaker.state(), BreakerState::Closed, "9 < minimum_calls");
+    // The window is 10 s: those failures leave it.
+    tokio::time::advance(Duration::from_secs(11)).await;
+    for _ in 0..9 {
+        call(&engine, &calls, Ok(())).await.unwrap();
+    }
+    call(&engine, &calls, Err(ErrorClass::Connection))
+        .await
+        .unwrap_err();
+    assert_eq!(breaker.state(), BreakerState::Closed, "1 of 10");
+}
+
+/// Eight calls in flight at once; a brief fault fails the first five attempts to finish,
+/// the other three succeed, and every retry succeeds. Returns the calls that succeeded.
+async fn brief_fault_under_concurrency(engine: &Engine) -> usize {
+    use std::sync::atomic::AtomicUsize;
+    let failed = AtomicUsize::new(0);
+    let arrived = tokio::sync::Barrier::new(8);
+    let runs = (0..8).map(|i| {
+        let (failed, arrived) = (&failed, &arrived);
+        engine.run(Call::new("t", "op").key("k"), move || async move {
+            if failed.load(Ordering::SeqCst) >= 5 {
+                return Ok(());
+            }
+            // First attempts: all eight are in flight; the five slowest to be released
+            // fail together.
+            arrived.wait().await;
+            tokio::time::sleep(Duration::from_millis(i)).await;
+            if failed.fetch_add(1, Ordering::SeqCst) < 5 {
+                Err(TestError::Fail(ErrorClass::Connection))
+            } else {
+                Ok(())
+            }
+        })
+    });
+    let results = futures_util::future::join_all(runs).await;
+    results.iter().filter(|r| r.is_ok()).count()
+}
+
+#[tokio::test(start_paused = true)]
+async fn concurrency_fools_a_consecutive_breaker_but_not_a_ratio_breaker() {
+    let with = |ratio: bool| {
+        let engine = engine(|p| {
+            if ratio {
+                p.circuit_breaker.mode = resilience_core::policy::BreakerMode::Ratio;
+                p.circuit_breaker.minimum_calls = 20.try_into().unwrap();
+            }
+        });
+        async move {
+            // Recent history: 30 calls went through.
+            for _ in 0..30 {
+                engine
+                    .run(Call::new("t", "op").key("k"), || async {
+                        Ok::<_, TestError>(())
+                    })
+                    .await
+                    .unwrap();
+            }
+            let ok = brief_fault_under_concurrency(&engine).await;
+            (ok, engine.breaker("t", "k").unwrap().state())
+        }
+    };
+    let (ok, state) = with(false).await;
+    assert_eq!(state, BreakerState::Open, "5 failures at once open it");
+    assert_eq!(ok, 3, "the five failed calls could not retry");
+    let (ok, state) = with(true).await;
+    assert_eq!(state, BreakerState::Closed, "5 of 38 attempts is no outage");
+    assert_eq!(ok, 8, "every retry succeeded");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_ratio_breaker_counts_again_from_zero_once_closed() {
+    let engine = ratio_engine(|p| p.circuit_breaker.success_threshold = 1.try_into().unwrap());
+    let calls = AtomicU32::new(0);
+    for _ in 0..10 {
+        call(&engine, &calls, Err(ErrorClass::Connection))
+            .await
+            .unwrap_err();
+    }
+    let breaker = engine.breaker("t", "k").unwrap();
+    assert_eq!(breaker.state(), BreakerState::Open);
+    tokio::time::advance(Duration::from_secs(30)).await;
+    call(&engine, &calls, Ok(())).await.unwrap();
+    assert_eq!(breaker.state(), BreakerState::Closed);
+    // The window was cleared: one failure after closing is 1 of 1, below minimum_calls.
+    call(&engine, &calls, Err(ErrorClass::Connection))
+        .await
+        .unwrap_err();
+    assert_eq!(breaker.state(), BreakerState::Closed);
+}

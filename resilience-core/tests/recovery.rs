@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{TestError, engine, fail_always};
 use resilience_core::breaker::BreakerState;
-use resilience_core::{BoxFuture, Call, ErrorClass, Recovery, RecoveryCause};
+use resilience_core::{BoxFuture, Call, ErrorClass, Recovered, Recovery, RecoveryCause};
 
 #[derive(Default)]
 struct Hook {
@@ -19,12 +19,12 @@ struct Hook {
 }
 
 impl Recovery for Hook {
-    fn recover(&self, cause: RecoveryCause) -> BoxFuture<'_, Result<(), String>> {
+    fn recover(&self, cause: RecoveryCause) -> BoxFuture<'_, Result<Recovered, String>> {
         self.recoveries.fetch_add(1, Ordering::SeqCst);
         if cause.refresh_credentials {
             self.refreshes.fetch_add(1, Ordering::SeqCst);
         }
-        Box::pin(async { Ok(()) })
+        Box::pin(async { Ok(Recovered::Mended) })
     }
 
     fn probe(&self) -> BoxFuture<'_, bool> {

@@ -262,10 +262,9 @@ async fn a_nested_operation_is_still_guarded_by_its_own_policy() {
     tight.rate_limit.requests_per_minute = 1.try_into().unwrap();
     tight.rate_limit.burst = 1.try_into().unwrap();
     tight.rate_limit.when_limited = WhenLimited::Reject;
-    let engine = resilience_core::Engine::new(PolicySet::from_policies([
-        ("db", Policy::default()),
-        ("tight", tight),
-    ]));
+    let engine = resilience_core::Engine::new(
+        PolicySet::from_policies([("db", Policy::default()), ("tight", tight)]).unwrap(),
+    );
     let inner_calls = AtomicU32::new(0);
     let inner = || {
         engine.run(Call::new("tight", "inner").key("api.local"), || async {

@@ -13,20 +13,27 @@ use toml::de::DeValue;
 use crate::class::{ClassSet, ErrorClass};
 use crate::error::PolicyError;
 use crate::location::Origin;
-use crate::model::{Jitter, WhenLimited};
+use crate::model::{BreakerMode, Jitter, WhenLimited};
+use crate::rules::{self, DURATION_HINT};
 use crate::schema::{Kind, Value};
 use crate::suggest;
-
-const DURATION_HINT: &str = "a duration string such as \"500ms\", \"1s\" or \"2m\"";
 const JITTERS: [&str; 4] = ["none", "full", "equal", "decorrelated"];
 const WHEN_LIMITED: [&str; 2] = ["wait", "reject"];
+const BREAKER_MODES: [&str; 2] = ["consecutive", "ratio"];
 
-/// Checks `value` (written at `origin`) against `kind`.
+/// Checks `value` (written at `origin`) against `kind` and the rules of [`rules::value`].
 pub(crate) fn check(
     kind: Kind,
     value: &Spanned<DeValue<'_>>,
     origin: &Origin,
 ) -> Result<Value, PolicyError> {
+    let checked = typed(kind, value, origin)?;
+    rules::value(kind, checked, origin.text()).map_err(|why| origin.error(why))?;
+    Ok(checked)
+}
+
+/// Reads `value` as `kind`: the type, and what the type itself cannot hold (counts below 1).
+fn typed(kind: Kind, value: &Spanned<DeValue<'_>>, origin: &Origin) -> Result<Value, PolicyError> {
     let got = || format!("got {} {}", value.get_ref().type_str(), origin.text());
     match kind {
         Kind::Count => {
@@ -47,39 +54,40 @@ pub(crate) fn check(
                 .map(Value::Uint)
                 .map_err(|_| origin.error(out_of_range(n, 0)))
         }
-        Kind::Duration { zero } => {
+        Kind::Duration { .. } => {
             let text = string(value)
                 .ok_or_else(|| origin.error(format!("expected {DURATION_HINT}, {}", got())))?;
             let d = duration(text).map_err(|why| origin.error(why))?;
-            if d.is_zero() && !zero {
-                return Err(origin.error(format!(
-                    "must be greater than zero, got \"{text}\"; expected {DURATION_HINT}"
-                )));
-            }
             Ok(Value::Duration(d))
         }
         Kind::Multiplier => {
             let f = number(value).ok_or_else(|| {
                 origin.error(format!("expected a number of at least 1.0, {}", got()))
             })?;
-            if f.is_finite() && f >= 1.0 {
-                Ok(Value::Float(f))
-            } else {
-                Err(origin.error(format!(
-                    "must be a finite number of at least 1.0, got {}",
-                    origin.text()
-                )))
-            }
+            Ok(Value::Float(f))
         }
         Kind::Ratio => {
             let f = number(value).ok_or_else(|| {
                 origin.error(format!("expected a number from 0.0 to 1000.0, {}", got()))
             })?;
-            if (0.0..=1000.0).contains(&f) {
-                Ok(Value::Float(f))
+            Ok(Value::Float(f))
+        }
+        Kind::Fraction => {
+            let f = number(value).ok_or_else(|| {
+                origin.error(format!(
+                    "expected a number above 0.0 and at most 1.0, {}",
+                    got()
+                ))
+            })?;
+            Ok(Value::Float(f))
+        }
+        Kind::BreakerMode => {
+            let name = one_of(value, origin, "breaker mode", &BREAKER_MODES)?;
+            Ok(Value::BreakerMode(if name == "ratio" {
+                BreakerMode::Ratio
             } else {
-                Err(origin.error(format!("must be from 0.0 to 1000.0, got {}", origin.text())))
-            }
+                BreakerMode::Consecutive
+            }))
         }
         Kind::Bool => match value.get_ref() {
             DeValue::Boolean(b) => Ok(Value::Bool(*b)),
@@ -140,19 +148,9 @@ pub(crate) fn duration(text: &str) -> Result<Duration, String> {
             "durations cannot be negative, got \"{text}\"; expected {DURATION_HINT}"
         ));
     }
-    let duration = humantime::parse_duration(text)
-        .map_err(|e| format!("invalid duration \"{text}\" ({e}); expected {DURATION_HINT}"))?;
-    if duration > MAX_DURATION {
-        return Err(format!(
-            "duration \"{text}\" is longer than the longest allowed, 365 days; expected {DURATION_HINT}"
-        ));
-    }
-    Ok(duration)
+    humantime::parse_duration(text)
+        .map_err(|e| format!("invalid duration \"{text}\" ({e}); expected {DURATION_HINT}"))
 }
-
-/// The longest duration a policy may name: deadlines are added to the current instant, and
-/// a wait of more than a year is a typo, not a setting.
-const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 
 fn one_of<'a>(
     value: &Spanned<DeValue<'_>>,

@@ -29,7 +29,7 @@ pub fn known_policy_names(
     let mut names = BTreeSet::new();
     let mut files = Vec::new();
     for profile in std::iter::once(None).chain(profiles.into_iter().map(Some)) {
-        let set = PolicySet::load(&LoadOptions {
+        let set = PolicySet::load_files(&LoadOptions {
             dir: dir.map(Path::to_owned),
             profile,
         })?;

@@ -54,6 +54,28 @@ pub enum PolicyError {
         /// What is wrong and what would be valid.
         message: String,
     },
+    /// A policy built in code (or handed to a running engine) breaks a rule.
+    #[error("`{key}`: {message}")]
+    InvalidPolicy {
+        /// The policy's name.
+        policy: String,
+        /// The dotted key path, e.g. `policy.db.retry.multiplier`.
+        key: String,
+        /// What is wrong and what would be valid.
+        message: String,
+    },
+    /// A `<NAME>_RESILIENCE_CONFIG` variable is set for a policy no policy file defines.
+    #[error("{variable} names {} for policy `{policy}`, which no policy file defines; expected one of: {}", file.display(), expected.join(", "))]
+    UnknownOverride {
+        /// The variable.
+        variable: String,
+        /// The file it names.
+        file: PathBuf,
+        /// The policy the variable is for (its name lower-cased).
+        policy: String,
+        /// The variables of the policies that are defined.
+        expected: Vec<String>,
+    },
     /// The requested profile has no file.
     #[error("{}: unknown profile `{profile}`, expected one of: {}", file.display(), available.join(", "))]
     UnknownProfile {
@@ -70,15 +92,18 @@ impl PolicyError {
     /// The file the error is in, if any.
     pub fn file(&self) -> Option<&Path> {
         match self {
-            PolicyError::Read { file, .. } | PolicyError::UnknownProfile { file, .. } => Some(file),
+            PolicyError::Read { file, .. }
+            | PolicyError::UnknownProfile { file, .. }
+            | PolicyError::UnknownOverride { file, .. } => Some(file),
             PolicyError::Syntax { at, .. } | PolicyError::Invalid { at, .. } => Some(&at.file),
+            PolicyError::InvalidPolicy { .. } => None,
         }
     }
 
     /// The dotted key path the error is about (`policy.db.retry.max_attempts`), if any.
     pub fn key(&self) -> Option<&str> {
         match self {
-            PolicyError::Invalid { key, .. } => Some(key),
+            PolicyError::Invalid { key, .. } | PolicyError::InvalidPolicy { key, .. } => Some(key),
             _ => None,
         }
     }
@@ -96,7 +121,10 @@ impl PolicyError {
     fn location(&self) -> Option<&Location> {
         match self {
             PolicyError::Syntax { at, .. } | PolicyError::Invalid { at, .. } => Some(at),
-            PolicyError::Read { .. } | PolicyError::UnknownProfile { .. } => None,
+            PolicyError::Read { .. }
+            | PolicyError::UnknownProfile { .. }
+            | PolicyError::UnknownOverride { .. }
+            | PolicyError::InvalidPolicy { .. } => None,
         }
     }
 }

@@ -6,8 +6,11 @@
 //!
 //! Policies come in layers, merged key by key: the built-in `default.toml` (the presets
 //! `db`, `api` and `file`), then `default.toml` in a policy folder, then a profile
-//! (`prod.toml`, ...). A policy may `extends = "other"` to inherit the keys it does not set.
-//! Every error names the file, line, column and key, and says what would be valid.
+//! (`prod.toml`, ...), then for each policy the file its `<NAME>_RESILIENCE_CONFIG`
+//! variable names (`DB_RESILIENCE_CONFIG` for `db`). A policy may `extends = "other"` to
+//! inherit the keys it does not set. Every error names the file, line, column and key,
+//! and says what would be valid. Files and policies built in code
+//! ([`PolicySet::from_policies`]) are checked by the same rules.
 //!
 //! ```
 //! use resilience_policy::{LoadOptions, PolicySet};
@@ -25,24 +28,29 @@
 
 mod class;
 mod convert;
+mod diff;
 mod discover;
 mod embedded;
 mod error;
 mod location;
 mod merge;
 mod model;
+mod overrides;
 mod raw;
 mod resolve;
+mod rules;
 mod schema;
 mod set;
 mod suggest;
 mod validate;
 
 pub use class::{ClassSet, ErrorClass, UnknownClass};
+pub use diff::Difference;
 pub use discover::{find_policy_dir, known_policy_names};
 pub use error::{Location, PolicyError};
 pub use model::{
-    BreakerPolicy, BudgetPolicy, Jitter, Policy, RateLimitPolicy, RecoveryPolicy, RetryPolicy,
-    TimeoutPolicy, WhenLimited,
+    BreakerMode, BreakerPolicy, BudgetPolicy, Jitter, Policy, RateLimitPolicy, RecoveryPolicy,
+    RetryPolicy, TimeoutPolicy, WhenLimited,
 };
+pub use overrides::variable as override_variable;
 pub use set::{LoadOptions, PolicySet, available_profiles};

@@ -20,6 +20,8 @@ pub(crate) struct Source {
     pub(crate) text: String,
     /// 0 for the embedded defaults, increasing for each layer above it.
     pub(crate) layer: usize,
+    /// The environment variable that named this file, for `<NAME>_RESILIENCE_CONFIG`.
+    pub(crate) via: Option<String>,
 }
 
 impl Source {
@@ -64,6 +66,14 @@ impl Origin {
     /// Where the value starts.
     pub(crate) fn location(&self) -> Location {
         self.source.locate(self.span.start)
+    }
+
+    /// Where the value starts, and the variable that named its file if one did.
+    pub(crate) fn describe(&self) -> String {
+        match &self.source.via {
+            Some(var) => format!("{} ({var})", self.location()),
+            None => self.location().to_string(),
+        }
     }
 
     /// The source text of the value, for "got ..." in messages.
@@ -114,6 +124,7 @@ mod tests {
             name: "f.toml".into(),
             text: "a = 1\nbé = \"x\"\n".into(),
             layer: 0,
+            via: None,
         };
         let at = source.locate(0);
         assert_eq!((at.line, at.column), (1, 1));

@@ -89,13 +89,47 @@ pub struct BudgetPolicy {
     pub ttl: Duration,
 }
 
+/// What opens a closed breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BreakerMode {
+    /// `failure_threshold` consecutive failed attempts. Simple and quick to trip; with
+    /// many calls in flight, one brief fault can fail that many at once.
+    Consecutive,
+    /// A share of `failure_ratio` failed attempts among at least `minimum_calls` in the
+    /// last `sampling_window`. Steady under concurrency: a brief fault that fails a few
+    /// of many calls does not open it; a dependency that fails most calls does.
+    Ratio,
+}
+
+impl BreakerMode {
+    /// The name used in policy files.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            BreakerMode::Consecutive => "consecutive",
+            BreakerMode::Ratio => "ratio",
+        }
+    }
+}
+
 /// Circuit breaker: CLOSED, OPEN, HALF_OPEN.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BreakerPolicy {
     /// Whether the breaker applies.
     pub enabled: bool,
-    /// Consecutive failed attempts that open the breaker.
+    /// What opens the breaker: consecutive failures, or a failure ratio.
+    pub mode: BreakerMode,
+    /// Consecutive failed attempts that open the breaker (`mode = "consecutive"`).
     pub failure_threshold: NonZeroU32,
+    /// The share of failed attempts that opens the breaker (`mode = "ratio"`): above 0,
+    /// at most 1.
+    pub failure_ratio: f64,
+    /// The sliding window over which attempts are counted (`mode = "ratio"`).
+    #[serde(with = "humantime_serde")]
+    pub sampling_window: Duration,
+    /// Attempts the window must hold before the ratio can open the breaker
+    /// (`mode = "ratio"`).
+    pub minimum_calls: NonZeroU32,
     /// How long the breaker stays open before admitting probes.
     #[serde(with = "humantime_serde")]
     pub recovery_timeout: Duration,
@@ -114,6 +148,16 @@ pub enum WhenLimited {
     Wait,
     /// Fail at once with the time to retry after.
     Reject,
+}
+
+impl WhenLimited {
+    /// The name used in policy files.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            WhenLimited::Wait => "wait",
+            WhenLimited::Reject => "reject",
+        }
+    }
 }
 
 /// Token bucket: continuous refill at `requests_per_minute`, capacity `burst`.
@@ -213,7 +257,11 @@ impl Default for BreakerPolicy {
     fn default() -> Self {
         BreakerPolicy {
             enabled: true,
+            mode: BreakerMode::Consecutive,
             failure_threshold: nz(5),
+            failure_ratio: 0.5,
+            sampling_window: Duration::from_secs(30),
+            minimum_calls: nz(20),
             recovery_timeout: Duration::from_secs(30),
             success_threshold: nz(2),
             ignore: ClassSet::of(&[

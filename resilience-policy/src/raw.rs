@@ -61,6 +61,27 @@ pub(crate) fn parse(source: &Arc<Source>) -> Result<RawFile, PolicyError> {
     Ok(file)
 }
 
+/// Parses and checks a file holding one policy's tables (`[retry]`, `extends`, ...), as
+/// the settings of policy `name`.
+pub(crate) fn parse_policy(source: &Arc<Source>, name: &str) -> Result<RawPolicy, PolicyError> {
+    let doc = DeTable::parse(&source.text).map_err(|e| syntax(source, &e))?;
+    if let Some((key, _)) = doc.get_ref().iter().find(|(k, _)| k.get_ref() == "policy") {
+        let at = Origin::new(source, key.span(), "policy");
+        return Err(at.error(format!(
+            "this file holds the settings of policy `{name}` only: write its tables as [retry], [circuit_breaker], ..., not [policy.{name}.retry]"
+        )));
+    }
+    let mut policy = RawPolicy::default();
+    walk(
+        source,
+        doc.get_ref(),
+        "",
+        &format!("policy.{name}"),
+        &mut policy,
+    )?;
+    Ok(policy)
+}
+
 fn syntax(source: &Source, error: &toml::de::Error) -> PolicyError {
     let span = error.span().unwrap_or(0..0);
     let mut message = error.message().trim().to_owned();

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use crate::class::ClassSet;
 use crate::model::{
-    BreakerPolicy, BudgetPolicy, Jitter, Policy, RateLimitPolicy, RecoveryPolicy, RetryPolicy,
-    TimeoutPolicy, WhenLimited,
+    BreakerMode, BreakerPolicy, BudgetPolicy, Jitter, Policy, RateLimitPolicy, RecoveryPolicy,
+    RetryPolicy, TimeoutPolicy, WhenLimited,
 };
 
 /// What a key accepts.
@@ -29,12 +29,16 @@ pub(crate) enum Kind {
     Multiplier,
     /// A number from 0.0 to 1000.0.
     Ratio,
+    /// A number above 0.0, at most 1.0.
+    Fraction,
     /// `true` or `false`.
     Bool,
     /// `none | full | equal | decorrelated`.
     Jitter,
     /// `wait | reject`.
     WhenLimited,
+    /// `consecutive | ratio`.
+    BreakerMode,
     /// An array of error class names.
     Classes,
 }
@@ -49,6 +53,7 @@ pub(crate) enum Value {
     Bool(bool),
     Jitter(Jitter),
     WhenLimited(WhenLimited),
+    BreakerMode(BreakerMode),
     Classes(ClassSet),
 }
 
@@ -63,7 +68,7 @@ pub(crate) const SECTIONS: [&str; 6] = [
 ];
 
 /// Every key of a policy, as a dotted path below `policy.NAME`, and its kind.
-pub(crate) const FIELDS: [(&str, Kind); 27] = [
+pub(crate) const FIELDS: [(&str, Kind); 31] = [
     ("retry.max_attempts", Kind::Count),
     ("retry.initial_delay", Kind::Duration { zero: true }),
     ("retry.multiplier", Kind::Multiplier),
@@ -75,7 +80,14 @@ pub(crate) const FIELDS: [(&str, Kind); 27] = [
     ("retry.budget.min_per_second", Kind::Uint),
     ("retry.budget.ttl", Kind::Duration { zero: false }),
     ("circuit_breaker.enabled", Kind::Bool),
+    ("circuit_breaker.mode", Kind::BreakerMode),
     ("circuit_breaker.failure_threshold", Kind::Count),
+    ("circuit_breaker.failure_ratio", Kind::Fraction),
+    (
+        "circuit_breaker.sampling_window",
+        Kind::Duration { zero: false },
+    ),
+    ("circuit_breaker.minimum_calls", Kind::Count),
     (
         "circuit_breaker.recovery_timeout",
         Kind::Duration { zero: false },
@@ -144,9 +156,22 @@ pub(crate) fn to_values(policy: &Policy) -> Values {
         ("retry.budget.min_per_second", Value::Uint(b.min_per_second)),
         ("retry.budget.ttl", Value::Duration(b.ttl)),
         ("circuit_breaker.enabled", Value::Bool(cb.enabled)),
+        ("circuit_breaker.mode", Value::BreakerMode(cb.mode)),
         (
             "circuit_breaker.failure_threshold",
             Value::Count(cb.failure_threshold),
+        ),
+        (
+            "circuit_breaker.failure_ratio",
+            Value::Float(cb.failure_ratio),
+        ),
+        (
+            "circuit_breaker.sampling_window",
+            Value::Duration(cb.sampling_window),
+        ),
+        (
+            "circuit_breaker.minimum_calls",
+            Value::Count(cb.minimum_calls),
         ),
         (
             "circuit_breaker.recovery_timeout",
@@ -237,6 +262,10 @@ pub(crate) fn from_values(get: &dyn Fn(&str) -> Value) -> Policy {
         Value::WhenLimited(w) => w,
         other => unreachable!("`rate_limit.when_limited` holds {other:?}"),
     };
+    let mode = match get("circuit_breaker.mode") {
+        Value::BreakerMode(m) => m,
+        other => unreachable!("`circuit_breaker.mode` holds {other:?}"),
+    };
     Policy {
         retry: RetryPolicy {
             max_attempts: r.count("retry.max_attempts"),
@@ -254,7 +283,11 @@ pub(crate) fn from_values(get: &dyn Fn(&str) -> Value) -> Policy {
         },
         circuit_breaker: BreakerPolicy {
             enabled: r.bool("circuit_breaker.enabled"),
+            mode,
             failure_threshold: r.count("circuit_breaker.failure_threshold"),
+            failure_ratio: r.float("circuit_breaker.failure_ratio"),
+            sampling_window: r.duration("circuit_breaker.sampling_window"),
+            minimum_calls: r.count("circuit_breaker.minimum_calls"),
             recovery_timeout: r.duration("circuit_breaker.recovery_timeout"),
             success_threshold: r.count("circuit_breaker.success_threshold"),
             ignore: r.classes("circuit_breaker.ignore"),

@@ -15,6 +15,7 @@ use crate::error::PolicyError;
 use crate::location::Source;
 use crate::merge::merge;
 use crate::model::Policy;
+use crate::overrides;
 use crate::raw::{self, RawFile};
 use crate::resolve::resolve;
 use crate::validate;
@@ -46,40 +47,73 @@ pub struct PolicySet {
     policies: BTreeMap<String, Arc<Policy>>,
     profile: Option<String>,
     files: Vec<PathBuf>,
+    /// Where each key's value came from, by policy: `file:line:column`, with the variable
+    /// that named the file; keys left at the schema default are absent.
+    origins: BTreeMap<String, BTreeMap<&'static str, String>>,
 }
 
 impl PolicySet {
-    /// A set built in code rather than from files (already valid: the model's types
-    /// cannot hold an invalid value for the fields that must be positive).
-    pub fn from_policies<I, S>(policies: I) -> PolicySet
+    /// A set built in code rather than from files, checked against the same rules as a
+    /// policy file ([`Policy::validate`]): the first policy that breaks one is the error.
+    pub fn from_policies<I, S>(policies: I) -> Result<PolicySet, PolicyError>
     where
         I: IntoIterator<Item = (S, Policy)>,
         S: Into<String>,
     {
-        PolicySet {
+        let set = PolicySet {
             policies: policies
                 .into_iter()
                 .map(|(name, policy)| (name.into(), Arc::new(policy)))
                 .collect(),
             profile: None,
             files: Vec::new(),
-        }
+            origins: BTreeMap::new(),
+        };
+        set.validate()?;
+        Ok(set)
     }
 
-    /// The built-in presets (`db`, `api`, `file`) from the embedded `default.toml`.
+    /// Checks every policy against the rules (see [`Policy::validate`]). A set from the
+    /// loader or [`from_policies`](Self::from_policies) always passes; an engine checks
+    /// again before it swaps a set in.
+    pub fn validate(&self) -> Result<(), PolicyError> {
+        self.policies
+            .iter()
+            .try_for_each(|(name, policy)| policy.validate(name))
+    }
+
+    /// The built-in presets (`db`, `api`, `file`) from the embedded `default.toml`, as
+    /// shipped (no `<NAME>_RESILIENCE_CONFIG` file applies).
     pub fn builtin() -> PolicySet {
         static BUILTIN: OnceLock<PolicySet> = OnceLock::new();
         BUILTIN
             .get_or_init(|| {
-                PolicySet::load(&LoadOptions::default())
+                PolicySet::load_layers(&LoadOptions::default(), false)
                     .expect("the embedded default.toml is valid (checked by a test)")
             })
             .clone()
     }
 
     /// Loads the embedded `default.toml`, then `<dir>/default.toml` if present, then the
-    /// profile (`<dir>/<profile>.toml`, else a shipped profile), merged key by key.
+    /// profile (`<dir>/<profile>.toml`, else a shipped profile), then for each policy the
+    /// file its `<NAME>_RESILIENCE_CONFIG` variable names, if set (`DB_RESILIENCE_CONFIG`
+    /// for `db`), merged key by key.
     pub fn load(opts: &LoadOptions) -> Result<PolicySet, PolicyError> {
+        PolicySet::load_layers(opts, true)
+    }
+
+    /// The policy files without the `<NAME>_RESILIENCE_CONFIG` files (what the
+    /// `#[resilient_operation]` macro checks names against at compile time).
+    pub(crate) fn load_files(opts: &LoadOptions) -> Result<PolicySet, PolicyError> {
+        PolicySet::load_layers(opts, false)
+    }
+
+    /// Every `*_RESILIENCE_CONFIG` variable set now, with the file it names.
+    pub fn override_files() -> Vec<(String, PathBuf)> {
+        overrides::set_variables()
+    }
+
+    fn load_layers(opts: &LoadOptions, with_overrides: bool) -> Result<PolicySet, PolicyError> {
         let mut layers = vec![builtin_source("default", embedded::DEFAULT, 0)];
         let mut files = Vec::new();
         if let Some(dir) = &opts.dir {
@@ -124,15 +158,25 @@ impl PolicySet {
         for layer in &layers {
             merge(&mut merged, raw::parse(layer)?);
         }
+        if with_overrides {
+            apply_overrides(&mut merged, layers.len(), &mut files)?;
+        }
         let mut policies = BTreeMap::new();
+        let mut origins = BTreeMap::new();
         for (name, values) in resolve(&merged)? {
             let policy = validate::build(&name, &values)?;
+            let written = values
+                .iter()
+                .filter_map(|(key, v)| v.origin.as_ref().map(|o| (*key, o.describe())))
+                .collect();
+            origins.insert(name.clone(), written);
             policies.insert(name, Arc::new(policy));
         }
         Ok(PolicySet {
             policies,
             profile: opts.profile.clone(),
             files,
+            origins,
         })
     }
 
@@ -161,6 +205,23 @@ impl PolicySet {
         &self.files
     }
 
+    /// Where the value of `key` (a dotted path below `policy.NAME`, such as
+    /// `retry.max_attempts`) of `policy` was written: `file:line:column`, followed by the
+    /// variable that named the file for a `<NAME>_RESILIENCE_CONFIG` file. `None` when
+    /// the value is the schema default (the `db` preset's) or the set was built in code.
+    pub fn origin(&self, policy: &str, key: &str) -> Option<&str> {
+        self.origins.get(policy)?.get(key).map(String::as_str)
+    }
+
+    /// Every key of `policy` a file set, with where (see [`origin`](Self::origin)).
+    pub fn origins(&self, policy: &str) -> impl Iterator<Item = (&'static str, &str)> {
+        self.origins
+            .get(policy)
+            .into_iter()
+            .flatten()
+            .map(|(key, origin)| (*key, origin.as_str()))
+    }
+
     /// The effective policies as a policy file that loads back to the same set (every key
     /// written out, `extends` already applied).
     pub fn to_toml(&self) -> String {
@@ -184,6 +245,7 @@ fn builtin_source(name: &str, text: &str, layer: usize) -> Arc<Source> {
         name: PathBuf::from(format!("<built-in {name}.toml>")),
         text: text.to_owned(),
         layer,
+        via: None,
     })
 }
 
@@ -196,7 +258,36 @@ fn read(path: &Path, layer: usize) -> Result<Arc<Source>, PolicyError> {
         name: path.to_owned(),
         text,
         layer,
+        via: None,
     }))
+}
+
+/// Merges the file each set `<NAME>_RESILIENCE_CONFIG` variable names over its policy, as
+/// layers above `first_layer`; a variable for a policy no file defines is an error.
+fn apply_overrides(
+    merged: &mut RawFile,
+    first_layer: usize,
+    files: &mut Vec<PathBuf>,
+) -> Result<(), PolicyError> {
+    let names: Vec<String> = merged.keys().cloned().collect();
+    for (layer, (var, path)) in overrides::set_variables().into_iter().enumerate() {
+        let Some(name) = names.iter().find(|n| overrides::variable(n) == var) else {
+            return Err(PolicyError::UnknownOverride {
+                policy: var.trim_end_matches(overrides::SUFFIX).to_ascii_lowercase(),
+                variable: var,
+                file: path,
+                expected: names.iter().map(|n| overrides::variable(n)).collect(),
+            });
+        };
+        let mut source = read(&path, first_layer + layer)?;
+        if let Some(s) = Arc::get_mut(&mut source) {
+            s.via = Some(var.clone());
+        }
+        let policy = raw::parse_policy(&source, name)?;
+        merge(merged, RawFile::from([(name.clone(), policy)]));
+        files.push(path);
+    }
+    Ok(())
 }
 
 /// The shipped profiles and every `<profile>.toml` in `dir`, sorted. `default.toml` is the

@@ -262,3 +262,26 @@ fn inherited_value_breaks_a_rule_in_the_child() {
         ],
     );
 }
+
+#[test]
+fn unknown_breaker_mode() {
+    default(
+        "[policy.db.circuit_breaker]\nmode = @\"percentage\"\n",
+        "policy.db.circuit_breaker.mode",
+        &["unknown breaker mode `percentage`", "consecutive, ratio"],
+    );
+}
+
+#[test]
+fn failure_ratio_out_of_range() {
+    default(
+        "[policy.db.circuit_breaker]\nfailure_ratio = @1.5\n",
+        "policy.db.circuit_breaker.failure_ratio",
+        &["must be above 0.0 and at most 1.0", "got 1.5"],
+    );
+    default(
+        "[policy.db.circuit_breaker]\nfailure_ratio = @0\n",
+        "policy.db.circuit_breaker.failure_ratio",
+        &["must be above 0.0 and at most 1.0", "got 0"],
+    );
+}

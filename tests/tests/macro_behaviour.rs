@@ -58,7 +58,7 @@ impl Source {
     fn new(script: &[ErrorClass]) -> Source {
         let mut policy = Policy::default();
         policy.retry.jitter = Jitter::None;
-        let engine = Engine::new(PolicySet::from_policies([("db", policy)]));
+        let engine = Engine::new(PolicySet::from_policies([("db", policy)]).unwrap());
         Source {
             resilience: Resilience::new(engine, "db")
                 .unwrap()

@@ -21,7 +21,7 @@ fn fast_engine(credential_refresh: bool) -> Engine {
     db.retry.max_delay = Duration::from_millis(100);
     db.retry.jitter = Jitter::None;
     db.recovery.credential_refresh = credential_refresh;
-    Engine::new(PolicySet::from_policies([("db", db)]))
+    Engine::new(PolicySet::from_policies([("db", db)]).unwrap())
 }
 
 fn free_port() -> u16 {

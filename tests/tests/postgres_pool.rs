@@ -18,7 +18,7 @@ fn one_attempt_engine() -> Engine {
     db.retry.max_attempts = 1.try_into().unwrap();
     db.circuit_breaker.enabled = false;
     db.timeout.attempt = ATTEMPT;
-    Engine::new(PolicySet::from_policies([("db", db)]))
+    Engine::new(PolicySet::from_policies([("db", db)]).unwrap())
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@ use connector_postgres::cluster::{TestServer, ThrowawayCluster};
 use futures_util::{StreamExt, TryStreamExt};
 use pg_read_support::{TestDb, assert_each_once, assert_retried, count_ids, terminate};
 use resilience_chaos::ChaosProxy;
-use resilience_core::{Engine, ErrorClass, Policy, PolicySet, ResilientError};
+use resilience_core::{Engine, ErrorClass, Policy, PolicySet, Resilient, ResilientError};
 
 const ITEMS: &str = "CREATE TABLE items (id bigint PRIMARY KEY, name text NOT NULL, \
                      price numeric(12,2), at timestamptz NOT NULL DEFAULT now());";
@@ -191,8 +191,9 @@ async fn table_without_primary_key_on_a_frozen_connection_ends_with_an_error() {
     policy.timeout.attempt = Duration::from_secs(1);
     policy.timeout.total = Duration::from_secs(60);
     policy.rate_limit.enabled = false;
-    let mut pg =
-        PostgresConnector::with_engine(Engine::new(PolicySet::from_policies([("db", policy)])));
+    let mut pg = PostgresConnector::with_engine(Engine::new(
+        PolicySet::from_policies([("db", policy)]).unwrap(),
+    ));
     pg.configure(params).unwrap();
 
     let mut rows = 0;
@@ -367,5 +368,44 @@ async fn server_restart_during_read_delivers_every_row_once() {
     assert_each_once(&seen, 20_000);
     assert_retried(&pg).await;
     drop(pg);
+    db.drop().await;
+}
+
+/// Regression: a read whose last page was full fetched one more, empty page; a fault on
+/// that fetch failed a read that had delivered every row, and the caller could not tell
+/// that nothing was missing. Each page now asks for one row more than it delivers, so the
+/// read ends with its last rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_that_delivered_every_key_ends_without_fetching_an_empty_page() {
+    let db = TestDb::create("pgread_read_lastpage").await;
+    db.exec(&populate(200)).await;
+    let upstream: SocketAddr = format!("127.0.0.1:{}", db.params.port).parse().unwrap();
+    let proxy = ChaosProxy::start(upstream).await.unwrap();
+    let port = proxy.local_addr().port();
+    let pg = db.connector_with("pgread_lastpage", |p| p.port = port);
+    let handle = proxy.handle().clone();
+    let mut seen = BTreeMap::new();
+    let mut pages = 0;
+    {
+        let mut chunks = std::pin::pin!(pg.read("items", None, 100));
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk.expect("every page is delivered and the read ends cleanly");
+            count_ids(&chunk.batch, "id", &mut seen);
+            pages += 1;
+            if pages == 2 {
+                // Every row is delivered: the dependency may go away now.
+                handle.refuse_new(true);
+                handle.reset_all();
+            }
+        }
+    }
+    assert_eq!(pages, 2);
+    assert_each_once(&seen, 200);
+    let health = pg.resilience().engine().health();
+    let fetches = health.get("db", pg.host_key()).unwrap().operations["fetch_page"].calls;
+    assert_eq!(fetches, 2, "two full pages, no third fetch");
+    drop(pg);
+    handle.clear();
+    proxy.shutdown().await;
     db.drop().await;
 }

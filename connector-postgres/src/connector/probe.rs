@@ -22,6 +22,10 @@ use sqlx::Connection;
 use super::PostgresConnector;
 use crate::PgError;
 
+/// The operation name of the connection test: its path connects directly, so recovery
+/// after its failure leaves the pool alone. The `name` of `connect_once` below.
+pub(crate) const TEST_CONNECTION: &str = "test_connection";
+
 impl PostgresConnector {
     /// Connects directly and runs a query; a failure is reported as `success: false`
     /// with the real cause. Errs only when the connector is not configured. Moves the

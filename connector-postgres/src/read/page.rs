@@ -1,7 +1,9 @@
 //! One keyset page: the unit that is retried.
 //!
-//! A page is a single `SELECT ... ORDER BY key LIMIT n` in the read's read-only transaction
-//! ([`Session`]). Because the request carries the position it starts after, re-running it
+//! A page is a single `SELECT ... ORDER BY key LIMIT n + 1` in the read's read-only
+//! transaction ([`Session`]): the page is the first `n` rows, and the one row more, when
+//! there is one, says that another page follows. So a read ends with its last rows, never
+//! with a fetch of an empty page that a fault could fail after every row was delivered. Because the request carries the position it starts after, re-running it
 //! after a fault returns exactly the rows that were not delivered yet, so the retry engine
 //! can repeat it blindly. The page's `statement_timeout` is the attempt's remaining time, so
 //! a query the engine gave up on also stops on the server.
@@ -37,8 +39,17 @@ pub(crate) struct PageRequest {
     pub schema: SchemaRef,
     /// Decoding of the SELECT list, column for column.
     pub kinds: Vec<PgKind>,
-    /// Rows the page may hold (its LIMIT), used to size builders.
-    pub capacity: usize,
+    /// Rows the page delivers; the query asks for one more.
+    pub limit: usize,
+}
+
+/// One fetched page.
+#[derive(Debug)]
+pub(crate) struct Page {
+    /// At most `limit` rows.
+    pub batch: RecordBatch,
+    /// Whether rows follow this page (the query returned one more than `limit`).
+    pub more: bool,
 }
 
 impl PostgresConnector {
@@ -50,12 +61,18 @@ impl PostgresConnector {
         &self,
         request: &PageRequest,
         session: &Session,
-    ) -> Result<RecordBatch, PgError> {
+    ) -> Result<Page, PgError> {
         let mut lease = session.step(self).await?;
         // On error the lease is dropped, which discards the connection.
         let batch = run_page(&mut lease, request).await?;
         session.keep(lease);
-        Ok(batch)
+        let more = batch.num_rows() > request.limit;
+        let batch = if more {
+            batch.slice(0, request.limit)
+        } else {
+            batch
+        };
+        Ok(Page { batch, more })
     }
 }
 
@@ -70,7 +87,7 @@ async fn run_page(conn: &mut PgConnection, request: &PageRequest) -> Result<Reco
     let mut builder = BatchBuilder::new(
         Arc::clone(&request.schema),
         request.kinds.clone(),
-        request.capacity,
+        request.limit.saturating_add(1),
     );
     {
         let mut rows = query.fetch(&mut *conn);

@@ -147,8 +147,11 @@ impl KeysetPlan {
             } else {
                 format!(" WHERE {}", conds.join(" AND "))
             };
+            // One row more than the page holds: its presence says another page follows, so
+            // a read whose last page is full ends without fetching an empty one.
             Arc::from(format!(
-                "SELECT {select} FROM {table}{filter} ORDER BY {key_cols} LIMIT {limit}"
+                "SELECT {select} FROM {table}{filter} ORDER BY {key_cols} LIMIT {}",
+                limit.saturating_add(1)
             ))
         };
         Ok(Some(Self {
@@ -179,7 +182,7 @@ impl KeysetPlan {
             binds,
             schema: Arc::clone(&self.schema),
             kinds: self.kinds.clone(),
-            capacity: self.limit,
+            limit: self.limit,
         }
     }
 
@@ -290,7 +293,7 @@ mod tests {
         assert_eq!(
             &*first.sql,
             "SELECT \"v\", \"day\", \"id\" FROM \"s\".\"t \"\"x\"\"\" \
-             ORDER BY \"day\", \"id\" LIMIT 10"
+             ORDER BY \"day\", \"id\" LIMIT 11"
         );
         let next = plan.request(Some(&["2024-01-01".into(), "a-b".into()]));
         assert!(

@@ -122,7 +122,7 @@ mod tests {
         let server = pick_server().await.unwrap();
         let mut policy = Policy::default();
         policy.timeout.attempt = Duration::from_secs(7);
-        let engine = Engine::new(PolicySet::from_policies([("db", policy)]));
+        let engine = Engine::new(PolicySet::from_policies([("db", policy)]).unwrap());
         let mut pg = PostgresConnector::with_engine(engine.clone());
         let mut params = server.params("postgres");
         params.pool_size = 1;
@@ -164,7 +164,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_fresh_transaction_after_a_fault_gets_the_print_settings() {
         let server = pick_server().await.unwrap();
-        let engine = Engine::new(PolicySet::from_policies([("db", Policy::default())]));
+        let engine = Engine::new(PolicySet::from_policies([("db", Policy::default())]).unwrap());
         let mut pg = PostgresConnector::with_engine(engine.clone());
         let mut params = server.params("postgres");
         params.pool_size = 1;
@@ -206,7 +206,7 @@ mod tests {
         let proxy = resilience_chaos::ChaosProxy::start(upstream).await.unwrap();
         params.port = proxy.local_addr().port();
         params.pool_size = 1;
-        let engine = Engine::new(PolicySet::from_policies([("db", Policy::default())]));
+        let engine = Engine::new(PolicySet::from_policies([("db", Policy::default())]).unwrap());
         let mut pg = PostgresConnector::with_engine(engine.clone());
         pg.configure(params).unwrap();
         let session = Session::default();

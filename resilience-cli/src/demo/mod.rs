@@ -18,6 +18,7 @@ mod seed;
 mod server;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use resilience_core::Engine;
@@ -70,7 +71,9 @@ async fn run_captured(args: DemoArgs, capture: Capture) -> Result<(), CliError> 
     let db = server::DemoDb::prepare(&args).await?;
     let work = async {
         let seeded = seed::seed(&db).await?;
-        run_scenarios(&db, Engine::new(policies), &capture, &args, seeded).await
+        let engine = Engine::new(policies);
+        engine.subscribe(Arc::new(capture.clone()));
+        run_scenarios(&db, engine, &capture, &args, seeded).await
     };
     // Ctrl-C still cleans up: the database is dropped and a throwaway cluster stopped.
     let outcome = tokio::select! {

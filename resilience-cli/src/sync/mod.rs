@@ -26,13 +26,16 @@ mod state;
 mod writer;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use resilience_core::Engine;
 use resilience_core::policy::{LoadOptions, PolicySet};
 
-use crate::args::SyncArgs;
+use crate::args::{SyncArgs, journal_path};
 use crate::error::CliError;
+use crate::journal::Journal;
 use crate::metrics_http;
+use crate::policy_reload;
 use crate::recorder::MemoryRecorder;
 use state::StateFile;
 
@@ -48,10 +51,12 @@ pub async fn run(args: SyncArgs) -> Result<(), CliError> {
         }
         _ => None,
     };
-    let policies = PolicySet::load(&LoadOptions {
+    let policy_options = LoadOptions {
         dir: args.policy_dir.clone(),
         profile: args.profile.clone().filter(|p| !p.is_empty()),
-    })?;
+    };
+    let policies = PolicySet::load(&policy_options)?;
+    policy_reload::check(&policy_options, args.watch_policies)?;
     let pipeline = config::load(&args.config, &policies, args.database_url.as_deref())?;
     for wanted in &args.sources {
         if !pipeline.sources.iter().any(|s| &s.name == wanted) {
@@ -68,6 +73,18 @@ pub async fn run(args: SyncArgs) -> Result<(), CliError> {
     let mut state = StateFile::load(&args.state)?;
     let claim = ownership::claim(&args.output, &state, &args.config, &pipeline.sources)?;
     let engine = Engine::new(policies);
+    let journal = journal_path(&args.state_dir());
+    let journal = Journal::open(&journal).map_err(|e| {
+        CliError::setup_io(
+            format!(
+                "cannot open the journal {} (kept next to the state)",
+                journal.display()
+            ),
+            e,
+        )
+    })?;
+    engine.subscribe(Arc::new(journal));
+    let _reloader = policy_reload::start(engine.clone(), policy_options, args.watch_policies)?;
     let mut outcomes = Vec::new();
     let work = async {
         for source in &pipeline.sources {

@@ -10,8 +10,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::breaker::Permit;
-use crate::failure::{Stop, fmt_secs};
-use crate::health::Stats;
+use crate::events::EventKind;
+use crate::failure::Stop;
 use crate::limiter::{Admission, Limited};
 use crate::recovery::Recovery;
 use crate::slot::Slot;
@@ -29,23 +29,19 @@ pub(super) async fn admit(
 ) -> Result<Instant, Stop> {
     let (taken, transition) = slot.breaker.acquire(now);
     if let Some(t) = transition {
-        slot.on_transition(t, recovery);
+        slot.on_transition(t, Some(operation), recovery);
     }
     match taken {
         Ok(taken) => *permit = Some(taken),
         Err(retry_in) => {
-            Stats::bump(&slot.stats.breaker_rejections);
-            slot.meters.circuit_rejections.increment(1);
-            tracing::debug!(
-                policy = &*slot.policy_name,
-                key = &*slot.key,
-                operation,
-                "circuit open, failing fast"
+            slot.emit(
+                Some(operation),
+                EventKind::CircuitOpenRejection { retry_in },
             );
             return Err(Stop::CircuitOpen { retry_in });
         }
     }
-    if !slot.policy.rate_limit.enabled || slot.bucket.try_acquire(now) {
+    if !slot.hot.rate_limited() || slot.bucket.try_acquire(now) {
         return Ok(now);
     }
     // The slow path is boxed so that the common case's future stays small.
@@ -62,8 +58,8 @@ pub(super) async fn admit(
     }
 }
 
-/// Waits for a rate-limit token (the limiter's slow path), logging and counting the wait
-/// or the refusal.
+/// Waits for a rate-limit token (the limiter's slow path), reporting the wait or the
+/// refusal.
 async fn wait_for_token(
     slot: &Slot,
     now: Instant,
@@ -71,33 +67,16 @@ async fn wait_for_token(
     operation: &'static str,
 ) -> Result<Duration, Limited> {
     let admission = slot.bucket.acquire(now, deadline, |wait| {
-        tracing::info!(
-            policy = &*slot.policy_name,
-            key = &*slot.key,
-            operation,
-            wait_secs = wait.as_secs_f64(),
-            "Rate limit applied for {}. Waiting {} seconds",
-            slot.key,
-            fmt_secs(wait).trim_end_matches('s'),
-        );
+        slot.emit(Some(operation), EventKind::RateLimitWait { wait });
     });
     match admission.await {
         Ok(Admission::Immediate) => Ok(Duration::ZERO),
-        Ok(Admission::Waited(waited)) => {
-            Stats::bump(&slot.stats.rate_limit_waits);
-            slot.meters.rate_limit_waits.increment(1);
-            Ok(waited)
-        }
+        Ok(Admission::Waited(waited)) => Ok(waited),
         Err(limited) => {
-            Stats::bump(&slot.stats.rate_limit_rejections);
-            slot.meters.rate_limit_rejections.increment(1);
-            tracing::warn!(
-                policy = &*slot.policy_name,
-                key = &*slot.key,
-                operation,
-                retry_after_secs = limited.retry_after.as_secs_f64(),
-                "rate limit: call refused, retry after {}",
-                fmt_secs(limited.retry_after)
+            let retry_after = limited.retry_after;
+            slot.emit(
+                Some(operation),
+                EventKind::RateLimitRejected { retry_after },
             );
             Err(limited)
         }

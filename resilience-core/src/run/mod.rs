@@ -12,22 +12,28 @@
 //! attempt's future is an ordinary `async` block of the caller's body: it may borrow
 //! `self` and arguments, use `?` and `return`, and stays `Send` whenever the body is.
 //!
-//! A run started inside another run's attempt is *nested*: it makes one attempt under its
-//! own policy — its breaker, its rate limit, its attempt deadline, its health counters —
-//! but never retries; a failure goes back unchanged to the outer run, which alone decides
-//! whether to retry. So nested operations never multiply attempts, and an `api` call made
-//! inside a `db` operation is still limited and guarded by the `api` policy.
+//! A run started inside another run's attempt is *nested*. Under the **same** policy and
+//! key as an enclosing attempt (a method calling another method of the same connector),
+//! it is part of that attempt: its body runs as it is, with no breaker permit, no
+//! rate-limit token, no deadline and no count of its own, so one real call is counted
+//! once. Under a **different** policy or key it makes one attempt under its own policy —
+//! its breaker, its rate limit, its attempt deadline, its health counters — but never
+//! retries; a failure goes back unchanged to the outer run, which alone decides whether
+//! to retry. So nested operations never multiply attempts, and an `api` call made inside
+//! a `db` operation is still limited and guarded by the `api` policy.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
+use tracing::{Instrument, Span};
 
-use crate::attempt::{self, AttemptInfo};
+use crate::attempt::{self, AttemptInfo, Chain};
 use crate::backoff::Backoff;
-use crate::breaker::{Outcome, Permit};
-use crate::engine::{Call, Engine};
+use crate::breaker::{Outcome, Permit, Transition};
+use crate::engine::Engine;
+use crate::events::{ErrorText, EventKind, Verdict};
 use crate::failure::{Failure, Stop};
 use crate::health::Stats;
 use crate::recovery::Recovery;
@@ -35,37 +41,13 @@ use crate::slot::Slot;
 use crate::{ErrorClass, ResilientError};
 
 mod admit;
-mod failure;
+mod call;
+mod outcome;
+mod recover;
+mod retry;
 
-/// A result type of any name (`Result<T, E>`, `io::Result<T>`), split into its parts.
-pub trait ResultLike {
-    /// The success type.
-    type Ok;
-    /// The error type.
-    type Err;
-    /// The plain `Result`.
-    fn into_result(self) -> Result<Self::Ok, Self::Err>;
-}
-
-impl<T, E> ResultLike for Result<T, E> {
-    type Ok = T;
-    type Err = E;
-    fn into_result(self) -> Self {
-        self
-    }
-}
-
-/// How one attempt ended.
-#[derive(Debug)]
-pub enum Attempted<T, E> {
-    /// The body finished.
-    Done(Result<T, E>),
-    /// The attempt ran out of time; `total` when the call's total deadline was the limit.
-    TimedOut {
-        /// Whether the total deadline (not the per-attempt timeout) ran out.
-        total: bool,
-    },
-}
+pub use call::Call;
+pub use outcome::{Attempted, ResultLike};
 
 /// The slot a run works on: borrowed from a [`Resilience`](crate::Resilience) that
 /// resolved it once, or looked up for this call.
@@ -86,13 +68,16 @@ impl std::ops::Deref for SlotRef<'_> {
 }
 
 /// The state of one call. See the module docs.
-pub struct Run<'a> {
+pub(crate) struct Run<'a> {
     engine: &'a Engine,
     policy_name: &'a str,
     slot: Option<SlotRef<'a>>,
     operation: &'static str,
     recovery: Option<&'a Arc<dyn Recovery>>,
-    nested: bool,
+    /// The policies and keys of the enclosing attempts; `None` for an outermost run.
+    enclosing: Option<Chain>,
+    /// Part of an enclosing attempt under the same policy and key: the body runs as is.
+    joined: bool,
     attempt: u32,
     bonus_attempts: u32,
     started: Option<Instant>,
@@ -105,29 +90,48 @@ pub struct Run<'a> {
     permit: Option<Permit>,
     backoff: Option<Backoff>,
     credentials_refreshed: bool,
+    /// The call's tracing spans, only when a subscriber wants `debug` spans of this crate
+    /// (boxed, so that a call without them carries one pointer).
+    spans: Option<Box<Spans>>,
+}
+
+/// The tracing spans of a call: its own, and its running attempt's until the attempt's
+/// outcome is recorded.
+struct Spans {
+    call: Span,
+    attempt: Span,
 }
 
 impl<'a> Run<'a> {
     /// A run of `call` on `engine`.
-    pub fn new(engine: &'a Engine, call: Call<'a>) -> Self {
+    #[inline]
+    pub(crate) fn new(engine: &'a Engine, call: Call<'a>) -> Self {
         let key = call.key.unwrap_or(call.policy);
         let slot = engine.slot(call.policy, key).map(SlotRef::Owned);
         Run::with_slot(engine, call, slot)
     }
 
     /// A run on a slot already resolved for the call's policy and key.
+    #[inline]
     pub(crate) fn resolved(engine: &'a Engine, call: Call<'a>, slot: &'a Arc<Slot>) -> Self {
         Run::with_slot(engine, call, Some(SlotRef::Borrowed(slot)))
     }
 
+    #[inline]
     fn with_slot(engine: &'a Engine, call: Call<'a>, slot: Option<SlotRef<'a>>) -> Self {
+        let enclosing = attempt::current_chain();
+        let joined = match (&slot, enclosing) {
+            (Some(slot), Some(chain)) => chain.contains(slot_id(slot)),
+            _ => false,
+        };
         Run {
             engine,
             policy_name: call.policy,
             slot,
             operation: call.operation,
             recovery: call.recovery,
-            nested: attempt::current().is_some(),
+            enclosing,
+            joined,
             attempt: 0,
             bonus_attempts: 0,
             started: None,
@@ -137,6 +141,7 @@ impl<'a> Run<'a> {
             permit: None,
             backoff: None,
             credentials_refreshed: false,
+            spans: None,
         }
     }
 
@@ -154,7 +159,7 @@ impl<'a> Run<'a> {
         })
     }
 
-    /// Ends the call as a failure: counts it and builds the caller's error.
+    /// Ends the call as a failure: counts and reports it, and builds the caller's error.
     fn give_up<T, E: ResilientError>(
         &self,
         slot: &Slot,
@@ -162,16 +167,42 @@ impl<'a> Run<'a> {
         error: Option<E>,
     ) -> Option<Result<T, E>> {
         self.finish(slot, false, Instant::now());
-        let (policy, key, operation) = (&*slot.policy_name, &*slot.key, self.operation);
-        match &stop {
-            // Refusals are frequent while a breaker is open or a limiter is full, and are
-            // logged where they happen.
-            Stop::CircuitOpen { .. } | Stop::RateLimited { .. } => {}
-            _ => {
-                tracing::warn!(policy, key, operation, attempts = self.attempt, %stop, "operation {operation} gave up: {stop}")
-            }
-        }
+        self.report_gave_up(slot, Verdict::Stopped(&stop), error.as_ref());
         Some(Err(self.fail(stop, error)))
+    }
+
+    /// Reports the end of a call that did not succeed.
+    fn report_gave_up<E: ResilientError>(
+        &self,
+        slot: &Slot,
+        verdict: Verdict<'_>,
+        error: Option<&E>,
+    ) {
+        let kind = EventKind::GaveUp {
+            verdict,
+            attempts: self.attempt,
+            class: error.map(ResilientError::class),
+            error: error.map(|e| ErrorText(e)),
+        };
+        self.emit(slot, kind);
+    }
+
+    /// The call's span, or a disabled one.
+    fn span(&self) -> &Span {
+        static NONE: Span = Span::none();
+        self.spans.as_ref().map_or(&NONE, |s| &s.call)
+    }
+
+    /// Reports an event of this call, inside the call's span.
+    fn emit(&self, slot: &Slot, kind: EventKind<'_>) {
+        let _in = self.span().enter();
+        slot.emit(Some(self.operation), kind);
+    }
+
+    /// Reports a breaker transition this call caused, inside the call's span.
+    fn transition(&self, slot: &Arc<Slot>, transition: Transition) {
+        let _in = self.span().enter();
+        slot.on_transition(transition, Some(self.operation), self.recovery);
     }
 
     fn finish(&self, slot: &Slot, ok: bool, now: Instant) {
@@ -187,17 +218,41 @@ impl<'a> Run<'a> {
 
     /// Takes the breaker's and the rate limiter's permits for the next attempt. `Some`
     /// ends the call (unknown policy, circuit open, rate limited).
-    pub async fn before_attempt<T, E: ResilientError>(&mut self) -> Option<Result<T, E>> {
-        let Some(slot) = self.slot.as_deref() else {
-            let known = self.engine.policies().names().map(str::to_owned).collect();
-            return Some(Err(self.fail(Stop::UnknownPolicy { known }, None)));
+    pub(crate) async fn before_attempt<T, E: ResilientError>(&mut self) -> Option<Result<T, E>> {
+        if self.joined {
+            return None;
+        }
+        let slot = match self.slot.as_deref() {
+            Some(slot) if !slot.hot.retired() => slot,
+            _ => {
+                let known = self.engine.policies().names().map(str::to_owned).collect();
+                return Some(Err(self.fail(Stop::UnknownPolicy { known }, None)));
+            }
         };
         let mut now = Instant::now();
         if self.started.is_none() {
+            // Checked first, so that a call makes no span at all (not even a disabled one
+            // to drop) unless some subscriber wants `debug`.
+            if tracing::Level::DEBUG <= tracing::level_filters::STATIC_MAX_LEVEL
+                && tracing::Level::DEBUG <= tracing::level_filters::LevelFilter::current()
+            {
+                let call = tracing::debug_span!(
+                    "resilient_call",
+                    policy = &*slot.policy_name,
+                    key = &*slot.key,
+                    operation = self.operation,
+                );
+                if !call.is_disabled() {
+                    self.spans = Some(Box::new(Spans {
+                        call,
+                        attempt: Span::none(),
+                    }));
+                }
+            }
             self.started = Some(now);
-            self.deadline = Some(now + slot.policy.timeout.total);
+            self.deadline = Some(now + slot.hot.total());
             slot.meters.calls.increment(1);
-            if !self.nested {
+            if self.enclosing.is_none() {
                 slot.budget.deposit(now);
             }
         }
@@ -227,7 +282,7 @@ impl<'a> Run<'a> {
     }
 
     /// Runs one attempt's future under the attempt deadline.
-    pub async fn attempt<R, F>(&mut self, fut: F) -> Attempted<R::Ok, R::Err>
+    pub(crate) async fn attempt<R, F>(&mut self, fut: F) -> Attempted<R::Ok, R::Err>
     where
         R: ResultLike,
         F: Future<Output = R>,
@@ -235,19 +290,40 @@ impl<'a> Run<'a> {
         let (Some(slot), Some(now)) = (self.slot.as_deref(), self.admitted) else {
             return Attempted::Done(fut.await.into_result());
         };
-        let attempt_deadline = now + slot.policy.timeout.attempt;
+        let attempt_deadline = now + slot.hot.attempt();
         let (deadline, total) = match self.deadline {
             Some(total) if total <= attempt_deadline => (total, true),
             _ => (attempt_deadline, false),
         };
         let info = AttemptInfo {
             number: self.attempt,
-            max_attempts: (slot.policy.retry.max_attempts.get())
-                .saturating_add(self.bonus_attempts),
+            max_attempts: (slot.hot.max_attempts()).saturating_add(self.bonus_attempts),
             operation: self.operation,
             deadline: Some(deadline),
+            chain: match self.enclosing {
+                None => Chain::of(slot_id(slot)),
+                Some(chain) => chain.with(slot_id(slot)),
+            },
         };
-        match tokio::time::timeout_at(deadline, attempt::scope(info, fut)).await {
+        let Some(spans) = self.spans.as_mut() else {
+            return match tokio::time::timeout_at(deadline, attempt::scope(info, fut)).await {
+                Ok(result) => Attempted::Done(result.into_result()),
+                Err(_) => Attempted::TimedOut { total },
+            };
+        };
+        let span = tracing::debug_span!(
+            parent: &spans.call,
+            "attempt",
+            policy = &*slot.policy_name,
+            key = &*slot.key,
+            operation = self.operation,
+            attempt = self.attempt,
+            class = tracing::field::Empty,
+        );
+        let fut = attempt::scope(info, fut.instrument(span.clone()));
+        // The outcome's class is recorded on the span by `after_attempt`.
+        spans.attempt = span;
+        match tokio::time::timeout_at(deadline, fut).await {
             Ok(result) => Attempted::Done(result.into_result()),
             Err(_) => Attempted::TimedOut { total },
         }
@@ -255,13 +331,13 @@ impl<'a> Run<'a> {
 
     /// Records how the attempt ended and decides: `Some` ends the call with its result;
     /// `None` means retry (after recovery and the backoff delay, already waited).
-    pub async fn after_attempt<T, E: ResilientError>(
+    pub(crate) async fn after_attempt<T, E: ResilientError>(
         &mut self,
         outcome: Attempted<T, E>,
     ) -> Option<Result<T, E>> {
         let slot = match self.slot.as_deref() {
-            Some(slot) => slot,
-            None => {
+            Some(slot) if !self.joined => slot,
+            _ => {
                 return Some(match outcome {
                     Attempted::Done(result) => result,
                     Attempted::TimedOut { .. } => Err(self.fail(
@@ -276,12 +352,20 @@ impl<'a> Run<'a> {
         };
         let permit = self.permit.take();
         let now = Instant::now();
+        if let Some(spans) = self.spans.as_mut() {
+            let class = match &outcome {
+                Attempted::Done(Ok(_)) => "ok",
+                Attempted::Done(Err(e)) => e.class().as_str(),
+                Attempted::TimedOut { .. } => ErrorClass::Timeout.as_str(),
+            };
+            std::mem::replace(&mut spans.attempt, Span::none()).record("class", class);
+        }
         let (class, error, total_ran_out) = match outcome {
             Attempted::Done(Ok(value)) => {
                 if let Some(permit) = permit
                     && let Some(t) = slot.breaker.record(permit, Outcome::Success, now)
                 {
-                    slot.on_transition(t, self.recovery);
+                    self.transition(slot, t);
                 }
                 self.finish(slot, true, now);
                 return Some(Ok(value));
@@ -297,7 +381,14 @@ impl<'a> Run<'a> {
     }
 }
 
+/// The identity of a slot in an attempt [`Chain`].
+#[inline]
+fn slot_id(slot: &Slot) -> u32 {
+    slot.serial
+}
+
 impl Drop for Run<'_> {
+    #[inline]
     fn drop(&mut self) {
         // A call cancelled between taking the breaker's permit and finishing its attempt
         // gives the permit back, so a cancelled probe does not hold HALF_OPEN hostage.

@@ -98,7 +98,7 @@ pub fn fast_engine() -> Engine {
     policy.retry.budget.enabled = false;
     policy.circuit_breaker.failure_threshold = NonZeroU32::new(50).unwrap();
     policy.rate_limit.enabled = false;
-    Engine::new(PolicySet::from_policies([("db", policy)]))
+    Engine::new(PolicySet::from_policies([("db", policy)]).unwrap())
 }
 
 /// Terminates the sessions of `app` (optionally only those running a query); returns how

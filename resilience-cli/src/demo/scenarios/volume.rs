@@ -30,7 +30,8 @@ async fn body(ctx: &Ctx<'_>) -> Result<Vec<Check>, String> {
     policy.rate_limit.burst = NonZeroU32::new(BURST).ok_or("zero burst")?;
     policy.rate_limit.when_limited = WhenLimited::Wait;
     policy.rate_limit.max_wait = Duration::from_secs(10);
-    let engine = Engine::new(PolicySet::from_policies([("db", policy)]));
+    let engine =
+        Engine::new(PolicySet::from_policies([("db", policy)]).map_err(|e| e.to_string())?);
     let proxy = ctx.proxy().await?;
     let pg = ctx.connector(&engine, &proxy, "resilient-demo-volume", |p| {
         p.pool_size = 5

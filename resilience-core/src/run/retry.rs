@@ -1,9 +1,10 @@
-//! After a failed attempt: give up with the verdict, or recover, wait and retry.
+//! The retry decision: after a failed attempt, give up with the verdict, or recover, wait
+//! out the backoff delay and take the permits for the next attempt.
 //!
 //! Kept apart from the common path (and boxed by it) so that a call that succeeds
 //! carries none of this in its future.
-
-use std::sync::Arc;
+use std::fmt;
+use std::time::Duration;
 
 use tokio::time::Instant;
 
@@ -11,10 +12,8 @@ use super::Run;
 use super::admit::admit;
 use crate::backoff::Backoff;
 use crate::breaker::{BreakerState, Outcome, Permit};
+use crate::events::{ErrorText, EventKind, Verdict};
 use crate::failure::{Stop, fmt_secs};
-use crate::health::Stats;
-use crate::recovery::{Recovery, RecoveryCause};
-use crate::slot::Slot;
 use crate::{ErrorClass, ResilientError};
 
 impl Run<'_> {
@@ -28,7 +27,7 @@ impl Run<'_> {
         now: Instant,
     ) -> Option<Result<T, E>> {
         let slot = self.slot.as_deref()?;
-        let policy = &*slot.policy;
+        let policy = slot.policy();
         slot.stats.error(class);
         if let Some(permit) = permit {
             let seen = if policy.circuit_breaker.ignore.contains(class) {
@@ -37,10 +36,10 @@ impl Run<'_> {
                 Outcome::Failure
             };
             if let Some(t) = slot.breaker.record(permit, seen, now) {
-                slot.on_transition(t, self.recovery);
+                self.transition(slot, t);
             }
         }
-        if self.nested {
+        if self.enclosing.is_some() {
             // One attempt only: the outer run decides whether to retry.
             if let Some(error) = error {
                 self.finish(slot, false, now);
@@ -71,20 +70,24 @@ impl Run<'_> {
             if self.recover(slot, hook, class, true).await {
                 // One more attempt, at once, with the credentials just re-read.
                 self.bonus_attempts += 1;
-                count_retry(slot, now);
+                let max_attempts = policy.retry.max_attempts.get();
+                let kind = EventKind::RetryScheduled {
+                    attempt: self.attempt + 1,
+                    max_attempts: max_attempts.saturating_add(self.bonus_attempts),
+                    delay: Duration::ZERO,
+                    class,
+                    error: ErrorText(&Reason(error.as_ref(), policy.timeout.attempt)),
+                };
+                self.emit(slot, kind);
                 return None;
             }
         }
 
         if !policy.retry.retry_on.contains(class) {
-            tracing::debug!(
-                policy = &*slot.policy_name,
-                key = &*slot.key,
-                operation = self.operation,
-                class = class.as_str(),
-                "not retried: the policy does not retry {class} errors"
-            );
             self.finish(slot, false, now);
+            if let Some(e) = &error {
+                self.report_gave_up(slot, Verdict::NotRetried, Some(e));
+            }
             return Some(Err(match error {
                 Some(e) => e,
                 None => self.fail(
@@ -118,12 +121,8 @@ impl Run<'_> {
             return self.give_up(slot, Stop::CircuitOpen { retry_in }, error);
         }
         if !slot.budget.try_withdraw(now) {
-            tracing::warn!(
-                policy = &*slot.policy_name,
-                key = &*slot.key,
-                operation = self.operation,
-                "retry budget exhausted: not retrying"
-            );
+            let attempts = self.attempt;
+            self.emit(slot, EventKind::BudgetExhausted { attempts });
             return self.give_up(
                 slot,
                 Stop::BudgetExhausted {
@@ -154,29 +153,14 @@ impl Run<'_> {
             };
             return self.give_up(slot, stop, error);
         }
-        let reason = match &error {
-            Some(e) => e.to_string(),
-            None => format!(
-                "attempt timed out after {}",
-                fmt_secs(policy.timeout.attempt)
-            ),
+        let kind = EventKind::RetryScheduled {
+            attempt: retry + 1,
+            max_attempts,
+            delay,
+            class,
+            error: ErrorText(&Reason(error.as_ref(), policy.timeout.attempt)),
         };
-        tracing::warn!(
-            policy = &*slot.policy_name,
-            key = &*slot.key,
-            operation = self.operation,
-            attempt = retry + 1,
-            max_attempts,
-            class = class.as_str(),
-            delay_secs = delay.as_secs_f64(),
-            "Retry attempt {}/{} for operation {} after error: {}. Next retry in {}",
-            retry + 1,
-            max_attempts,
-            self.operation,
-            reason,
-            fmt_secs(delay),
-        );
-        count_retry(slot, now);
+        self.emit(slot, kind);
         tokio::time::sleep(delay).await;
         match admit(
             slot,
@@ -195,52 +179,17 @@ impl Run<'_> {
             Err(stop) => self.give_up(slot, stop, error),
         }
     }
-
-    /// Runs the recovery hook within the call's deadline; `true` when it succeeded.
-    async fn recover(
-        &self,
-        slot: &Slot,
-        hook: &Arc<dyn Recovery>,
-        class: ErrorClass,
-        refresh: bool,
-    ) -> bool {
-        let cause = RecoveryCause {
-            class,
-            refresh_credentials: refresh || slot.policy.recovery.credential_refresh,
-            operation: self.operation,
-        };
-        let deadline = self
-            .deadline
-            .unwrap_or_else(|| Instant::now() + slot.policy.timeout.total);
-        let result = match tokio::time::timeout_at(deadline, hook.recover(cause)).await {
-            Ok(result) => result,
-            Err(_) => Err("recovery ran past the call's deadline".to_owned()),
-        };
-        match result {
-            Ok(()) => {
-                Stats::bump(&slot.stats.recoveries);
-                slot.meters.recoveries.increment(1);
-                tracing::info!(
-                    policy = &*slot.policy_name,
-                    key = &*slot.key,
-                    operation = self.operation,
-                    refresh_credentials = cause.refresh_credentials,
-                    "connection recovered"
-                );
-                true
-            }
-            Err(error) => {
-                Stats::bump(&slot.stats.recovery_failures);
-                tracing::warn!(policy = &*slot.policy_name, key = &*slot.key, operation = self.operation, %error, "connection recovery failed");
-                false
-            }
-        }
-    }
 }
 
-/// Counts a retry in health (total and last hour) and metrics.
-fn count_retry(slot: &Slot, now: Instant) {
-    Stats::bump(&slot.stats.retries);
-    slot.stats.retries_hour.add(now);
-    slot.meters.retries.increment(1);
+/// What a retry follows: the error, or the attempt timeout when the attempt ran out of
+/// time.
+struct Reason<'a, E>(Option<&'a E>, Duration);
+
+impl<E: fmt::Display> fmt::Display for Reason<'_, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(e) => e.fmt(f),
+            None => write!(f, "attempt timed out after {}", fmt_secs(self.1)),
+        }
+    }
 }
