@@ -242,7 +242,11 @@ fn long_values_are_echoed_cut_to_200_characters() {
     pipeline(&dir, &conn, &long, "updated_at", "");
     let (code, stderr) = sync(&dir, &[]);
     assert_eq!(code, Some(2), "{stderr}");
-    assert!(stderr.len() < 8_000, "{} bytes: {stderr:.9000}", stderr.len());
+    assert!(
+        stderr.len() < 8_000,
+        "{} bytes: {stderr:.9000}",
+        stderr.len()
+    );
     assert!(
         stderr.contains(&format!("{cut}\" (1000000 characters)")),
         "{stderr}"
@@ -256,7 +260,11 @@ fn long_values_are_echoed_cut_to_200_characters() {
         pipeline(&dir, &conn, "items", "updated_at", &extra);
         let (code, stderr) = sync(&dir, &[]);
         assert_eq!(code, Some(2), "{stderr}");
-        assert!(stderr.len() < 8_000, "{} bytes: {stderr:.9000}", stderr.len());
+        assert!(
+            stderr.len() < 8_000,
+            "{} bytes: {stderr:.9000}",
+            stderr.len()
+        );
         assert!(
             stderr.contains(&format!("{cut}` (1000000 characters)")),
             "{stderr}"
@@ -274,7 +282,11 @@ fn long_values_are_echoed_cut_to_200_characters() {
     std::fs::write(&path, state.to_string()).unwrap();
     let (code, stderr) = sync(&dir, &[]);
     assert_eq!(code, Some(2), "{stderr}");
-    assert!(stderr.len() < 8_000, "{} bytes: {stderr:.9000}", stderr.len());
+    assert!(
+        stderr.len() < 8_000,
+        "{} bytes: {stderr:.9000}",
+        stderr.len()
+    );
     assert!(
         stderr.contains(&format!("holds updated_at = `{cut}` (1000000 characters)")),
         "{stderr}"

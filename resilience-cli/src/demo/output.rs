@@ -1,15 +1,20 @@
-//! The demo's result files, written atomically.
+//! The demo's result files: CSV through the sync's own writer.
 //!
-//! Each file is written to a temporary name in the output folder, flushed to disk, then
-//! renamed over the final name: a reader sees the previous file or the new one, never a
-//! half-written one, even if the demo is interrupted.
+//! The rows are Arrow record batches written by the same encoder and atomic file as
+//! `resilient sync` (`sync::writer`): fsynced, renamed into place, so a reader sees the
+//! previous file or the new one, never a half-written one; and every field in
+//! PostgreSQL's CSV syntax (quoted when needed, NULL apart from the empty string).
 
-use std::fs;
-use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema};
 
 use super::seed::Counts;
+use crate::args::Format;
 use crate::error::CliError;
+use crate::sync::writer::AtomicFile;
 
 /// The summary file.
 pub(crate) const RESULTS_FILE: &str = "resilience_test_results.csv";
@@ -30,91 +35,79 @@ pub(crate) struct CustomerRow {
 /// Writes `resilience_test_results.csv`: one row with the rows loaded per table and the
 /// status of the checks.
 pub(crate) fn write_results(dir: &Path, loaded: &Counts, status: &str) -> Result<(), CliError> {
-    let mut text = String::from(
-        "test_name,customers_loaded,orders_loaded,products_loaded,order_items_loaded,status\n",
-    );
-    let fields = [
-        "Resilient PostgreSQL Test".to_owned(),
-        loaded.get("customers").to_string(),
-        loaded.get("orders").to_string(),
-        loaded.get("products").to_string(),
-        loaded.get("order_items").to_string(),
-        status.to_owned(),
-    ];
-    push_record(
-        &mut text,
-        &fields.iter().map(|f| Some(f.as_str())).collect::<Vec<_>>(),
-    );
-    write_atomic(dir, RESULTS_FILE, &text)
+    let count =
+        |table: &str| -> ArrayRef { Arc::new(Int64Array::from(vec![loaded.get(table) as i64])) };
+    let batch = batch(vec![
+        ("test_name", text(["Resilient PostgreSQL Test"])),
+        ("customers_loaded", count("customers")),
+        ("orders_loaded", count("orders")),
+        ("products_loaded", count("products")),
+        ("order_items_loaded", count("order_items")),
+        ("status", text([status])),
+    ])?;
+    write_csv(dir, RESULTS_FILE, &batch)
 }
 
 /// Writes `resilience_stress_test_results.csv`: one row per customer.
 pub(crate) fn write_stress(dir: &Path, customers: &[CustomerRow]) -> Result<(), CliError> {
-    let mut text = String::from("customer_id,customer_name,email,created_at,notes\n");
-    for c in customers {
-        let id = c.id.to_string();
-        push_record(
-            &mut text,
-            &[
-                Some(&id),
-                Some(&c.name),
-                Some(&c.email),
-                Some(&c.created_at),
-                c.notes.as_deref(),
-            ],
-        );
-    }
-    write_atomic(dir, STRESS_FILE, &text)
+    let batch = batch(vec![
+        (
+            "customer_id",
+            Arc::new(Int32Array::from_iter_values(customers.iter().map(|c| c.id))),
+        ),
+        (
+            "customer_name",
+            text(customers.iter().map(|c| c.name.as_str())),
+        ),
+        ("email", text(customers.iter().map(|c| c.email.as_str()))),
+        (
+            "created_at",
+            text(customers.iter().map(|c| c.created_at.as_str())),
+        ),
+        (
+            "notes",
+            Arc::new(StringArray::from_iter(
+                customers.iter().map(|c| c.notes.as_deref()),
+            )),
+        ),
+    ])?;
+    write_csv(dir, STRESS_FILE, &batch)
 }
 
-/// Appends one CSV record (RFC 4180): a field holding a comma, quote or line break is
-/// quoted with inner quotes doubled; `None` is an empty field.
-fn push_record(out: &mut String, fields: &[Option<&str>]) {
-    for (i, field) in fields.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        let field = field.unwrap_or("");
-        if field.contains([',', '"', '\n', '\r']) {
-            out.push('"');
-            out.push_str(&field.replace('"', "\"\""));
-            out.push('"');
-        } else {
-            out.push_str(field);
-        }
-    }
-    out.push('\n');
+fn text<'a>(values: impl IntoIterator<Item = &'a str>) -> ArrayRef {
+    Arc::new(StringArray::from_iter_values(values))
 }
 
-fn write_atomic(dir: &Path, name: &str, text: &str) -> Result<(), CliError> {
-    fs::create_dir_all(dir).map_err(|e| CliError::io(format!("create {}", dir.display()), e))?;
-    let path = dir.join(name);
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        let mut file = fs::File::create(&tmp)?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-        fs::rename(&tmp, &path)
-    };
-    write().map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        CliError::io(format!("write {}", path.display()), e)
-    })
+fn batch(columns: Vec<(&str, ArrayRef)>) -> Result<RecordBatch, CliError> {
+    let fields: Vec<Field> = columns
+        .iter()
+        .map(|(name, array)| {
+            Field::new(
+                *name,
+                array.data_type().clone(),
+                *array.data_type() == DataType::Utf8,
+            )
+        })
+        .collect();
+    let arrays = columns.into_iter().map(|(_, array)| array).collect();
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
+        .map_err(|e| CliError::Failed(format!("cannot build the demo's results: {e}")))
+}
+
+fn write_csv(dir: &Path, name: &str, batch: &RecordBatch) -> Result<(), CliError> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| CliError::io(format!("create {}", dir.display()), e))?;
+    let mut file = AtomicFile::create(dir, name, Format::Csv, &batch.schema())?;
+    file.write(batch)?;
+    file.commit()?;
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::fs;
 
-    #[test]
-    fn fields_are_escaped() {
-        let mut out = String::new();
-        push_record(
-            &mut out,
-            &[Some("1"), Some("VIP, \"gold\""), None, Some("a\nb")],
-        );
-        assert_eq!(out, "1,\"VIP, \"\"gold\"\"\",,\"a\nb\"\n");
-    }
+    use super::*;
 
     #[test]
     fn files_replace_atomically() {
@@ -130,19 +123,29 @@ mod tests {
                 "Resilient PostgreSQL Test,1000,5000,500,15000,All operations completed successfully"
             )
         );
-        let customers = [CustomerRow {
-            id: 1,
-            name: "John Doe".into(),
-            email: "john@example.com".into(),
-            created_at: "2024-01-15".into(),
-            notes: Some("VIP, prefers \"email\" contact".into()),
-        }];
+        let customers = [
+            CustomerRow {
+                id: 1,
+                name: "John Doe".into(),
+                email: "john@example.com".into(),
+                created_at: "2024-01-15".into(),
+                notes: Some("VIP, prefers \"email\" contact".into()),
+            },
+            CustomerRow {
+                id: 2,
+                name: "Ann".into(),
+                email: "".into(),
+                created_at: "2024-01-16".into(),
+                notes: None,
+            },
+        ];
         write_stress(&dir, &customers).unwrap();
         let text = fs::read_to_string(dir.join(STRESS_FILE)).unwrap();
         assert_eq!(
             text,
             "customer_id,customer_name,email,created_at,notes\n\
-             1,John Doe,john@example.com,2024-01-15,\"VIP, prefers \"\"email\"\" contact\"\n"
+             1,John Doe,john@example.com,2024-01-15,\"VIP, prefers \"\"email\"\" contact\"\n\
+             2,Ann,\"\",2024-01-16,\n"
         );
         let leftovers = fs::read_dir(&dir).unwrap().filter(|e| {
             e.as_ref()

@@ -23,7 +23,7 @@ mod ownership;
 mod progress;
 mod source_error;
 mod state;
-mod writer;
+pub(crate) mod writer;
 
 use std::path::Path;
 use std::sync::Arc;
