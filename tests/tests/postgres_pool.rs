@@ -2,15 +2,21 @@
 //! (sqlx issue 4349: the frozen connection went back to the pool and every later acquire
 //! timed out).
 
+mod pg_read_support;
+
 use std::time::Duration;
 
 use connector_postgres::PostgresConnector;
 use connector_postgres::cluster::{TestServer, ThrowawayCluster, pick_server};
-use resilience_chaos::ChaosProxy;
+use resilience_chaos::{ChaosProxy, Direction};
 use resilience_core::policy::Policy;
 use resilience_core::{Engine, ErrorClass, PolicySet, ResilientError, Stop};
 
 const ATTEMPT: Duration = Duration::from_secs(1);
+
+/// More than the acquire's ping sends: once this much has gone to the server, the call
+/// holds the connection and is running its queries.
+const CHECKED_OUT_BYTES: u64 = 64;
 
 /// One attempt of at most a second per call, and a breaker that stays out of the way.
 fn one_attempt_engine() -> Engine {
@@ -38,13 +44,22 @@ async fn frozen_connection_in_pool_of_one_does_not_wedge_the_pool() {
     assert_eq!(proxy.connections(), 1, "the pool holds one connection");
 
     // Slow every round trip, start a call, and freeze the connection once the call has
-    // it checked out (after the acquire's ping, during the query's round trips).
+    // it checked out: once more has gone to the server than the acquire's ping (the
+    // call's BEGIN and queries), seen in the proxy's byte count, not guessed from a clock.
     chaos.set_delay(Duration::from_millis(100));
+    let before = chaos.stats().bytes(Direction::ClientToServer);
     let call = tokio::spawn(async move {
         let outcome = pg.discover().await;
         (pg, outcome)
     });
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while chaos.stats().bytes(Direction::ClientToServer) < before + CHECKED_OUT_BYTES {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the call never sent its queries"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     assert_eq!(chaos.freeze_all(), 1);
     chaos.set_delay(Duration::ZERO);
     let (pg, outcome) = call.await.unwrap();
@@ -76,7 +91,7 @@ async fn idle_connections_killed_by_a_fast_restart_are_not_handed_out() {
     let mut pg = PostgresConnector::with_engine(engine.clone());
     pg.configure(params).unwrap();
     pg.discover().await.unwrap();
-    assert!(pg.check_health().await.unwrap().pool_idle >= 1);
+    pg_read_support::wait_for_idle(&pg, 1).await;
 
     server.cluster().unwrap().restart_fast().await.unwrap();
 

@@ -105,11 +105,9 @@ async fn an_undisturbed_read_sees_one_snapshot_and_returns_its_connection() {
         names.iter().all(|n| n != "changed"),
         "later pages saw a later snapshot"
     );
-    let health = pg.check_health().await.unwrap();
-    assert_eq!(
-        health.pool_idle as u32, health.pool_size,
-        "the read returned its connection"
-    );
+    // The read returned its connection.
+    let size = pg.check_health().await.unwrap().pool_size;
+    pg_read_support::wait_for_idle(&pg, size).await;
     drop(pg);
     db.drop().await;
 }
@@ -351,18 +349,22 @@ async fn server_restart_during_read_delivers_every_row_once() {
     let pg = db.connector("pgread_restart");
     let cluster = db.server.cluster().expect("throwaway");
     let restart_now = tokio::sync::Notify::new();
+    let restarted = tokio::sync::Notify::new();
+    // After its third page the read waits for the restart, so the next page meets the
+    // restarted server on the connection the restart killed, however fast the machine.
     let read = read_ids(&pg, 2_000, |i| {
-        let restart_now = &restart_now;
+        let (restart_now, restarted) = (&restart_now, &restarted);
         async move {
             if i == 2 {
                 restart_now.notify_one();
+                restarted.notified().await;
             }
         }
     });
-    // The restart runs while the following pages are being fetched.
     let restart = async {
         restart_now.notified().await;
         cluster.restart_fast().await.expect("restart");
+        restarted.notify_one();
     };
     let (seen, ()) = tokio::join!(read, restart);
     assert_each_once(&seen, 20_000);

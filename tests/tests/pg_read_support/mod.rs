@@ -146,3 +146,21 @@ pub async fn assert_retried(pg: &PostgresConnector) {
         "expected the fault to cost a retry, health: {health:?}"
     );
 }
+
+/// Waits until `pg`'s pool holds at least `idle` idle connections (a connection goes back
+/// to the pool on a task of its own after its user drops it), for at most 30 s.
+pub async fn wait_for_idle(pg: &PostgresConnector, idle: u32) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let health = pg.check_health().await.unwrap();
+        if health.pool_idle as u32 >= idle {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} of {idle} connections back in the pool after 30 s",
+            health.pool_idle
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}

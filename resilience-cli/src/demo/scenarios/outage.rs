@@ -2,9 +2,11 @@
 //!
 //! An outage is the proxy refusing every new connection and resetting the open ones: to
 //! the client the server has gone away. Once the breaker has opened, a burst of calls is
-//! timed: each must be refused by the breaker itself, at once, without a single
-//! connection reaching the proxy. The outage then ends, and the breaker must close on
-//! its own (its background probe finds the server again) while the demo makes no calls.
+//! made: each must be refused by the breaker itself (the engine's verdict says the circuit
+//! was open, which it decides before any attempt, token or backoff), without a single
+//! connection reaching the proxy. Their times are shown, not judged: a busy machine's
+//! scheduling is not the breaker's doing. The outage then ends, and the breaker must close
+//! on its own (its background probe finds the server again) while the demo makes no calls.
 
 use std::time::{Duration, Instant};
 
@@ -15,11 +17,8 @@ use resilience_core::breaker::BreakerState;
 
 use super::secs;
 
-/// Calls timed while the breaker is open.
-const PROBE_CALLS: u32 = 20;
-/// A call refused by an open breaker must return faster than this (it takes
-/// microseconds; the margin absorbs a busy machine's scheduling delays).
-pub(crate) const FAIL_FAST: Duration = Duration::from_millis(10);
+/// Calls made while the breaker is open.
+pub(crate) const PROBE_CALLS: u32 = 20;
 /// How long the breaker may take to close once the outage is over.
 const CLOSE_WITHIN: Duration = Duration::from_secs(10);
 
@@ -44,7 +43,7 @@ pub(crate) struct FailFast {
 
 impl FailFast {
     pub(crate) fn passed(&self) -> bool {
-        self.rejected == PROBE_CALLS && self.slowest < FAIL_FAST && self.reached_proxy == 0
+        self.rejected == PROBE_CALLS && self.reached_proxy == 0
     }
 
     pub(crate) fn describe(&self) -> String {
@@ -58,7 +57,7 @@ impl FailFast {
     }
 }
 
-/// Times calls made while the breaker is open.
+/// Makes calls while the breaker is open, timing them for the report.
 pub(crate) async fn measure_fail_fast(pg: &PostgresConnector, chaos: &ChaosHandle) -> FailFast {
     let accepted = chaos.stats().accepted;
     let mut rejected = 0;
