@@ -16,10 +16,8 @@ mod health_cmd;
 mod journal;
 mod logging;
 mod metrics_cmd;
-mod metrics_http;
 mod policy_cmd;
 mod policy_reload;
-mod recorder;
 mod redact;
 mod sync;
 

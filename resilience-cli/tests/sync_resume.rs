@@ -75,7 +75,11 @@ fn scrape(log: &str) -> String {
         .expect("the metrics address is logged");
     let addr = url.split('/').next().unwrap();
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    std::io::Write::write_all(&mut stream, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    std::io::Write::write_all(
+        &mut stream,
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
     let mut response = String::new();
     std::io::Read::read_to_string(&mut stream, &mut response).unwrap();
     response

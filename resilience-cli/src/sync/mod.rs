@@ -21,6 +21,7 @@ mod location;
 mod lock;
 mod ownership;
 mod progress;
+mod prometheus;
 mod source_error;
 mod state;
 pub(crate) mod writer;
@@ -34,23 +35,16 @@ use resilience_core::policy::{LoadOptions, PolicySet};
 use crate::args::{SyncArgs, journal_path};
 use crate::error::CliError;
 use crate::journal::Journal;
-use crate::metrics_http;
 use crate::policy_reload;
-use crate::recorder::MemoryRecorder;
 use state::StateFile;
 
 /// Runs `resilient sync`.
 pub async fn run(args: SyncArgs) -> Result<(), CliError> {
     // Installed before the engine registers its metric handles.
-    let recorder = MemoryRecorder::install();
-    let _server = match (args.metrics_addr, recorder) {
-        (Some(addr), Some(recorder)) => {
-            let (bound, task) = metrics_http::serve(addr, recorder).await?;
-            tracing::info!("serving Prometheus metrics on http://{bound}/metrics");
-            Some(AbortOnDrop(task))
-        }
-        _ => None,
-    };
+    if let Some(addr) = args.metrics_addr {
+        let bound = prometheus::serve(addr)?;
+        tracing::info!("serving Prometheus metrics on http://{bound}/metrics");
+    }
     let policy_options = LoadOptions {
         dir: args.policy_dir.clone(),
         profile: args.profile.clone().filter(|p| !p.is_empty()),
@@ -132,15 +126,6 @@ fn report(output: &Path, state: &Path, outcomes: &[(String, copy::Outcome)]) {
         null_cursor_rows_skipped = skipped,
         "sync complete"
     );
-}
-
-/// Stops the metrics server when the sync ends.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 /// Resolves on Ctrl-C or (on Unix) SIGTERM, naming the signal; never resolves if the
