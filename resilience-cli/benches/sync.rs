@@ -148,26 +148,30 @@ fn psql_copy(url: &str, table: &str, out: &Path) -> Vec<String> {
 }
 
 fn sync_command(work: &Path, pipeline: &Path, format: &str, profile: Option<&str>) -> Vec<String> {
+    // Each contender owns its output folder and state (a folder belongs to one state).
+    let tag = format!(
+        "{}-{format}-{}",
+        pipeline
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("table"),
+        profile.unwrap_or("default")
+    );
     let mut cmd = vec![
         env!("CARGO_BIN_EXE_resilient").to_owned(),
         "sync".into(),
         "--config".into(),
         pipeline.display().to_string(),
         "--output".into(),
-        work.join(format!("out-{format}")).display().to_string(),
+        work.join(format!("out-{tag}")).display().to_string(),
         "--state".into(),
-        work.join(format!(
-            "state-{format}-{}.json",
-            profile.unwrap_or("default")
-        ))
-        .display()
-        .to_string(),
+        work.join(format!("state-{tag}.json")).display().to_string(),
         "--format".into(),
         format.into(),
     ];
     if let Some(profile) = profile {
         cmd.extend([
-            "--dir".into(),
+            "--policy-dir".into(),
             work.join("policies").display().to_string(),
             "--profile".into(),
             profile.into(),
@@ -278,11 +282,16 @@ async fn prepare() -> Result<TestServer, BoxError> {
         if rows != Some(table.rows) {
             eprintln!("creating {} ({} rows)...", table.name, table.rows);
             sqlx::raw_sql(AssertSqlSafe(format!(
-                "DROP TABLE IF EXISTS {}; {}; VACUUM ANALYZE {0}",
+                "DROP TABLE IF EXISTS {}; {}",
                 table.name, table.create
             )))
             .execute(&mut conn)
             .await?;
+            // VACUUM refuses to run inside the implicit transaction of a multi-statement
+            // string.
+            sqlx::raw_sql(AssertSqlSafe(format!("VACUUM ANALYZE {}", table.name)))
+                .execute(&mut conn)
+                .await?;
         }
     }
     conn.close().await?;
