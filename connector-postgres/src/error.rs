@@ -98,6 +98,14 @@ pub enum PgError {
         column: String,
     },
 
+    /// A partitioned read's exported snapshot is gone: the coordinator's connection that
+    /// holds it ended, so a partition can no longer join it.
+    #[error(
+        "the snapshot this read's partitions share is gone (the connection that exported it \
+         ended)"
+    )]
+    SnapshotGone,
+
     /// Building an Arrow array or batch failed.
     #[error("arrow: {0}")]
     Arrow(#[from] arrow_schema::ArrowError),
@@ -173,6 +181,7 @@ impl ResilientError for PgError {
             PgError::Config { .. }
             | PgError::Credential { .. }
             | PgError::State { .. }
+            | PgError::SnapshotGone
             | PgError::TestServer(_) => ErrorClass::Config,
             PgError::InvalidInput(_) => ErrorClass::InvalidInput,
             PgError::Data(_)

@@ -112,14 +112,15 @@ impl PostgresConnector {
                     }
                 }
             };
-            let batch = match self
+            let (batch, full) = match self
                 .fetch_page(&run.plan.request(after.as_deref()), &run.session)
                 .await
             {
-                Ok(batch) => batch,
+                // `more`: the page found a row past its limit, so an exactly full last
+                // page ends the run without an empty page after it.
+                Ok(page) => (page.batch, page.more),
                 Err(e) => return Some((Err(e), State::Done)),
             };
-            let full = batch.num_rows() >= run.plan.limit;
             if !full {
                 run.session.finish().await;
             }
