@@ -46,6 +46,6 @@ pub use incremental::{
 };
 pub use read::{
     DEFAULT_PAGE_MEMORY, DataChunk, PagePath, PageSize, Partitions, ReadOptions, ReadPlanReport,
-    TypedValue,
+    TypedValue, adaptive_page_target,
 };
 pub use resilience_core::connector::{ConnectionTestResult, Connector, ConnectorState};

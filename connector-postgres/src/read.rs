@@ -37,7 +37,7 @@ pub use page::PagePath;
 pub use partition::ReadPlanReport;
 pub(crate) use plan::KeysetPlan;
 pub(crate) use session::Session;
-pub use sizing::PageSize;
+pub use sizing::{PageSize, adaptive_page_target};
 
 use crate::catalog::TableSchema;
 use crate::{PgError, PostgresConnector};
@@ -234,6 +234,20 @@ impl PostgresConnector {
         } else {
             None
         };
+        tracing::debug!(
+            table,
+            partitions = readers,
+            split_from = layout.split_from.unwrap_or("-"),
+            page_size = ?options.page_size,
+            first_page_rows = layout.sizing.rows(),
+            page_memory = options.page_memory,
+            page_path = match options.path {
+                Some(path) => path.as_str(),
+                None if plan.supports_copy() => "binary COPY (pages of 1000 rows or more)",
+                None => "query",
+            },
+            "reading {table}"
+        );
         let (tx, rx) = mpsc::channel(readers);
         let mut tasks = Vec::with_capacity(readers);
         for (partition, range) in layout.ranges.into_iter().enumerate() {

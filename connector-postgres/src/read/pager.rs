@@ -126,6 +126,7 @@ impl Reader {
                     return;
                 }
             };
+            renewals = 0;
             let waited = called.elapsed().saturating_sub(page.took);
             self.sizing.observe(&page);
             delivered += page.batch.num_rows() as u64;
@@ -204,7 +205,8 @@ impl LimitWatch {
             "reading {}: the rate limit, not the server, bounds this read: pages are at their \
              memory budget ({rows} rows) and the server sends one in {} ms, but policy `{}` \
              allows {per_minute} calls a minute{readers}, one page each{outlook}; raise \
-             rate_limit.requests_per_minute for this policy in a profile, or the page memory",
+             rate_limit.requests_per_minute for this policy in a profile, or the page memory \
+             budget (page_memory_mb in a sync pipeline)",
             self.table,
             page.took.as_millis(),
             self.policy,

@@ -28,6 +28,13 @@ pub(crate) const MAX_PAGE_ROWS: usize = 1 << 21;
 /// The shortest page target: below it the per-page round trip starts to show.
 const MIN_TARGET: Duration = Duration::from_millis(100);
 
+/// How long an adaptive page may take and still grow, for `readers` readers sharing a
+/// limit of `per_minute` calls (`None`: no limit): the token interval times the readers,
+/// at least 100 ms.
+pub fn adaptive_page_target(readers: usize, per_minute: Option<u32>) -> Duration {
+    Sizing::target_for(readers, per_minute)
+}
+
 /// How a read sizes its pages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PageSize {

@@ -21,6 +21,7 @@ mod location;
 mod lock;
 mod ownership;
 mod progress;
+mod read_options;
 mod source_error;
 mod state;
 mod writer;
