@@ -19,10 +19,12 @@
 //! - `sync <format>`: `resilient sync` of the table in full mode, zero configuration (the
 //!   built-in `db` policy, the default page size);
 //! - `sync <format>, raised limit`: the same under a profile whose `db` policy allows
-//!   1,000,000 calls a minute, so that the rate limit is out of the picture.
+//!   1,000,000 calls a minute, so that the rate limit is out of the picture;
+//! - `sync csv, 2 partitions`: zero configuration but `partitions = 2` in the pipeline
+//!   (two key ranges read in parallel on one exported snapshot).
 //!
 //! Set `SYNC_BENCH_ONLY=csv` (a comma list of contender names' prefixes, e.g. `psql,sync csv`)
-//! to run a subset.
+//! to run a subset, and `SYNC_BENCH_TABLES=plain6` for one table.
 
 use std::path::Path;
 use std::process::Command;
@@ -92,7 +94,13 @@ fn main() -> Result<(), BoxError> {
         "[policy.db.rate_limit]\nrequests_per_minute = 1000000\nburst = 1000000\n",
     )?;
     let url = server.url(DATABASE);
-    for table in &TABLES {
+    let tables: Vec<String> = std::env::var("SYNC_BENCH_TABLES")
+        .map(|v| v.split(',').map(|s| s.trim().to_owned()).collect())
+        .unwrap_or_default();
+    for table in TABLES
+        .iter()
+        .filter(|t| tables.is_empty() || tables.iter().any(|n| n == t.name))
+    {
         let pipeline = work.join(format!("{}.toml", table.name));
         std::fs::write(
             &pipeline,
@@ -102,6 +110,14 @@ fn main() -> Result<(), BoxError> {
                  sync_mode = \"full\"\n",
                 url_without_password(&server),
                 name = table.name
+            ),
+        )?;
+        let partitioned = work.join(format!("{}-p2.toml", table.name));
+        std::fs::write(
+            &partitioned,
+            format!(
+                "[pipeline]\npartitions = 2\n\n{}",
+                std::fs::read_to_string(&pipeline)?
             ),
         )?;
         let mut contenders: Vec<(String, Vec<String>)> = vec![(
@@ -116,6 +132,10 @@ fn main() -> Result<(), BoxError> {
                 ));
             }
         }
+        contenders.push((
+            "sync csv, 2 partitions".into(),
+            sync_command(&work, &partitioned, "csv", None),
+        ));
         contenders.retain(|(name, _)| only.is_empty() || only.iter().any(|o| name.starts_with(o)));
         let mut runs: Vec<Vec<Run>> = vec![Vec::new(); contenders.len()];
         for round in 0..rounds {

@@ -14,8 +14,9 @@ pub enum Partitions {
     /// This many (1: one stream, no snapshot export).
     Count(NonZeroUsize),
     /// The number of cores, bounded by the pool (one connection per partition and one
-    /// holding the shared snapshot) and by the table's size (a small table is one
-    /// partition).
+    /// holding the shared snapshot), by the rate limit (at most one reader per call it
+    /// allows each second) and by the table's size (one partition per 250,000 rows
+    /// estimated; a table never analyzed is one partition).
     Auto,
 }
 

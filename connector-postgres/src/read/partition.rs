@@ -105,6 +105,13 @@ impl PostgresConnector {
         options: &ReadOptions,
     ) -> Result<Layout, PgError> {
         let pool = self.params().map_or(1, |p| p.pool_size as usize);
+        let policy = self.policy();
+        let limit = policy.rate_limit.enabled.then(|| {
+            (
+                policy.rate_limit.requests_per_minute.get(),
+                policy.rate_limit.burst.get(),
+            )
+        });
         let wanted = match options.partitions {
             Partitions::Count(n) => {
                 let n = n.get();
@@ -124,9 +131,12 @@ impl PostgresConnector {
                 }
                 n
             }
+            // One reader per core, per spare pool connection, and per call the limit
+            // allows each second (more readers would only wait for tokens).
             Partitions::Auto => std::thread::available_parallelism()
                 .map_or(1, NonZeroUsize::get)
                 .min(pool.saturating_sub(1))
+                .min(limit.map_or(usize::MAX, |(rpm, _)| (rpm / 60) as usize))
                 .clamp(1, MAX_PARTITIONS),
         };
         let stats = self.table_stats(plan).await?;
@@ -149,13 +159,6 @@ impl PostgresConnector {
         } else {
             (vec![KeyRange::default()], None)
         };
-        let policy = self.policy();
-        let limit = policy.rate_limit.enabled.then(|| {
-            (
-                policy.rate_limit.requests_per_minute.get(),
-                policy.rate_limit.burst.get(),
-            )
-        });
         let sizing = Sizing::new(
             options.page_size,
             options.batch_size,
