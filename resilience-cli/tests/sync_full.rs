@@ -176,13 +176,13 @@ fn a_full_sync_says_when_the_rate_limit_not_the_server_bounds_it() {
     let db = TestDb::create(
         "fulllimit",
         "CREATE TABLE events (id bigint PRIMARY KEY, payload text NOT NULL);
-         INSERT INTO events SELECT g, 'payload ' || g FROM generate_series(1, 300000) g;
+         INSERT INTO events SELECT g, 'payload ' || g FROM generate_series(1, 150000) g;
          ANALYZE events;",
     );
     let dir = Scratch::new("fulllimit");
-    // Pages capped at 1 MiB (about 30,000 rows here) under 600 calls a minute after a
-    // burst of 2: the read needs about a dozen pages, which the server sends faster than
-    // the limit hands out tokens.
+    // Pages capped at 1 MiB (about 30,000 rows here) under 240 calls a minute after a
+    // burst of 1: pages reach the budget by the fourth, and each waits for its token
+    // (one every 250 ms) longer than the server takes to send it.
     let pipeline = format!(
         "[pipeline]\npage_memory_mb = 1\n\n[connections.main]\n{}\n[[sources]]\n\
          name = \"events\"\ntype = \"postgres\"\nconnection = \"main\"\ntable = \"events\"\n\
@@ -193,7 +193,7 @@ fn a_full_sync_says_when_the_rate_limit_not_the_server_bounds_it() {
     std::fs::create_dir_all(dir.path().join("policies")).unwrap();
     std::fs::write(
         dir.path().join("policies/slow.toml"),
-        "[policy.db.rate_limit]\nrequests_per_minute = 600\nburst = 2\n",
+        "[policy.db.rate_limit]\nrequests_per_minute = 240\nburst = 1\n",
     )
     .unwrap();
     let out = common::sync_in(
@@ -211,12 +211,12 @@ fn a_full_sync_says_when_the_rate_limit_not_the_server_bounds_it() {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(
         stderr.contains("the rate limit, not the server, bounds this read")
-            && stderr.contains("policy `db` allows 600 calls a minute")
+            && stderr.contains("policy `db` allows 240 calls a minute")
             && stderr.contains("raise rate_limit.requests_per_minute"),
         "{stderr}"
     );
     let body = std::fs::read_to_string(dir.path().join("out/events.csv")).unwrap();
-    assert_eq!(body.lines().count(), 300_001);
+    assert_eq!(body.lines().count(), 150_001);
 
     // Under the built-in limit the same read stays within the burst and says nothing.
     let dir = Scratch::new("fullnolimit");

@@ -272,11 +272,17 @@ async fn terminate_backend_between_pages_loses_and_repeats_nothing() {
         let (db, kills) = (&db, &kills);
         async move {
             if i < 4 {
+                // The reader may be reconnecting after the last kill: wait until its new
+                // session exists, then kill it.
                 let mut admin = db.admin().await;
-                kills.fetch_add(
-                    terminate(&mut admin, "pgread_kill_idle", false).await,
-                    Ordering::SeqCst,
-                );
+                for _ in 0..2000 {
+                    let n = terminate(&mut admin, "pgread_kill_idle", false).await;
+                    if n > 0 {
+                        kills.fetch_add(n, Ordering::SeqCst);
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
             }
         }
     })

@@ -162,9 +162,9 @@ impl Reader {
 
 impl LimitWatch {
     /// Warns, once, when the rate limit rather than the server will bound the rest of the
-    /// read: pages are at the memory budget and quicker than the token interval, and either
-    /// the rows left need more tokens than the server needs time, or a page already waited
-    /// for its token. Returns whether it warned.
+    /// read: pages cannot grow (memory budget or fixed size), and either the rows left need
+    /// more tokens than the server needs time, or a page already waited for its token.
+    /// Returns whether it warned.
     fn warn_if_bound(&self, page: &Page, rows: usize, delivered: u64, waited: Duration) -> bool {
         let Some((per_minute, burst)) = self.limit else {
             return false;
@@ -202,11 +202,12 @@ impl LimitWatch {
             table = %self.table,
             policy = %self.policy,
             page_rows = rows,
-            "reading {}: the rate limit, not the server, bounds this read: pages are at their \
-             memory budget ({rows} rows) and the server sends one in {} ms, but policy `{}` \
+            "reading {}: the rate limit, not the server, bounds this read: pages cannot grow \
+             beyond {rows} rows (memory budget or page_size) and the server sends one in {} ms, \
+             but policy `{}` \
              allows {per_minute} calls a minute{readers}, one page each{outlook}; raise \
-             rate_limit.requests_per_minute for this policy in a profile, or the page memory \
-             budget (page_memory_mb in a sync pipeline)",
+             rate_limit.requests_per_minute for this policy in a profile, or the page size \
+             (page_memory_mb, or page_size in a sync pipeline)",
             self.table,
             page.took.as_millis(),
             self.policy,

@@ -105,10 +105,11 @@ impl Sizing {
         self.rows
     }
 
-    /// Whether the pages have reached the memory budget while still quicker than the
-    /// target: from here on the rate limit, not the server, decides how fast the read goes.
+    /// Whether pages cannot grow any more (they reached the memory budget, or their size
+    /// is fixed): from here on, if pages wait for tokens, the rate limit and not the
+    /// server decides how fast the read goes.
     pub(crate) fn limit_bound(&self) -> bool {
-        self.adaptive && self.at_budget
+        !self.adaptive || self.at_budget
     }
 
     /// Sizes the next page after `page`.
@@ -135,7 +136,7 @@ impl Sizing {
                 .max(1.0) as usize;
             next = scaled.max(next / 2);
         }
-        self.at_budget = page.more && quick && next >= budget_rows;
+        self.at_budget = page.more && next >= budget_rows;
         self.rows = next.min(budget_rows).clamp(1, MAX_PAGE_ROWS);
     }
 }
@@ -211,7 +212,7 @@ mod tests {
         );
         fixed.observe(&page(150, 150, true, 1));
         assert_eq!(fixed.rows(), 300, "a fixed size survives a retried page");
-        assert!(!fixed.limit_bound());
+        assert!(fixed.limit_bound(), "fixed pages cannot grow");
     }
 
     #[test]
