@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use arrow_array::cast::AsArray;
 use connector_postgres::cluster::{TestServer, ThrowawayCluster};
-use connector_postgres::{PageSize, PostgresConnector, ReadOptions};
+use connector_postgres::{PagePath, PageSize, PostgresConnector, ReadOptions};
 use futures_util::{StreamExt, TryStreamExt};
 use pg_read_support::{TestDb, assert_each_once, assert_retried, count_ids, terminate};
 use resilience_chaos::ChaosProxy;
@@ -141,14 +141,26 @@ async fn composite_uuid_and_timestamp_keys_page_exactly() {
     )
     .await;
     let pg = db.connector("pgread_keys");
-    for (table, rows) in [("comp", 189), ("uu", 500), ("tsk", 400)] {
-        let chunks: Vec<_> = pg.read(table, None, 13).try_collect().await.unwrap();
-        assert!(chunks.iter().all(|c| c.resumable));
-        let mut seen = BTreeMap::new();
-        chunks
-            .iter()
-            .for_each(|c| count_ids(&c.batch, "id", &mut seen));
-        assert_each_once(&seen, rows);
+    // Positions as bound parameters (query pages) and as literals (COPY pages).
+    for path in [PagePath::Query, PagePath::Copy] {
+        let options = ReadOptions {
+            page_size: PageSize::Fixed(13),
+            path: Some(path),
+            ..ReadOptions::new(13)
+        };
+        for (table, rows) in [("comp", 189), ("uu", 500), ("tsk", 400)] {
+            let chunks: Vec<_> = pg
+                .read_with(table, None, options.clone())
+                .try_collect()
+                .await
+                .unwrap();
+            assert!(chunks.iter().all(|c| c.resumable));
+            let mut seen = BTreeMap::new();
+            chunks
+                .iter()
+                .for_each(|c| count_ids(&c.batch, "id", &mut seen));
+            assert_each_once(&seen, rows);
+        }
     }
     drop(pg);
     db.drop().await;

@@ -22,6 +22,7 @@ use super::pager::{COPY_MIN_ROWS, LimitWatch};
 use super::plan::{KeyRange, KeysetPlan};
 use super::session::PRINT_SETTINGS;
 use super::sizing::{PageSize, Sizing};
+use crate::connector::remaining_millis;
 use crate::{PgError, PostgresConnector};
 
 /// With `partitions = "auto"`, each partition should have at least this many rows.
@@ -253,7 +254,7 @@ impl PostgresConnector {
              WHERE c.oid = {table}::regclass"
         );
         let mut lease = self.lease().await?;
-        sqlx::raw_sql(AssertSqlSafe(format!("BEGIN READ ONLY; {PRINT_SETTINGS}")))
+        sqlx::raw_sql(AssertSqlSafe(catalog_transaction()))
             .execute(&mut *lease)
             .await?;
         let (rows, pages, modified, histogram): (f64, i64, Option<i64>, Option<Vec<String>>) =
@@ -295,7 +296,7 @@ impl PostgresConnector {
     #[resilient_operation(key = self.host_key(), name = "sample_keys")]
     async fn sample_keys(&self, sql: String) -> Result<Vec<Option<String>>, PgError> {
         let mut lease = self.lease().await?;
-        sqlx::raw_sql(AssertSqlSafe(format!("BEGIN READ ONLY; {PRINT_SETTINGS}")))
+        sqlx::raw_sql(AssertSqlSafe(catalog_transaction()))
             .execute(&mut *lease)
             .await?;
         let points: Option<Vec<Option<String>>> = sqlx::query_scalar(AssertSqlSafe(sql.as_str()))
@@ -304,6 +305,17 @@ impl PostgresConnector {
         lease.end().await;
         Ok(points.unwrap_or_default())
     }
+}
+
+/// The transaction of a statistics or sampling query: read-only, the print settings (so
+/// keys print as they parse back), and the attempt's remaining time as
+/// `statement_timeout`, so a query the client gave up on stops on the server.
+fn catalog_transaction() -> String {
+    let mut sql = format!("BEGIN READ ONLY; {PRINT_SETTINGS}");
+    if let Some(millis) = remaining_millis() {
+        sql.push_str(&format!("; SET LOCAL statement_timeout = {millis}"));
+    }
+    sql
 }
 
 impl TableStats {

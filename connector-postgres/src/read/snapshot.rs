@@ -20,8 +20,10 @@ use std::time::Duration;
 
 use resilience_core::resilient_operation;
 
+use sqlx::AssertSqlSafe;
+
 use super::session::Snapshot;
-use crate::connector::Lease;
+use crate::connector::{Lease, remaining_millis};
 use crate::{PgError, PostgresConnector};
 
 /// How long the keeper waits for its connection to answer before exporting anew.
@@ -43,7 +45,11 @@ impl PostgresConnector {
     #[resilient_operation(key = self.host_key(), name = "export_snapshot")]
     pub(crate) async fn export_snapshot(&self) -> Result<(Lease, String), PgError> {
         let mut lease = self.lease().await?;
-        sqlx::raw_sql("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        let mut begin = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY".to_owned();
+        if let Some(millis) = remaining_millis() {
+            begin.push_str(&format!("; SET LOCAL statement_timeout = {millis}"));
+        }
+        sqlx::raw_sql(AssertSqlSafe(begin))
             .execute(&mut *lease)
             .await?;
         let id: String = sqlx::query_scalar("SELECT pg_export_snapshot()")
