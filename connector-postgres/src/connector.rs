@@ -35,11 +35,12 @@ use link::{Link, LinkRecovery};
 pub struct PostgresConnector {
     engine: Option<Engine>,
     setup: Option<Setup>,
-    status: Mutex<Status>,
+    status: Arc<Mutex<Status>>,
     numeric: NumericMapping,
 }
 
 /// What `configure` built.
+#[derive(Clone)]
 struct Setup {
     link: Arc<Link>,
     resilience: Resilience,
@@ -73,10 +74,10 @@ impl PostgresConnector {
         PostgresConnector {
             engine: None,
             setup: None,
-            status: Mutex::new(Status {
+            status: Arc::new(Mutex::new(Status {
                 state: ConnectorState::Created,
                 last_error: None,
-            }),
+            })),
             numeric: NumericMapping::default(),
         }
     }
@@ -90,6 +91,17 @@ impl PostgresConnector {
     /// How `numeric` columns arrive in Arrow.
     pub fn numeric_mapping(&self) -> NumericMapping {
         self.numeric
+    }
+
+    /// A handle on the same configuration, pool, policy and status, owned, so that a read
+    /// can page on a task of its own while its caller works on the previous page.
+    pub(crate) fn handle(&self) -> PostgresConnector {
+        PostgresConnector {
+            engine: self.engine.clone(),
+            setup: self.setup.clone(),
+            status: Arc::clone(&self.status),
+            numeric: self.numeric,
+        }
     }
 
     /// A connector running on `engine` (shared breakers and limits, custom policies).

@@ -107,6 +107,15 @@ pub enum PgError {
         column: String,
     },
 
+    /// A partitioned read's exported snapshot is gone: the coordinator's connection that
+    /// holds it ended, so a partition can no longer join it.
+    #[error(
+        "the snapshot this read's partitions share is gone (the connection that exported it \
+         ended)"
+    )]
+    #[resilient(class = "config")]
+    SnapshotGone,
+
     /// Building an Arrow array or batch failed.
     #[error("arrow: {0}")]
     #[resilient(class = "data")]

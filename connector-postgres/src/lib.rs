@@ -44,5 +44,8 @@ pub use ident::{QualifiedName, quote};
 pub use incremental::{
     Checkpoint, IncrementalChunk, IncrementalOptions, Lag, LagWindow, NullCursor, RecentRow,
 };
-pub use read::{DataChunk, TypedValue};
+pub use read::{
+    DEFAULT_PAGE_MEMORY, DataChunk, PagePath, PageSize, Partitions, ReadOptions, ReadPlanReport,
+    TypedValue, adaptive_page_target,
+};
 pub use resilience_core::connector::{ConnectionTestResult, Connector, ConnectorState};

@@ -19,10 +19,12 @@
 //! - `sync <format>`: `resilient sync` of the table in full mode, zero configuration (the
 //!   built-in `db` policy, the default page size);
 //! - `sync-raised <format>`: the same under a profile whose `db` policy allows 1,000,000
-//!   calls a minute, so that the rate limit is out of the picture.
+//!   calls a minute, so that the rate limit is out of the picture;
+//! - `sync-2-partitions csv`: zero configuration but `partitions = 2` in the pipeline (two
+//!   key ranges read in parallel on one exported snapshot).
 //!
 //! Set `SYNC_BENCH_ONLY` to a comma list of contender-name prefixes (`psql,sync-raised`) to
-//! run a subset, and `SYNC_BENCH_TABLES` to a comma list of tables (`wide6`).
+//! run a subset, and `SYNC_BENCH_TABLES=plain6` for one table.
 
 use std::path::Path;
 use std::process::Command;
@@ -110,6 +112,14 @@ fn main() -> Result<(), BoxError> {
                 name = table.name
             ),
         )?;
+        let partitioned = work.join(format!("{}-p2.toml", table.name));
+        std::fs::write(
+            &partitioned,
+            format!(
+                "[pipeline]\npartitions = 2\n\n{}",
+                std::fs::read_to_string(&pipeline)?
+            ),
+        )?;
         let mut contenders: Vec<(String, Vec<String>)> = vec![(
             "psql \\copy".into(),
             psql_copy(&url, table.name, &work.join("psql.csv")),
@@ -122,6 +132,10 @@ fn main() -> Result<(), BoxError> {
                 ));
             }
         }
+        contenders.push((
+            "sync-2-partitions csv".into(),
+            sync_command(&work, &partitioned, "csv", None),
+        ));
         contenders.retain(|(name, _)| only.is_empty() || only.iter().any(|o| name.starts_with(o)));
         let mut runs: Vec<Vec<Run>> = vec![Vec::new(); contenders.len()];
         for round in 0..rounds {
@@ -154,20 +168,24 @@ fn psql_copy(url: &str, table: &str, out: &Path) -> Vec<String> {
 }
 
 fn sync_command(work: &Path, pipeline: &Path, format: &str, profile: Option<&str>) -> Vec<String> {
+    // Each contender owns its output folder and state (a folder belongs to one state).
+    let tag = format!(
+        "{}-{format}-{}",
+        pipeline
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("table"),
+        profile.unwrap_or("default")
+    );
     let mut cmd = vec![
         env!("CARGO_BIN_EXE_resilient").to_owned(),
         "sync".into(),
         "--config".into(),
         pipeline.display().to_string(),
         "--output".into(),
-        work.join(format!("out-{format}")).display().to_string(),
+        work.join(format!("out-{tag}")).display().to_string(),
         "--state".into(),
-        work.join(format!(
-            "state-{format}-{}.json",
-            profile.unwrap_or("default")
-        ))
-        .display()
-        .to_string(),
+        work.join(format!("state-{tag}.json")).display().to_string(),
         "--format".into(),
         format.into(),
     ];
@@ -284,11 +302,16 @@ async fn prepare() -> Result<TestServer, BoxError> {
         if rows != Some(table.rows) {
             eprintln!("creating {} ({} rows)...", table.name, table.rows);
             sqlx::raw_sql(AssertSqlSafe(format!(
-                "DROP TABLE IF EXISTS {}; {}; VACUUM ANALYZE {0}",
+                "DROP TABLE IF EXISTS {}; {}",
                 table.name, table.create
             )))
             .execute(&mut conn)
             .await?;
+            // VACUUM refuses to run inside the implicit transaction of a multi-statement
+            // string.
+            sqlx::raw_sql(AssertSqlSafe(format!("VACUUM ANALYZE {}", table.name)))
+                .execute(&mut conn)
+                .await?;
         }
     }
     conn.close().await?;

@@ -235,6 +235,13 @@ pub struct DebugArgs {
     /// Show the resilience view: policy, classification, server settings, pool.
     #[arg(long)]
     pub resilience: bool,
+    /// Also say how a full read of this table goes: page path (binary COPY or query),
+    /// page sizing, partitions and their split points, and the rate limit's share.
+    #[arg(long, value_name = "TABLE")]
+    pub table: Option<String>,
+    /// With --table: the partitions to lay out (a number or `auto`).
+    #[arg(long, value_name = "N", default_value = "1", requires = "table")]
+    pub partitions: String,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,

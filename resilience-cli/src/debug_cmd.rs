@@ -7,6 +7,7 @@
 
 use std::time::Instant;
 
+use connector_postgres::{Partitions, ReadOptions, ReadPlanReport};
 use resilience_core::{ErrorClass, ResilientError};
 use serde::Serialize;
 use sqlx::Connection;
@@ -14,6 +15,24 @@ use sqlx::Connection;
 use crate::args::DebugArgs;
 use crate::connect;
 use crate::error::CliError;
+
+/// The batch size `debug --table` lays a read out with: the sync's default.
+const DEBUG_BATCH: usize = 5000;
+
+/// `--partitions`: a positive number or `auto`.
+fn partitions_arg(text: &str) -> Result<Partitions, CliError> {
+    if text == "auto" {
+        return Ok(Partitions::Auto);
+    }
+    text.parse::<std::num::NonZeroUsize>()
+        .map(Partitions::Count)
+        .map_err(|_| {
+            CliError::Usage(format!(
+                "--partitions {}: expected a whole number of at least 1 or \"auto\"",
+                crate::echo::clip(text)
+            ))
+        })
+}
 
 const SETTINGS: &str = "SELECT name, setting FROM pg_settings WHERE name IN \
     ('max_connections', 'superuser_reserved_connections', 'statement_timeout', \
@@ -44,6 +63,8 @@ struct Report {
     pool_idle: usize,
     discovered_tables: Result<usize, String>,
     circuit_breaker_state: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    read_plan: Option<Result<ReadPlanReport, String>>,
 }
 
 /// Runs `resilient debug`; exit 1 (2 for credentials or configuration) when the live
@@ -139,6 +160,29 @@ pub async fn run(args: DebugArgs) -> Result<(), CliError> {
     } else {
         Err("not attempted: the server did not accept a connection".to_owned())
     };
+    let mut read_failure = None;
+    let read_plan = match &args.table {
+        Some(table) if conn_ok => {
+            let options = ReadOptions {
+                partitions: partitions_arg(&args.partitions)?,
+                ..ReadOptions::new(DEBUG_BATCH)
+            };
+            match pg.explain_read(table, &options).await {
+                Ok(plan) => Some(Ok(plan)),
+                Err(e) => {
+                    read_failure = Some(CliError::of_class(
+                        e.class(),
+                        format!("laying out a read of {}: {e}", crate::echo::clip(table)),
+                    ));
+                    Some(Err(e.to_string()))
+                }
+            }
+        }
+        Some(_) => Some(Err(
+            "not attempted: the server did not accept a connection".to_owned()
+        )),
+        None => None,
+    };
     let health = pg.check_health().await.ok();
     let report = Report {
         key: params.host_key(),
@@ -156,6 +200,7 @@ pub async fn run(args: DebugArgs) -> Result<(), CliError> {
             .as_ref()
             .and_then(|h| h.circuit_breaker_state)
             .map(|s| s.as_str().to_owned()),
+        read_plan,
     };
     if args.json {
         let text = serde_json::to_string_pretty(&report)
@@ -165,7 +210,7 @@ pub async fn run(args: DebugArgs) -> Result<(), CliError> {
         print_text(&report);
     }
     match (&report.attempt.error, report.attempt.class) {
-        (None, _) => Ok(()),
+        (None, _) => read_failure.map_or(Ok(()), Err),
         (Some(e), Some(class)) if class.is_caller_error() => Err(CliError::Usage(format!(
             "connection to {} rejected: {e}",
             report.key
@@ -235,4 +280,45 @@ fn print_text(r: &Report) {
             .as_deref()
             .unwrap_or("CLOSED (no calls yet)")
     );
+    match &r.read_plan {
+        Some(Ok(plan)) => print_read_plan(plan),
+        Some(Err(e)) => println!("\n[read]\nlaying out the read failed: {e}"),
+        None => {}
+    }
+}
+
+fn print_read_plan(p: &ReadPlanReport) {
+    println!("\n[read of {}]", p.table);
+    let rows = p
+        .estimated_rows
+        .map_or("unknown (never analyzed)".to_owned(), |r| r.to_string());
+    println!("estimated rows:     {rows}");
+    println!("page path:          {}", p.page_path);
+    println!("page size:          {}", p.page_size);
+    if p.page_memory > 0 {
+        println!(
+            "page memory:        at most {} MiB of Arrow buffers a page, two pages a reader",
+            p.page_memory >> 20
+        );
+        println!(
+            "page target:        pages grow while they take under {} ms",
+            p.page_target_ms
+        );
+    }
+    match &p.split_from {
+        Some(from) => println!(
+            "partitions:         {}, split at {} (from {from}), on one exported snapshot",
+            p.partitions,
+            p.split_points.join(", ")
+        ),
+        None => println!("partitions:         1"),
+    }
+    match p.rate_limit {
+        Some((per_minute, burst)) => println!(
+            "rate limit:         policy `{}`: {per_minute} calls a minute after a burst of \
+             {burst}; every page is one call",
+            p.policy
+        ),
+        None => println!("rate limit:         none (policy `{}`)", p.policy),
+    }
 }

@@ -7,6 +7,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use connector_postgres::{DEFAULT_PAGE_MEMORY, adaptive_page_target};
 use resilience_core::backoff::Backoff;
 use resilience_core::policy::{BreakerMode, Policy, WhenLimited};
 use serde::Serialize;
@@ -74,6 +75,39 @@ pub struct Explanation {
     pub breaker_minimum_calls: Option<u32>,
     /// How long an open breaker fails calls fast, in seconds.
     pub breaker_open_secs: f64,
+    /// How table reads under this policy size their pages.
+    pub reads: ReadsExplanation,
+}
+
+/// Table reads under a policy: every page is one call and takes one token.
+#[derive(Debug, Serialize)]
+pub struct ReadsExplanation {
+    /// `(readers, ms)`: adaptive pages grow while a page takes less than this.
+    pub page_target_ms: Vec<(usize, u128)>,
+    /// `(rows per page, rows per second)`: the most the rate limit lets all readers of one
+    /// host read beyond the burst, at that page size (`None` without a limit).
+    pub limit_ceiling_rows_per_second: Vec<(u64, Option<u64>)>,
+    /// The default memory budget of one adaptive page, in MiB.
+    pub default_page_memory_mib: usize,
+}
+
+/// Page sizes the explanation computes the rate limit's ceiling for.
+const PAGE_ROWS: [u64; 3] = [10_000, 100_000, 300_000];
+
+fn reads(policy: &Policy) -> ReadsExplanation {
+    let rl = &policy.rate_limit;
+    let limit = rl.enabled.then(|| rl.requests_per_minute.get());
+    ReadsExplanation {
+        page_target_ms: [1, 2, 4]
+            .into_iter()
+            .map(|readers| (readers, adaptive_page_target(readers, limit).as_millis()))
+            .collect(),
+        limit_ceiling_rows_per_second: PAGE_ROWS
+            .into_iter()
+            .map(|rows| (rows, limit.map(|rpm| rows * u64::from(rpm) / 60)))
+            .collect(),
+        default_page_memory_mib: DEFAULT_PAGE_MEMORY >> 20,
+    }
 }
 
 /// Computes the explanation of `policy`.
@@ -145,6 +179,7 @@ pub fn explain(name: &str, policy: &Policy) -> Explanation {
         breaker_sampling_window_secs: ratio.then_some(cb.sampling_window.as_secs_f64()),
         breaker_minimum_calls: ratio.then_some(cb.minimum_calls.get()),
         breaker_open_secs: cb.recovery_timeout.as_secs_f64(),
+        reads: reads(policy),
     }
 }
 
@@ -240,6 +275,7 @@ pub fn render(e: &Explanation, policy: &Policy) -> String {
             secs(f64::from(e.burst) / e.sustained_per_second)
         );
     }
+    render_reads(&mut out, &e.reads);
     let _ = writeln!(out, "\ncircuit breaker:");
     if e.breaker_failure_threshold == 0 {
         let _ = writeln!(out, "  disabled");
@@ -268,6 +304,54 @@ pub fn render(e: &Explanation, policy: &Policy) -> String {
     out
 }
 
+/// The table-read section: how page size, partitions and the rate limit interact.
+fn render_reads(out: &mut String, r: &ReadsExplanation) {
+    let _ = writeln!(
+        out,
+        "\ntable reads (resilient sync, full): every page is one call and takes one token"
+    );
+    let targets: Vec<String> = r
+        .page_target_ms
+        .iter()
+        .map(|(readers, ms)| match readers {
+            1 => format!("1 reader {}", secs(*ms as f64 / 1000.0)),
+            n => format!("{n} partitions {}", secs(*ms as f64 / 1000.0)),
+        })
+        .collect();
+    let _ = writeln!(
+        out,
+        "  adaptive pages (page_size = \"auto\") double while a page takes less than: {}",
+        targets.join(", ")
+    );
+    let _ = writeln!(
+        out,
+        "  up to page_memory_mb ({} MiB by default); a retried page asks for half the rows",
+        r.default_page_memory_mib
+    );
+    let ceilings: Vec<String> = r
+        .limit_ceiling_rows_per_second
+        .iter()
+        .filter_map(|(rows, per_second)| {
+            per_second.map(|p| format!("pages of {rows} rows: {p} rows/s"))
+        })
+        .collect();
+    if ceilings.is_empty() {
+        let _ = writeln!(out, "  no rate limit: the server bounds a read");
+    } else {
+        let _ = writeln!(
+            out,
+            "  beyond the burst the limit caps all readers of a host together, partitions \
+             included: {}",
+            ceilings.join("; ")
+        );
+        let _ = writeln!(
+            out,
+            "  a sync warns when pages reach their memory budget and the limit, not the server, \
+             bounds the read"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,6 +372,24 @@ mod tests {
         assert_eq!(e.sustained_per_second, 5.0);
         assert_eq!(e.refill_secs, 10.0, "50 tokens at 5/s");
         assert_eq!(e.max_queued_within_wait, 50);
+        assert_eq!(e.reads.page_target_ms, [(1, 200), (2, 400), (4, 800)]);
+        assert_eq!(
+            e.reads.limit_ceiling_rows_per_second,
+            [
+                (10_000, Some(50_000)),
+                (100_000, Some(500_000)),
+                (300_000, Some(1_500_000))
+            ]
+        );
+        let text = render(&e, &policy);
+        assert!(
+            text.contains("double while a page takes less than: 1 reader 200ms, 2 partitions 400ms, 4 partitions 800ms"),
+            "{text}"
+        );
+        assert!(
+            text.contains("pages of 100000 rows: 500000 rows/s"),
+            "{text}"
+        );
         assert_eq!(e.breaker_mode, "consecutive");
         assert_eq!(e.breaker_failure_ratio, None);
     }

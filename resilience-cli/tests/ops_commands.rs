@@ -377,3 +377,51 @@ fn metrics_totals_the_journal_per_policy_and_key() {
     let out = run_in(dir.path(), &["metrics", "--last", "soon"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn debug_lays_out_the_read_of_a_table() {
+    let db = TestDb::create(
+        "debugtable",
+        "CREATE TABLE items (id bigint PRIMARY KEY, v text); \
+         INSERT INTO items SELECT g, 'v' FROM generate_series(1, 1000) g; ANALYZE items;",
+    );
+    let dir = Scratch::new("debugtable");
+    let url = db.url();
+    let out = run_in(
+        dir.path(),
+        &[
+            "debug",
+            "--database-url",
+            &url,
+            "--table",
+            "items",
+            "--partitions",
+            "2",
+        ],
+    );
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    for needle in [
+        "[read of items]",
+        "estimated rows:     1000",
+        "page path:          binary COPY for pages of 1000 rows or more, query below",
+        "page size:          adaptive, from 5000 rows",
+        "partitions:         2, split at ",
+        "on one exported snapshot",
+        "rate limit:         policy `db`: 300 calls a minute after a burst of 50",
+    ] {
+        assert!(stdout.contains(needle), "{needle}: {stdout}");
+    }
+    let out = run_in(
+        dir.path(),
+        &["debug", "--database-url", &url, "--table", "nope", "--json"],
+    );
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert!(
+        v["read_plan"]["Err"].as_str().unwrap().contains("\"nope\""),
+        "{stdout}"
+    );
+    assert!(stderr.contains("laying out a read of nope"), "{stderr}");
+}

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use arrow_array::cast::AsArray;
-use connector_postgres::PostgresConnector;
 use connector_postgres::cluster::{TestServer, ThrowawayCluster};
+use connector_postgres::{PagePath, PageSize, PostgresConnector, ReadOptions};
 use futures_util::{StreamExt, TryStreamExt};
 use pg_read_support::{TestDb, assert_each_once, assert_retried, count_ids, terminate};
 use resilience_chaos::ChaosProxy;
@@ -27,9 +27,18 @@ fn populate(n: i64) -> String {
 }
 
 /// Reads everything, calling `between` after each chunk with its index.
-async fn read_ids<F, Fut>(
+async fn read_ids<F, Fut>(pg: &PostgresConnector, batch: usize, between: F) -> BTreeMap<i64, u32>
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    read_ids_with(pg, ReadOptions::new(batch), between).await
+}
+
+/// [`read_ids`] with read options.
+async fn read_ids_with<F, Fut>(
     pg: &PostgresConnector,
-    batch: usize,
+    options: ReadOptions,
     mut between: F,
 ) -> BTreeMap<i64, u32>
 where
@@ -37,7 +46,8 @@ where
     Fut: std::future::Future<Output = ()>,
 {
     let mut seen = BTreeMap::new();
-    let mut chunks = std::pin::pin!(pg.read("items", None, batch));
+    let batch = options.batch_size;
+    let mut chunks = std::pin::pin!(pg.read_with("items", None, options));
     let mut index = 0;
     while let Some(chunk) = chunks.next().await {
         let chunk = chunk.expect("chunk");
@@ -129,14 +139,26 @@ async fn composite_uuid_and_timestamp_keys_page_exactly() {
     )
     .await;
     let pg = db.connector("pgread_keys");
-    for (table, rows) in [("comp", 189), ("uu", 500), ("tsk", 400)] {
-        let chunks: Vec<_> = pg.read(table, None, 13).try_collect().await.unwrap();
-        assert!(chunks.iter().all(|c| c.resumable));
-        let mut seen = BTreeMap::new();
-        chunks
-            .iter()
-            .for_each(|c| count_ids(&c.batch, "id", &mut seen));
-        assert_each_once(&seen, rows);
+    // Positions as bound parameters (query pages) and as literals (COPY pages).
+    for path in [PagePath::Query, PagePath::Copy] {
+        let options = ReadOptions {
+            page_size: PageSize::Fixed(13),
+            path: Some(path),
+            ..ReadOptions::new(13)
+        };
+        for (table, rows) in [("comp", 189), ("uu", 500), ("tsk", 400)] {
+            let chunks: Vec<_> = pg
+                .read_with(table, None, options.clone())
+                .try_collect()
+                .await
+                .unwrap();
+            assert!(chunks.iter().all(|c| c.resumable));
+            let mut seen = BTreeMap::new();
+            chunks
+                .iter()
+                .for_each(|c| count_ids(&c.batch, "id", &mut seen));
+            assert_each_once(&seen, rows);
+        }
     }
     drop(pg);
     db.drop().await;
@@ -251,15 +273,27 @@ async fn terminate_backend_between_pages_loses_and_repeats_nothing() {
     db.exec(&populate(5000)).await;
     let pg = db.connector("pgread_kill_idle");
     let kills = AtomicI64::new(0);
-    let seen = read_ids(&pg, 700, |i| {
+    // Fixed pages of 700 rows: the reader holds its connection, idle in its transaction,
+    // one page ahead, while the caller takes a batch; that idle session is killed.
+    let options = ReadOptions {
+        page_size: PageSize::Fixed(700),
+        ..ReadOptions::new(700)
+    };
+    let seen = read_ids_with(&pg, options, |i| {
         let (db, kills) = (&db, &kills);
         async move {
             if i < 4 {
+                // The reader may be reconnecting after the last kill: wait until its new
+                // session exists, then kill it.
                 let mut admin = db.admin().await;
-                kills.fetch_add(
-                    terminate(&mut admin, "pgread_kill_idle", false).await,
-                    Ordering::SeqCst,
-                );
+                for _ in 0..2000 {
+                    let n = terminate(&mut admin, "pgread_kill_idle", false).await;
+                    if n > 0 {
+                        kills.fetch_add(n, Ordering::SeqCst);
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
             }
         }
     })
@@ -409,5 +443,25 @@ async fn a_read_that_delivered_every_key_ends_without_fetching_an_empty_page() {
     drop(pg);
     handle.clear();
     proxy.shutdown().await;
+    db.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exactly_full_last_page_ends_the_read_without_an_empty_page() {
+    let db = TestDb::create("pgread_read_lastpage_full").await;
+    db.exec(&populate(1000)).await;
+    let pg = db.connector("pgread_lastpage_full");
+    let options = ReadOptions {
+        page_size: PageSize::Fixed(100),
+        ..ReadOptions::new(100)
+    };
+    let seen = read_ids_with(&pg, options, |_| async {}).await;
+    assert_each_once(&seen, 1000);
+    let health = pg.resilience().engine().health();
+    let key = health.get("db", pg.host_key()).expect("the read's key");
+    // Ten pages of 100 rows, each asking for 101: the tenth finds no 101st row and ends
+    // the read. An eleventh, empty page could fail after every key was delivered.
+    assert_eq!(key.operations["fetch_page"].calls, 10, "{key:?}");
+    drop(pg);
     db.drop().await;
 }

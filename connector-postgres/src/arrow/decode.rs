@@ -151,6 +151,14 @@ impl Column {
     }
 }
 
+/// A binary COPY tuple ended before its field `column`.
+fn truncated_tuple(column: usize) -> PgError {
+    PgError::data(format!(
+        "a binary COPY tuple ended inside field {}",
+        column + 1
+    ))
+}
+
 /// Accumulates rows of one query into Arrow arrays, one batch at a time.
 ///
 /// The query's SELECT list must match `kinds` column for column (build it with
@@ -188,10 +196,10 @@ impl BatchBuilder {
 
     /// Decodes one row into the builders.
     pub fn append_row(&mut self, row: &PgRow) -> Result<(), PgError> {
-        for (i, column) in self.columns.iter_mut().enumerate() {
+        for i in 0..self.columns.len() {
             let raw = row.try_get_raw(i)?;
             if raw.is_null() {
-                column.append_null();
+                self.columns[i].append_null();
                 continue;
             }
             if raw.format() != PgValueFormat::Binary {
@@ -201,28 +209,67 @@ impl BatchBuilder {
                 )));
             }
             let bytes = raw.as_bytes().map_err(|e| PgError::data(e.to_string()))?;
-            column.append(bytes).map_err(|e| {
-                let field = self.schema.field(i);
-                let pg_type = field
-                    .metadata()
-                    .get(super::PG_TYPE_METADATA_KEY)
-                    .cloned()
-                    .unwrap_or_default();
-                match e {
-                    DecodeError::Unrepresentable(value, reason) => PgError::Unrepresentable {
-                        column: field.name().clone(),
-                        pg_type,
-                        value,
-                        reason,
-                    },
-                    DecodeError::Invalid(e) => {
-                        PgError::data(format!("column {:?} ({pg_type}): {e}", field.name()))
-                    }
-                }
-            })?;
+            self.append_value(i, bytes)?;
         }
         self.rows += 1;
         Ok(())
+    }
+
+    /// Decodes one tuple of a binary `COPY ... TO STDOUT (FORMAT binary)` stream: the
+    /// bytes after the tuple's field count, that is per field a big-endian `i32` length
+    /// (`-1` for NULL) and that many bytes of the value's binary wire format, the same bytes
+    /// a query's binary result carries. Returns the bytes the tuple took.
+    pub fn append_copy_tuple(&mut self, fields: &[u8]) -> Result<usize, PgError> {
+        let mut at = 0;
+        for i in 0..self.columns.len() {
+            let len = fields
+                .get(at..at + 4)
+                .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+                .ok_or_else(|| truncated_tuple(i))?;
+            at += 4;
+            if len < 0 {
+                self.columns[i].append_null();
+                continue;
+            }
+            let end = at + len as usize;
+            let bytes = fields.get(at..end).ok_or_else(|| truncated_tuple(i))?;
+            self.append_value(i, bytes)?;
+            at = end;
+        }
+        self.rows += 1;
+        Ok(at)
+    }
+
+    /// Appends the binary value `bytes` to column `i`, naming the column in any error.
+    #[inline]
+    fn append_value(&mut self, i: usize, bytes: &[u8]) -> Result<(), PgError> {
+        self.columns[i].append(bytes).map_err(|e| {
+            let field = self.schema.field(i);
+            let pg_type = field
+                .metadata()
+                .get(super::PG_TYPE_METADATA_KEY)
+                .cloned()
+                .unwrap_or_default();
+            match e {
+                DecodeError::Unrepresentable(value, reason) => PgError::Unrepresentable {
+                    column: field.name().clone(),
+                    pg_type,
+                    value,
+                    reason,
+                },
+                DecodeError::Invalid(e) => {
+                    PgError::data(format!("column {:?} ({pg_type}): {e}", field.name()))
+                }
+            }
+        })
+    }
+
+    /// The rows appended so far as one batch, leaving the builder empty and without
+    /// reserved capacity (for a builder that is not used again).
+    pub fn into_batch(mut self) -> Result<RecordBatch, PgError> {
+        let arrays = self.columns.iter_mut().map(Column::finish).collect();
+        RecordBatch::try_new(Arc::clone(&self.schema), arrays)
+            .map_err(|e| PgError::data(format!("building a record batch: {e}")))
     }
 
     /// The rows appended so far as one batch; the builder starts a fresh batch.

@@ -3,23 +3,28 @@
 //! A plan orders by its key columns (an optional cursor, then the primary key), selects the
 //! requested columns plus any key column not requested (dropped again before a batch is
 //! handed out), and knows how to read the position of the last row back as typed text.
-//! Values are always bound as text and cast to the column's own type (`$3::timestamptz`),
+//! Values are always passed as text and cast to the column's own type (`$3::timestamptz`),
 //! so positions keep full precision; identifiers are always quoted.
+//!
+//! A page's SQL is written per page, for its row limit and its path: with parameters for a
+//! query, or with the same values as quoted literals inside a binary `COPY`, which takes no
+//! parameters. A page asks for one row more than its limit: the extra row only says that
+//! more rows follow, so a read ends on a short page and never needs a last, empty one.
 
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
-use super::page::{Bind, PageRequest};
+use super::copy::literal;
+use super::page::{Bind, PagePath, PageRequest};
 use super::{DataChunk, TypedValue};
 use crate::PgError;
 use crate::arrow::{PgKind, text};
 use crate::catalog::{ColumnInfo, TableSchema};
 use crate::ident::quote;
 
-/// Extra WHERE conditions a caller adds to every page, using parameters `$1..` in order,
-/// and extra computed columns it reads back from each page.
+/// Extra WHERE conditions a caller adds to every page, using parameters `$1..` in order.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Filters {
     /// SQL fragments, ANDed together.
@@ -31,12 +36,38 @@ pub(crate) struct Filters {
     pub computed: Vec<(String, String)>,
 }
 
-/// A keyset-paged read of one table.
+/// A range of the first key column, `lower <= key < upper` (either end open), as
+/// PostgreSQL input text: the share of a table one partition reads.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct KeyRange {
+    /// The smallest key value in the range, inclusive.
+    pub lower: Option<String>,
+    /// The first key value after the range, exclusive.
+    pub upper: Option<String>,
+}
+
+/// A keyset-paged read of one table; cheap to clone.
 #[derive(Clone, Debug)]
 pub(crate) struct KeysetPlan {
-    sql_first: Arc<str>,
-    sql_next: Arc<str>,
-    binds: Vec<Bind>,
+    inner: Arc<Inner>,
+    /// The page size the plan was made with.
+    pub limit: usize,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// The table, quoted and qualified.
+    table: String,
+    /// The first key column's name, as the catalog spells it.
+    first_key_name: String,
+    /// `SELECT <list> FROM <table>`.
+    select_from: String,
+    /// The quoted key columns, comma-separated.
+    key_cols: String,
+    /// The first key column, quoted, and its type (the column partitions split).
+    first_key: (String, String),
+    filters: Filters,
+    range: KeyRange,
     schema: SchemaRef,
     kinds: Vec<PgKind>,
     /// (name, pg_type, index in the SELECT list) of each key column, in order.
@@ -44,8 +75,6 @@ pub(crate) struct KeysetPlan {
     /// (name, index in the SELECT list) of each computed column.
     computed: Vec<(String, usize)>,
     outputs: usize,
-    /// The page size.
-    pub limit: usize,
 }
 
 /// Whether a column can carry a keyset position (printed and bound back exactly, with a
@@ -132,58 +161,163 @@ impl KeysetPlan {
             .map(|n| quote(n))
             .collect::<Result<Vec<_>, _>>()?
             .join(", ");
-        let first_param = filters.binds.len() + 1;
-        let after = keys
-            .iter()
-            .enumerate()
-            .map(|(i, (_, ty, _))| format!("${}::{ty}", first_param + i))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let first_key = (quote(key_names[0])?, keys[0].1.clone());
         let table = schema.name.quoted()?;
-        let build = |extra: Option<String>| -> Arc<str> {
-            let conds: Vec<String> = filters.sql.iter().cloned().chain(extra).collect();
-            let filter = if conds.is_empty() {
-                String::new()
-            } else {
-                format!(" WHERE {}", conds.join(" AND "))
-            };
-            // One row more than the page holds: its presence says another page follows, so
-            // a read whose last page is full ends without fetching an empty one.
-            Arc::from(format!(
-                "SELECT {select} FROM {table}{filter} ORDER BY {key_cols} LIMIT {}",
-                limit.saturating_add(1)
-            ))
-        };
         Ok(Some(Self {
-            sql_first: build(None),
-            sql_next: build(Some(format!("({key_cols}) > ({after})"))),
-            binds: filters.binds,
-            schema: Arc::new(Schema::new(arrow_fields)),
-            kinds,
-            keys,
-            computed,
-            outputs,
+            inner: Arc::new(Inner {
+                select_from: format!("SELECT {select} FROM {table}"),
+                table,
+                first_key_name: key_names[0].to_owned(),
+                key_cols,
+                first_key,
+                filters,
+                range: KeyRange::default(),
+                schema: Arc::new(Schema::new(arrow_fields)),
+                kinds,
+                keys,
+                computed,
+                outputs,
+            }),
             limit,
         }))
     }
 
-    /// The page starting after the key `after` (from the start when `None`).
-    pub(crate) fn request(&self, after: Option<&[String]>) -> PageRequest {
-        let mut binds = self.binds.clone();
-        let sql = match after {
-            Some(values) => {
-                binds.extend(values.iter().cloned().map(Bind::Text));
-                Arc::clone(&self.sql_next)
-            }
-            None => Arc::clone(&self.sql_first),
-        };
-        PageRequest {
-            sql,
-            binds,
-            schema: Arc::clone(&self.schema),
-            kinds: self.kinds.clone(),
+    /// The same plan limited to `range` of the first key column.
+    pub(crate) fn within(&self, range: KeyRange) -> Self {
+        let inner = &self.inner;
+        KeysetPlan {
+            inner: Arc::new(Inner {
+                table: inner.table.clone(),
+                first_key_name: inner.first_key_name.clone(),
+                select_from: inner.select_from.clone(),
+                key_cols: inner.key_cols.clone(),
+                first_key: inner.first_key.clone(),
+                filters: inner.filters.clone(),
+                range,
+                schema: Arc::clone(&inner.schema),
+                kinds: inner.kinds.clone(),
+                keys: inner.keys.clone(),
+                computed: inner.computed.clone(),
+                outputs: inner.outputs,
+            }),
             limit: self.limit,
         }
+    }
+
+    /// The table, quoted and qualified.
+    pub(crate) fn table_name(&self) -> &str {
+        &self.inner.table
+    }
+
+    /// The table as an escaped literal, for `::regclass`.
+    pub(crate) fn table_oid_expr(&self) -> String {
+        literal(&self.inner.table)
+    }
+
+    /// The first key column's name.
+    pub(crate) fn first_key_name(&self) -> &str {
+        &self.inner.first_key_name
+    }
+
+    /// The first key column, quoted.
+    pub(crate) fn first_key_quoted(&self) -> &str {
+        &self.inner.first_key.0
+    }
+
+    /// Whether pages can be fetched by binary COPY: only when no caller filter needs
+    /// parameters (the position and range become literals).
+    pub(crate) fn supports_copy(&self) -> bool {
+        self.inner.filters.sql.is_empty()
+    }
+
+    /// The page of at most `limit` rows starting after the key `after` (from the start when
+    /// `None`), fetched by `path`.
+    pub(crate) fn page(
+        &self,
+        after: Option<Vec<String>>,
+        limit: usize,
+        path: PagePath,
+    ) -> PageRequest {
+        PageRequest {
+            plan: self.clone(),
+            after,
+            limit: limit.max(1),
+            path,
+            shrink: true,
+        }
+    }
+
+    /// The page of the plan's own size starting after `after`, by query; a retry asks for
+    /// as many rows.
+    pub(crate) fn request(&self, after: Option<&[String]>) -> PageRequest {
+        PageRequest {
+            shrink: false,
+            ..self.page(after.map(<[String]>::to_vec), self.limit, PagePath::Query)
+        }
+    }
+
+    /// The statement of a page: `LIMIT limit + 1`, the range and position as parameters
+    /// (query) or literals (COPY, which is returned whole).
+    pub(crate) fn sql(
+        &self,
+        after: Option<&[String]>,
+        limit: usize,
+        path: PagePath,
+    ) -> (String, Vec<Bind>) {
+        let inner = &*self.inner;
+        let mut binds = inner.filters.binds.clone();
+        let mut conds = inner.filters.sql.clone();
+        let mut arg = |value: &str, ty: &str| match path {
+            PagePath::Query => {
+                binds.push(Bind::Text(value.to_owned()));
+                format!("${}::{ty}", binds.len())
+            }
+            PagePath::Copy => format!("{}::{ty}", literal(value)),
+        };
+        let (first, first_ty) = &inner.first_key;
+        if let Some(lower) = &inner.range.lower {
+            conds.push(format!("{first} >= {}", arg(lower, first_ty)));
+        }
+        if let Some(upper) = &inner.range.upper {
+            conds.push(format!("{first} < {}", arg(upper, first_ty)));
+        }
+        if let Some(values) = after {
+            let args = inner
+                .keys
+                .iter()
+                .zip(values)
+                .map(|((_, ty, _), v)| arg(v, ty))
+                .collect::<Vec<_>>()
+                .join(", ");
+            conds.push(format!("({}) > ({args})", inner.key_cols));
+        }
+        let filter = if conds.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", conds.join(" AND "))
+        };
+        let fetch = limit.saturating_add(1);
+        let select = format!("{}{filter} ORDER BY {}", inner.select_from, inner.key_cols);
+        match path {
+            PagePath::Query => {
+                binds.push(Bind::Int(i64::try_from(fetch).unwrap_or(i64::MAX)));
+                (format!("{select} LIMIT ${}", binds.len()), binds)
+            }
+            PagePath::Copy => (
+                format!("COPY ({select} LIMIT {fetch}) TO STDOUT (FORMAT binary)"),
+                Vec::new(),
+            ),
+        }
+    }
+
+    /// The Arrow schema of a fetched page (before projection).
+    pub(crate) fn schema(&self) -> &SchemaRef {
+        &self.inner.schema
+    }
+
+    /// How each column of a fetched page is decoded.
+    pub(crate) fn kinds(&self) -> &[PgKind] {
+        &self.inner.kinds
     }
 
     /// The key of the last row of `batch` as typed text.
@@ -192,7 +326,8 @@ impl KeysetPlan {
             .num_rows()
             .checked_sub(1)
             .ok_or_else(|| PgError::data("an empty page has no last key"))?;
-        self.keys
+        self.inner
+            .keys
             .iter()
             .map(|(column, pg_type, index)| {
                 let field = batch.schema_ref().field(*index).clone();
@@ -213,10 +348,10 @@ impl KeysetPlan {
 
     /// The requested columns of `batch`, without key columns added for paging.
     pub(crate) fn project(&self, batch: &RecordBatch) -> Result<RecordBatch, PgError> {
-        if batch.num_columns() == self.outputs {
+        if batch.num_columns() == self.inner.outputs {
             return Ok(batch.clone());
         }
-        Ok(batch.project(&(0..self.outputs).collect::<Vec<_>>())?)
+        Ok(batch.project(&(0..self.inner.outputs).collect::<Vec<_>>())?)
     }
 
     /// A read chunk for a fetched page.
@@ -225,30 +360,22 @@ impl KeysetPlan {
             position: Some(self.last_key(batch)?),
             batch: self.project(batch)?,
             resumable: true,
+            partition: 0,
         })
     }
 
     /// Where each key column sits in a fetched batch, in key order.
     pub(crate) fn key_indices(&self) -> Vec<usize> {
-        self.keys.iter().map(|(_, _, index)| *index).collect()
+        self.inner.keys.iter().map(|(_, _, index)| *index).collect()
     }
 
     /// Where the computed column `name` sits in a fetched batch.
     pub(crate) fn computed_index(&self, name: &str) -> Option<usize> {
-        self.computed
+        self.inner
+            .computed
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, index)| *index)
-    }
-
-    /// The raw values of a chunk's position, for the next request.
-    pub(crate) fn values(chunk: &DataChunk) -> Vec<String> {
-        chunk
-            .position
-            .iter()
-            .flatten()
-            .map(|v| v.value.clone())
-            .collect()
     }
 }
 
@@ -289,17 +416,19 @@ mod tests {
         let plan = KeysetPlan::new(&table(&["day", "id"]), &["v".into()], &[], 10)
             .unwrap()
             .unwrap();
-        let first = plan.request(None);
+        let (first, binds) = plan.sql(None, 10, PagePath::Query);
         assert_eq!(
-            &*first.sql,
+            first,
             "SELECT \"v\", \"day\", \"id\" FROM \"s\".\"t \"\"x\"\"\" \
-             ORDER BY \"day\", \"id\" LIMIT 11"
+             ORDER BY \"day\", \"id\" LIMIT $1"
         );
-        let next = plan.request(Some(&["2024-01-01".into(), "a-b".into()]));
         assert!(
-            next.sql
-                .contains("WHERE (\"day\", \"id\") > ($1::date, $2::uuid) ORDER BY")
+            matches!(binds[..], [Bind::Int(11)]),
+            "one row more than the page"
         );
+        let after = ["2024-01-01".to_owned(), "a-b".to_owned()];
+        let (next, _) = plan.sql(Some(&after), 10, PagePath::Query);
+        assert!(next.contains("WHERE (\"day\", \"id\") > ($1::date, $2::uuid) ORDER BY"));
         assert_eq!(plan.key_indices(), [1, 2]);
     }
 
@@ -313,20 +442,41 @@ mod tests {
         let plan = KeysetPlan::with_filters(&table(&["id"]), &["v".into()], &["day"], filters, 5)
             .unwrap()
             .unwrap();
-        let next = plan.request(Some(&["2024-01-01".into(), "k".into()]));
-        assert!(next.sql.contains(
-            "WHERE \"day\" <= $1::date AND (\"day\", \"id\") > ($2::date, $3::uuid) ORDER BY \"day\", \"id\""
-        ), "{}", next.sql);
+        let after = ["2024-01-01".to_owned(), "k".to_owned()];
+        let (next, binds) = plan.sql(Some(&after), 5, PagePath::Query);
+        assert!(next.contains(
+            "WHERE \"day\" <= $1::date AND (\"day\", \"id\") > ($2::date, $3::uuid) ORDER BY \"day\", \"id\" LIMIT $4"
+        ), "{next}");
+        assert_eq!(binds.len(), 4);
+        assert!(!plan.supports_copy());
         // The computed column comes after the added key columns and is not an output.
         assert!(
-            next.sql
-                .starts_with("SELECT \"v\", \"day\", \"id\", age(xmin) AS \"x\" FROM"),
-            "{}",
-            next.sql
+            next.starts_with("SELECT \"v\", \"day\", \"id\", age(xmin) AS \"x\" FROM"),
+            "{next}"
         );
         assert_eq!(plan.computed_index("x"), Some(3));
-        assert_eq!(next.kinds.len(), 4);
-        assert_eq!(next.schema.field(3).data_type(), &DataType::Int64);
+        assert_eq!(plan.kinds().len(), 4);
+        assert_eq!(plan.schema().field(3).data_type(), &DataType::Int64);
+    }
+
+    #[test]
+    fn copy_pages_carry_range_and_position_as_literals() {
+        let plan = KeysetPlan::new(&table(&["id"]), &["v".into()], &[], 10)
+            .unwrap()
+            .unwrap()
+            .within(KeyRange {
+                lower: Some("a'1".into()),
+                upper: Some("b".into()),
+            });
+        assert!(plan.supports_copy());
+        let (sql, binds) = plan.sql(Some(&["a\\'2".to_owned()]), 10, PagePath::Copy);
+        assert!(binds.is_empty());
+        assert_eq!(
+            sql,
+            "COPY (SELECT \"v\", \"id\" FROM \"s\".\"t \"\"x\"\"\" WHERE \"id\" >= E'a''1'::uuid \
+             AND \"id\" < E'b'::uuid AND (\"id\") > (E'a\\\\''2'::uuid) ORDER BY \"id\" LIMIT 11) \
+             TO STDOUT (FORMAT binary)"
+        );
     }
 
     #[test]

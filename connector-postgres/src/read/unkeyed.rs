@@ -165,6 +165,7 @@ async fn send(
         batch: builder.finish()?,
         position: None,
         resumable: false,
+        partition: 0,
     };
     Ok(tx.send(Ok(chunk)).await.is_ok())
 }

@@ -24,6 +24,9 @@
 //!                            # cursors, an integer number of units for integer cursors
 //! ```
 //!
+//! Full sources also take `page_size`, `page_memory_mb` and `partitions`, in `[pipeline]`
+//! or on the source ([`read_options`](super::read_options)).
+//!
 //! `null_cursor` defaults to `"error"`: an incremental read cannot place a row whose cursor
 //! is NULL, so it would never be copied; the run refuses rather than lose rows silently.
 //! With `"skip"` the rows are left out, and their count is logged, shown in the run's
@@ -40,7 +43,7 @@ use std::num::NonZeroUsize;
 use std::ops::Range;
 use std::path::Path;
 
-use connector_postgres::{IncrementalOptions, Lag, NullCursor, PgParams};
+use connector_postgres::{IncrementalOptions, Lag, NullCursor, PgParams, ReadOptions};
 use resilience_core::policy::PolicySet;
 use serde::Deserialize;
 use toml::Spanned;
@@ -49,6 +52,7 @@ use crate::echo;
 use crate::error::CliError;
 use crate::sync::connection::{RawConnection, connection};
 use crate::sync::location::{Locations, locate};
+use crate::sync::read_options::{self, ReadKeys};
 
 /// How a source is copied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -71,6 +75,9 @@ enum SourceType {
 struct RawSettings {
     batch_size: Option<NonZeroUsize>,
     commit_rows: Option<NonZeroUsize>,
+    page_size: Option<Spanned<toml::Value>>,
+    page_memory_mb: Option<Spanned<NonZeroUsize>>,
+    partitions: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -87,6 +94,9 @@ struct RawSource {
     batch_size: Option<NonZeroUsize>,
     null_cursor: Option<Spanned<RawNullCursor>>,
     lag: Option<Spanned<toml::Value>>,
+    page_size: Option<Spanned<toml::Value>>,
+    page_memory_mb: Option<Spanned<NonZeroUsize>>,
+    partitions: Option<Spanned<toml::Value>>,
 }
 
 /// `null_cursor = "skip" | "error"`.
@@ -120,8 +130,10 @@ pub struct Source {
     pub mode: SyncMode,
     /// The cursor column (incremental only).
     pub cursor_field: Option<String>,
-    /// Rows per page.
+    /// Rows per batch (and the first page of a full read; every page of an incremental one).
     pub batch_size: usize,
+    /// How a full source is read: page sizing and partitions.
+    pub read: ReadOptions,
     /// Incremental: NULL-cursor policy and lag window.
     pub incremental: IncrementalOptions,
     /// Where the source's settings are written in the pipeline file.
@@ -237,6 +249,33 @@ pub fn load(
                 format!("source `{name}`: sync_mode = \"incremental\" needs cursor_field"),
             ));
         }
+        let batch_size = src
+            .batch_size
+            .or(raw.pipeline.batch_size)
+            .map_or(DEFAULT_BATCH, NonZeroUsize::get);
+        let keys = ReadKeys {
+            page_size: src.page_size.as_ref(),
+            page_memory_mb: src.page_memory_mb.as_ref(),
+            partitions: src.partitions.as_ref(),
+        };
+        if let (SyncMode::Incremental, Some((key, span))) = (src.sync_mode, keys.first_set()) {
+            return Err(at(
+                span,
+                format!(
+                    "source `{name}`: `{key}` only applies to sync_mode = \"full\"; an \
+                     incremental source reads pages of batch_size rows"
+                ),
+            ));
+        }
+        let pipeline_keys = ReadKeys {
+            page_size: raw.pipeline.page_size.as_ref(),
+            page_memory_mb: raw.pipeline.page_memory_mb.as_ref(),
+            partitions: raw.pipeline.partitions.as_ref(),
+        };
+        let read = read_options::resolve(keys, pipeline_keys, batch_size, &at)?;
+        if src.sync_mode == SyncMode::Full {
+            params.pool_size = read_options::pool_for(&read, params.pool_size);
+        }
         let incremental = incremental_options(src, name, &at)?;
         let at = Locations {
             source: loc(spanned.span()),
@@ -258,10 +297,8 @@ pub fn load(
             table: src.table.get_ref().clone(),
             mode: src.sync_mode,
             cursor_field: src.cursor_field.as_ref().map(|c| c.get_ref().clone()),
-            batch_size: src
-                .batch_size
-                .or(raw.pipeline.batch_size)
-                .map_or(DEFAULT_BATCH, NonZeroUsize::get),
+            batch_size,
+            read,
             incremental,
             at,
         });

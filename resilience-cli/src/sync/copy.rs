@@ -162,7 +162,7 @@ async fn full(
         &schema.arrow,
     )?;
     let mut progress = Progress::new(&source.name);
-    let mut chunks = pin!(pg.read(&source.table, None, source.batch_size));
+    let mut chunks = pin!(pg.read_with(&source.table, None, source.read.clone()));
     while let Some(chunk) = chunks.next().await {
         let chunk = chunk.map_err(|e| fail(&e))?;
         file.write(&chunk.batch)?;

@@ -22,6 +22,7 @@ mod lock;
 mod ownership;
 mod progress;
 mod prometheus;
+mod read_options;
 mod source_error;
 mod state;
 pub(crate) mod writer;

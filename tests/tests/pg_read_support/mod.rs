@@ -106,7 +106,7 @@ pub fn fast_engine() -> Engine {
 pub async fn terminate(admin: &mut PgConnection, app: &str, only_active: bool) -> i64 {
     let sql = "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
                WHERE application_name = $1 AND pid <> pg_backend_pid() \
-               AND (NOT $2 OR (state = 'active' AND query LIKE 'SELECT%LIMIT%'))) t";
+               AND (NOT $2 OR (state = 'active' AND query LIKE '%SELECT%LIMIT%'))) t";
     sqlx::query_scalar(sql)
         .bind(app)
         .bind(only_active)
