@@ -58,6 +58,7 @@ use futures_util::stream;
 pub use checkpoint::{Checkpoint, IncrementalOptions, Lag, NullCursor, RecentRow};
 pub use seen::LagWindow;
 
+use crate::read::PagePath;
 use crate::{PgError, PostgresConnector};
 use run::Run;
 
@@ -115,13 +116,14 @@ impl PostgresConnector {
                     }
                 }
             };
-            let page = match self
-                .fetch_page(&run.plan.request(after.as_deref()), &run.session)
-                .await
-            {
+            let mut request = run.plan.page(after, run.sizing.rows(), PagePath::Query);
+            // A fixed page size is a promise about chunks: a retry asks for as many rows.
+            request.shrink = run.sizing.adapts();
+            let page = match self.fetch_page(&request, &run.session).await {
                 Ok(page) => page,
                 Err(e) => return Some((Err(e), State::Done)),
             };
+            run.sizing.observe(&page);
             let (batch, full) = (page.batch, page.more);
             if batch.num_rows() == 0 {
                 run.session.finish().await;

@@ -37,6 +37,7 @@ pub use page::PagePath;
 pub use partition::ReadPlanReport;
 pub(crate) use plan::KeysetPlan;
 pub(crate) use session::Session;
+pub(crate) use sizing::Sizing;
 pub use sizing::{PageSize, adaptive_page_target};
 
 use crate::catalog::TableSchema;

@@ -10,7 +10,7 @@ use connector_postgres::{
 };
 use futures_util::{StreamExt, TryStreamExt};
 use pg_read_support::{TestDb, assert_each_once, assert_retried, count_ids, terminate};
-use resilience_core::{ErrorClass, ResilientError};
+use resilience_core::{ErrorClass, Resilient, ResilientError};
 
 /// 10 rows share each cursor value, so every page boundary of 7 splits a tie.
 const TIED: &str = "CREATE TABLE ev (id bigint PRIMARY KEY, v int4 NOT NULL, \
@@ -286,6 +286,39 @@ async fn null_cursors_cursor_types_and_checkpoints_are_checked() {
         .await
         .unwrap();
     assert_eq!(left, 2000, "the table is untouched");
+    drop(pg);
+    db.drop().await;
+}
+
+/// With adaptive pages an incremental run is not bounded by its own rate limit: pages
+/// start at the batch size and double while they are full and quick, so 100,000 rows take
+/// a handful of calls instead of 100 (each call is one rate-limit token).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adaptive_pages_grow_and_deliver_every_row_once() {
+    let db = TestDb::create("pgread_incr_adaptive").await;
+    db.exec(
+        "CREATE TABLE ev (id bigint PRIMARY KEY, v int4 NOT NULL, at timestamptz NOT NULL, \
+         note text); INSERT INTO ev SELECT g, g / 10, now(), 'n' \
+         FROM generate_series(1, 100000) g;",
+    )
+    .await;
+    let pg = db.connector("pgread_incr_adaptive");
+    let options = IncrementalOptions::new().adaptive_pages(true);
+    let chunks = run(&pg, "v", None, 1_000, options).await.unwrap();
+    assert_each_once(&ids(&chunks), 100_000);
+    assert!(
+        chunks.iter().any(|c| c.batch.num_rows() > 1_000),
+        "pages grew beyond the batch size"
+    );
+    let health = pg.resilience().engine().health();
+    let calls = health.get("db", pg.host_key()).unwrap().operations["fetch_page"].calls;
+    assert!(calls <= 20, "{calls} page calls for 100,000 rows");
+    // A fixed size keeps every chunk within the batch size.
+    let fixed = run(&pg, "v", None, 1_000, IncrementalOptions::new())
+        .await
+        .unwrap();
+    assert!(fixed.iter().all(|c| c.batch.num_rows() <= 1_000));
+    assert_each_once(&ids(&fixed), 100_000);
     drop(pg);
     db.drop().await;
 }

@@ -104,6 +104,11 @@ pub struct IncrementalOptions {
     /// Re-read this window below the checkpoint, skipping the rows the checkpoint's
     /// [`LagWindow`] says were delivered. `None`: no re-read.
     pub lag: Option<Lag>,
+    /// Pages start at the batch size and grow while they are full and quick, up to
+    /// [`DEFAULT_PAGE_MEMORY`](crate::DEFAULT_PAGE_MEMORY) of Arrow data, as full reads'
+    /// pages do; a chunk is a page, so chunks may then hold more than the batch size.
+    /// `false` (the default): every page and chunk holds at most the batch size.
+    pub adaptive_pages: bool,
 }
 
 impl IncrementalOptions {
@@ -121,6 +126,12 @@ impl IncrementalOptions {
     /// Sets the lag window.
     pub fn lag(mut self, lag: Lag) -> Self {
         self.lag = Some(lag);
+        self
+    }
+
+    /// Lets pages grow beyond the batch size (see [`adaptive_pages`](Self::adaptive_pages)).
+    pub fn adaptive_pages(mut self, adaptive: bool) -> Self {
+        self.adaptive_pages = adaptive;
         self
     }
 }

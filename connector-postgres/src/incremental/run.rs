@@ -20,7 +20,7 @@ use crate::catalog::TableSchema;
 use crate::ident::quote;
 use crate::read::page::Bind;
 use crate::read::plan::{Filters, KeysetPlan};
-use crate::read::{Session, TypedValue};
+use crate::read::{Session, Sizing, TypedValue};
 use crate::{PgError, PostgresConnector};
 
 /// Cursor column types an incremental read accepts (`pg_type.typname`).
@@ -41,6 +41,8 @@ const CURSOR_TYPES: [&str; 10] = [
 pub(super) struct Run {
     pub(super) plan: KeysetPlan,
     pub(super) session: Session,
+    /// How many rows the next page asks for (adaptive, as for full reads).
+    pub(super) sizing: Sizing,
     table: String,
     upper: String,
     null_rows: u64,
@@ -66,6 +68,7 @@ impl PostgresConnector {
         batch_size: usize,
         options: IncrementalOptions,
     ) -> Result<Option<(Run, Option<Vec<String>>)>, PgError> {
+        let adaptive = options.adaptive_pages;
         let schema = self.get_schema(table).await?;
         let cursor = schema.column(cursor_field)?;
         if !CURSOR_TYPES.contains(&cursor.type_name.as_str()) {
@@ -191,6 +194,7 @@ impl PostgresConnector {
             Run {
                 plan,
                 session,
+                sizing: self.single_reader_sizing(batch_size, adaptive),
                 table: schema.name.to_string(),
                 upper,
                 null_rows: bounds.null_rows,

@@ -98,6 +98,25 @@ impl PostgresConnector {
             .map_or_else(Policy::default, |p| (**p).clone())
     }
 
+    /// Page sizing for one reader starting at `batch_size` rows under the connector's
+    /// policy, adaptive or fixed at `batch_size`: the sizing of an incremental run.
+    pub(crate) fn single_reader_sizing(&self, batch_size: usize, adaptive: bool) -> Sizing {
+        let policy = self.policy();
+        let rate = &policy.rate_limit;
+        let per_minute = rate.enabled.then(|| rate.requests_per_minute.get());
+        Sizing::new(
+            if adaptive {
+                PageSize::Adaptive
+            } else {
+                PageSize::Fixed(batch_size)
+            },
+            batch_size,
+            super::DEFAULT_PAGE_MEMORY,
+            Sizing::target_for(1, per_minute),
+            policy.timeout.attempt / 4,
+        )
+    }
+
     /// Lays out a read of `table` by `plan` (see the module docs).
     pub(crate) async fn layout(
         &self,

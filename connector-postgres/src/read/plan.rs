@@ -247,15 +247,6 @@ impl KeysetPlan {
         }
     }
 
-    /// The page of the plan's own size starting after `after`, by query; a retry asks for
-    /// as many rows.
-    pub(crate) fn request(&self, after: Option<&[String]>) -> PageRequest {
-        PageRequest {
-            shrink: false,
-            ..self.page(after.map(<[String]>::to_vec), self.limit, PagePath::Query)
-        }
-    }
-
     /// The statement of a page: `LIMIT limit + 1`, the range and position as parameters
     /// (query) or literals (COPY, which is returned whole).
     pub(crate) fn sql(

@@ -105,6 +105,11 @@ impl Sizing {
         self.rows
     }
 
+    /// Whether pages adapt (and so a retried page asks for fewer rows).
+    pub(crate) fn adapts(&self) -> bool {
+        self.fixed.is_none()
+    }
+
     /// Whether pages cannot grow any more (they reached the memory budget, or their size
     /// is fixed): from here on, if pages wait for tokens, the rate limit and not the
     /// server decides how fast the read goes.

@@ -336,7 +336,9 @@ fn incremental_options(
         Some(RawNullCursor::Skip) => NullCursor::Skip,
         Some(RawNullCursor::Error) => NullCursor::Error,
     };
-    let mut options = IncrementalOptions::new().null_cursor(null_cursor);
+    let mut options = IncrementalOptions::new()
+        .null_cursor(null_cursor)
+        .adaptive_pages(true);
     if let Some(lag) = &src.lag {
         let expected = "expected a duration such as \"30s\" or \"5m\" (date and timestamp \
                         cursors) or a whole number of units (integer cursors)";
