@@ -56,7 +56,7 @@ fn killed_sync_with_lag_resumes_and_copies_late_commits_once_with_a_small_state(
     std::fs::write(
         dir.path().join("p.toml"),
         format!(
-            "[pipeline]\nbatch_size = 400\ncommit_rows = 400\n\n[connections.main]\n{}\n\
+            "[pipeline]\npage_size = 400\ncommit_rows = 400\n\n[connections.main]\n{}\n\
              [[sources]]\nname = \"events\"\ntype = \"postgres\"\nconnection = \"main\"\ntable = \"events\"\n\
              sync_mode = \"incremental\"\ncursor_field = \"updated_at\"\nlag = \"2h\"\n",
             db.connection_toml()

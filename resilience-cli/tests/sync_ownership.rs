@@ -24,7 +24,7 @@ fn setup(tag: &str) -> (TestDb, Scratch) {
     std::fs::write(
         dir.path().join("p.toml"),
         format!(
-            "[pipeline]\nbatch_size = 300\ncommit_rows = 300\n\n[connections.main]\n{}\n\
+            "[pipeline]\npage_size = 300\ncommit_rows = 300\n\n[connections.main]\n{}\n\
              [[sources]]\nname = \"items\"\ntype = \"postgres\"\nconnection = \"main\"\n\
              table = \"items\"\nsync_mode = \"incremental\"\ncursor_field = \"updated_at\"\n\n\
              [[sources]]\nname = \"snap\"\ntype = \"postgres\"\nconnection = \"main\"\n\
@@ -293,8 +293,8 @@ fn two_runs_with_different_states_cannot_share_an_output_folder() {
     std::fs::write(
         dir.path().join("p.toml"),
         p.replace(
-            "batch_size = 300\ncommit_rows = 300",
-            "batch_size = 400\ncommit_rows = 400",
+            "page_size = 300\ncommit_rows = 300",
+            "page_size = 400\ncommit_rows = 400",
         ),
     )
     .unwrap();

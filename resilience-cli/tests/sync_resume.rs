@@ -30,7 +30,7 @@ fn write_pipeline(dir: &Scratch, db: &TestDb) {
     std::fs::write(
         dir.path().join("p.toml"),
         format!(
-            "[pipeline]\nbatch_size = 400\ncommit_rows = 400\n\n[connections.main]\n{}\n\
+            "[pipeline]\npage_size = 400\ncommit_rows = 400\n\n[connections.main]\n{}\n\
              [[sources]]\nname = \"events\"\ntype = \"postgres\"\nconnection = \"main\"\ntable = \"events\"\n\
              sync_mode = \"incremental\"\ncursor_field = \"updated_at\"\n",
             db.connection_toml()

@@ -105,10 +105,13 @@ pub struct IncrementalOptions {
     /// [`LagWindow`] says were delivered. `None`: no re-read.
     pub lag: Option<Lag>,
     /// Pages start at the batch size and grow while they are full and quick, up to
-    /// [`DEFAULT_PAGE_MEMORY`](crate::DEFAULT_PAGE_MEMORY) of Arrow data, as full reads'
+    /// [`page_memory`](Self::page_memory) of Arrow data, as full reads'
     /// pages do; a chunk is a page, so chunks may then hold more than the batch size.
     /// `false` (the default): every page and chunk holds at most the batch size.
     pub adaptive_pages: bool,
+    /// The most Arrow memory one adaptive page may take, in bytes; `None`:
+    /// [`DEFAULT_PAGE_MEMORY`](crate::DEFAULT_PAGE_MEMORY).
+    pub page_memory: Option<usize>,
 }
 
 impl IncrementalOptions {
@@ -132,6 +135,12 @@ impl IncrementalOptions {
     /// Lets pages grow beyond the batch size (see [`adaptive_pages`](Self::adaptive_pages)).
     pub fn adaptive_pages(mut self, adaptive: bool) -> Self {
         self.adaptive_pages = adaptive;
+        self
+    }
+
+    /// Bounds adaptive pages to `bytes` of Arrow data (see [`page_memory`](Self::page_memory)).
+    pub fn page_memory(mut self, bytes: usize) -> Self {
+        self.page_memory = Some(bytes);
         self
     }
 }

@@ -69,6 +69,7 @@ impl PostgresConnector {
         options: IncrementalOptions,
     ) -> Result<Option<(Run, Option<Vec<String>>)>, PgError> {
         let adaptive = options.adaptive_pages;
+        let page_memory = options.page_memory.unwrap_or(crate::DEFAULT_PAGE_MEMORY);
         let schema = self.get_schema(table).await?;
         let cursor = schema.column(cursor_field)?;
         if !CURSOR_TYPES.contains(&cursor.type_name.as_str()) {
@@ -194,7 +195,7 @@ impl PostgresConnector {
             Run {
                 plan,
                 session,
-                sizing: self.single_reader_sizing(batch_size, adaptive),
+                sizing: self.single_reader_sizing(batch_size, adaptive, page_memory),
                 table: schema.name.to_string(),
                 upper,
                 null_rows: bounds.null_rows,

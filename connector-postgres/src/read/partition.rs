@@ -99,8 +99,14 @@ impl PostgresConnector {
     }
 
     /// Page sizing for one reader starting at `batch_size` rows under the connector's
-    /// policy, adaptive or fixed at `batch_size`: the sizing of an incremental run.
-    pub(crate) fn single_reader_sizing(&self, batch_size: usize, adaptive: bool) -> Sizing {
+    /// policy, adaptive (up to `page_memory` bytes a page) or fixed at `batch_size`: the
+    /// sizing of an incremental run.
+    pub(crate) fn single_reader_sizing(
+        &self,
+        batch_size: usize,
+        adaptive: bool,
+        page_memory: usize,
+    ) -> Sizing {
         let policy = self.policy();
         let rate = &policy.rate_limit;
         let per_minute = rate.enabled.then(|| rate.requests_per_minute.get());
@@ -111,7 +117,7 @@ impl PostgresConnector {
                 PageSize::Fixed(batch_size)
             },
             batch_size,
-            super::DEFAULT_PAGE_MEMORY,
+            page_memory,
             Sizing::target_for(1, per_minute),
             policy.timeout.attempt / 4,
         )

@@ -24,8 +24,8 @@
 //!                            # cursors, an integer number of units for integer cursors
 //! ```
 //!
-//! Full sources also take `page_size`, `page_memory_mb` and `partitions`, in `[pipeline]`
-//! or on the source ([`read_options`](super::read_options)).
+//! Sources also take `page_size` and `page_memory_mb`, and full sources `partitions`, in
+//! `[pipeline]` or on the source ([`read_options`](super::read_options)).
 //!
 //! `null_cursor` defaults to `"error"`: an incremental read cannot place a row whose cursor
 //! is NULL, so it would never be copied; the run refuses rather than lose rows silently.
@@ -43,7 +43,7 @@ use std::num::NonZeroUsize;
 use std::ops::Range;
 use std::path::Path;
 
-use connector_postgres::{IncrementalOptions, Lag, NullCursor, PgParams, ReadOptions};
+use connector_postgres::{IncrementalOptions, Lag, NullCursor, PageSize, PgParams, ReadOptions};
 use resilience_core::policy::PolicySet;
 use serde::Deserialize;
 use toml::Spanned;
@@ -258,25 +258,39 @@ pub fn load(
             page_memory_mb: src.page_memory_mb.as_ref(),
             partitions: src.partitions.as_ref(),
         };
-        if let (SyncMode::Incremental, Some((key, span))) = (src.sync_mode, keys.first_set()) {
+        if let (SyncMode::Incremental, Some(partitions)) = (src.sync_mode, &src.partitions) {
             return Err(at(
-                span,
+                partitions.span(),
                 format!(
-                    "source `{name}`: `{key}` only applies to sync_mode = \"full\"; an \
-                     incremental source reads pages of batch_size rows"
+                    "source `{name}`: `partitions` only applies to sync_mode = \"full\"; an \
+                     incremental source reads in one stream, in cursor order"
                 ),
             ));
         }
         let pipeline_keys = ReadKeys {
             page_size: raw.pipeline.page_size.as_ref(),
             page_memory_mb: raw.pipeline.page_memory_mb.as_ref(),
-            partitions: raw.pipeline.partitions.as_ref(),
+            partitions: match src.sync_mode {
+                SyncMode::Full => raw.pipeline.partitions.as_ref(),
+                // The pipeline's partitions are for its full sources.
+                SyncMode::Incremental => None,
+            },
         };
         let read = read_options::resolve(keys, pipeline_keys, batch_size, &at)?;
         if src.sync_mode == SyncMode::Full {
             params.pool_size = read_options::pool_for(&read, params.pool_size);
         }
-        let incremental = incremental_options(src, name, &at)?;
+        let mut incremental = incremental_options(src, name, &at)?;
+        let batch_size = match (src.sync_mode, read.page_size) {
+            // A fixed page size is a promise about part chunks: pages of exactly that many
+            // rows (the last one fewer), retries included.
+            (SyncMode::Incremental, PageSize::Fixed(rows)) => {
+                incremental = incremental.adaptive_pages(false);
+                rows
+            }
+            _ => batch_size,
+        };
+        incremental = incremental.page_memory(read.page_memory);
         let at = Locations {
             source: loc(spanned.span()),
             table: loc(src.table.span()),

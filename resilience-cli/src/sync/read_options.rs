@@ -1,4 +1,4 @@
-//! How a full source is read: page sizing and partitions.
+//! How a source is read: page sizing and partitions.
 //!
 //! ```toml
 //! [pipeline]
@@ -7,11 +7,14 @@
 //! partitions = 1         # or a number of key ranges read in parallel, or "auto"
 //! ```
 //!
-//! Each key may also be set on a full source, which wins over `[pipeline]`. They apply to
-//! full syncs only: an incremental source reads pages of `batch_size` rows in one stream,
-//! and setting these keys on one is an error. A partitioned full sync writes the rows of
-//! all partitions into the one snapshot file, in the order the pages arrive: each
-//! partition's rows are in key order, the partitions' runs interleave.
+//! Each key may also be set on a source, which wins over `[pipeline]`. Pages start at
+//! `batch_size` rows and adapt unless `page_size` fixes them; an incremental source reads
+//! them in one stream, in cursor order, and its part files then hold chunks of exactly
+//! `page_size` rows when it is fixed. `partitions` applies to full sources only (the
+//! pipeline's value is ignored by incremental ones, and set on an incremental source it is
+//! an error). A partitioned full sync writes the rows of all partitions into the one
+//! snapshot file, in the order the pages arrive: each partition's rows are in key order,
+//! the partitions' runs interleave.
 
 use std::num::NonZeroUsize;
 use std::ops::Range;
@@ -32,20 +35,7 @@ pub struct ReadKeys<'a> {
     pub partitions: Option<&'a Spanned<toml::Value>>,
 }
 
-impl ReadKeys<'_> {
-    /// The first key that is set, and where.
-    pub fn first_set(&self) -> Option<(&'static str, Range<usize>)> {
-        [
-            ("page_size", self.page_size.map(Spanned::span)),
-            ("page_memory_mb", self.page_memory_mb.map(Spanned::span)),
-            ("partitions", self.partitions.map(Spanned::span)),
-        ]
-        .into_iter()
-        .find_map(|(key, span)| span.map(|s| (key, s)))
-    }
-}
-
-/// The read options of a full source: its own keys over the pipeline's.
+/// The read options of a source: its own keys over the pipeline's.
 pub fn resolve(
     source: ReadKeys<'_>,
     pipeline: ReadKeys<'_>,
@@ -220,5 +210,35 @@ mod tests {
         );
         // At pipeline level the keys are for the full sources; an incremental one ignores them.
         assert!(load_with("incr-pipeline", "incremental", "partitions = 4", "").is_ok());
+    }
+
+    #[test]
+    fn an_incremental_source_adapts_unless_its_page_size_is_fixed() {
+        let p = load_with("incr-default", "incremental", "batch_size = 700", "").unwrap();
+        let source = &p.sources[0];
+        assert!(source.incremental.adaptive_pages);
+        assert_eq!(source.batch_size, 700, "the first page's size");
+        assert_eq!(source.incremental.page_memory, Some(DEFAULT_PAGE_MEMORY));
+
+        let p = load_with(
+            "incr-fixed",
+            "incremental",
+            "batch_size = 700\npage_memory_mb = 4",
+            "page_size = 250\n",
+        )
+        .unwrap();
+        let source = &p.sources[0];
+        assert!(!source.incremental.adaptive_pages);
+        assert_eq!(source.batch_size, 250, "every page, and so every chunk");
+        assert_eq!(source.incremental.page_memory, Some(4 << 20));
+
+        let p = load_with(
+            "incr-auto",
+            "incremental",
+            "page_size = 90",
+            "page_size = \"auto\"\n",
+        )
+        .unwrap();
+        assert!(p.sources[0].incremental.adaptive_pages, "the source wins");
     }
 }
