@@ -13,8 +13,9 @@ use sqlx::postgres::types::Oid;
 use resilience_core::resilient_operation;
 
 use crate::arrow::{NumericMapping, PgKind, field};
+use crate::connector::PostgresConnector;
+use crate::error::PgError;
 use crate::ident::{self, QualifiedName};
-use crate::{PgError, PostgresConnector};
 
 /// One column as the catalog describes it.
 #[derive(Clone, Debug, PartialEq, Eq)]

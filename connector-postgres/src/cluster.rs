@@ -14,7 +14,9 @@ use sqlx::{AssertSqlSafe, Connection, Executor};
 
 pub use throwaway::ThrowawayCluster;
 
-use crate::{PgError, PgParams, Secret};
+use crate::config::PgParams;
+use crate::config::Secret;
+use crate::error::PgError;
 
 /// Where the local server is looked for when `DATABASE_URL` is not set.
 const LOCAL: &str = "127.0.0.1:5432";

@@ -20,7 +20,7 @@ pub use options::ConnectOptions;
 pub use secret::{Credential, Secret};
 pub use ssl::SslMode;
 
-use crate::PgError;
+use crate::error::PgError;
 
 /// Parameters of a PostgreSQL connection; build with [`PgParams::new`] or
 /// [`PgParams::from_url`], adjust the public fields, and hand to `configure`.

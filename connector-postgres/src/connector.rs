@@ -25,9 +25,9 @@ pub use discover::{DiscoveredTable, TableKind};
 pub use health::ConnectorHealth;
 pub(crate) use lease::{Lease, remaining, remaining_millis, set_statement_timeout};
 
-use crate::PgError;
 use crate::arrow::NumericMapping;
 use crate::config::PgParams;
+use crate::error::PgError;
 use link::{Link, LinkRecovery};
 
 /// A PostgreSQL connector. Create it, [`configure`](Self::configure) it, then test,

@@ -11,7 +11,7 @@ use std::fmt;
 
 use sqlx::PgConnection;
 
-use crate::PgError;
+use crate::error::PgError;
 
 /// Quotes one identifier for use in SQL text: `my "t"` becomes `"my ""t"""`.
 ///

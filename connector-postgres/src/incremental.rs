@@ -58,8 +58,9 @@ use futures_util::stream;
 pub use checkpoint::{Checkpoint, IncrementalOptions, Lag, NullCursor, RecentRow};
 pub use seen::LagWindow;
 
+use crate::connector::PostgresConnector;
+use crate::error::PgError;
 use crate::read::PagePath;
-use crate::{PgError, PostgresConnector};
 use run::Run;
 
 /// One batch of an incremental read and the checkpoint to store once it is processed.

@@ -3,10 +3,16 @@
 use futures_core::Stream;
 use resilience_core::connector::{ConnectionTestResult, Connector, ConnectorState};
 
-use crate::{
-    Checkpoint, ConnectorHealth, DataChunk, DiscoveredTable, IncrementalChunk, IncrementalOptions,
-    PgError, PgParams, PostgresConnector, TableSchema,
-};
+use crate::catalog::TableSchema;
+use crate::config::PgParams;
+use crate::connector::ConnectorHealth;
+use crate::connector::DiscoveredTable;
+use crate::connector::PostgresConnector;
+use crate::error::PgError;
+use crate::incremental::Checkpoint;
+use crate::incremental::IncrementalChunk;
+use crate::incremental::IncrementalOptions;
+use crate::read::DataChunk;
 
 impl Connector for PostgresConnector {
     type Params = PgParams;

@@ -41,7 +41,8 @@ pub(crate) use sizing::Sizing;
 pub use sizing::{PageSize, adaptive_page_target};
 
 use crate::catalog::TableSchema;
-use crate::{PgError, PostgresConnector};
+use crate::connector::PostgresConnector;
+use crate::error::PgError;
 use pager::Delivered;
 use snapshot::Keeper;
 

@@ -8,8 +8,6 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use resilience_core::policy::LoadOptions;
 
-use crate::demo::DemoArgs;
-
 /// Policy-driven resilience for data connectors: demo, sync, health, metrics, debug and
 /// policy tools.
 ///
@@ -224,6 +222,25 @@ pub struct MetricsArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `resilient demo ...`
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// PostgreSQL server to run against, with rights to create a database. Default:
+    /// 127.0.0.1:5432 when it answers, else a throwaway cluster started for the run.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Folder the result files are written to.
+    #[arg(long, value_name = "DIR", default_value = "demo-output")]
+    pub output: PathBuf,
+    /// Name of the database the demo creates (dropped first if it exists); 1 to 63 of
+    /// `[a-z0-9_]`.
+    #[arg(long, value_name = "NAME", default_value = "resilient_demo")]
+    pub database_name: String,
+    /// Keep the demo database afterwards instead of dropping it.
+    #[arg(long)]
+    pub keep_database: bool,
 }
 
 /// `resilient debug ...`

@@ -296,11 +296,11 @@ mod tests {
     use resilience_core::events::{ErrorText, Verdict};
     use resilience_core::{ErrorClass, Stop};
 
-    fn temp(name: &str) -> std::path::PathBuf {
-        let path =
-            std::env::temp_dir().join(format!("journal-{name}-{}.jsonl", std::process::id()));
-        let _ = std::fs::remove_file(&path);
-        path
+    /// A journal path in a fresh folder; the folder goes when the guard drops.
+    fn temp(name: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(format!("journal-{name}.jsonl"));
+        (dir, path)
     }
 
     fn event<'a>(kind: EventKind<'a>) -> Event<'a> {
@@ -314,7 +314,7 @@ mod tests {
 
     #[test]
     fn events_are_written_with_their_typed_fields() {
-        let path = temp("typed");
+        let (_dir, path) = temp("typed");
         let journal = Journal::open(&path).unwrap();
         journal.on_event(&event(EventKind::RetryScheduled {
             attempt: 2,
@@ -348,7 +348,7 @@ mod tests {
 
     #[test]
     fn error_text_is_redacted() {
-        let path = temp("redact");
+        let (_dir, path) = temp("redact");
         let journal = Journal::open(&path).unwrap();
         let url = "postgres://app:hunter2@db.internal:5432/x";
         let error = format!("connect to {url} failed");
@@ -378,7 +378,7 @@ mod tests {
 
     #[test]
     fn unreadable_lines_of_any_bytes_are_skipped_and_counted() {
-        let path = temp("garbage");
+        let (_dir, path) = temp("garbage");
         let good = serde_json::to_string(&JournalEvent {
             ts: "2026-01-01T00:00:00.000Z".into(),
             unix_ms: 1,
@@ -462,7 +462,7 @@ mod tests {
             EventKind::CredentialsRefreshed,
             EventKind::Probed { reachable: true },
         ];
-        let path = temp("kinds");
+        let (_dir, path) = temp("kinds");
         let journal = Journal::open(&path).unwrap();
         for kind in samples {
             journal.on_event(&event(kind));

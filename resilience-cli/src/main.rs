@@ -6,17 +6,13 @@
 #![forbid(unsafe_code)]
 
 mod args;
+mod commands;
 mod connect;
-mod debug_cmd;
 mod demo;
 mod echo;
 mod error;
-mod explain;
-mod health_cmd;
 mod journal;
 mod logging;
-mod metrics_cmd;
-mod policy_cmd;
 mod policy_reload;
 mod redact;
 mod sync;
@@ -67,9 +63,9 @@ async fn run(command: Command) -> Result<(), CliError> {
     match command {
         Command::Demo(args) => demo::run(args).await,
         Command::Sync(args) => sync::run(args).await,
-        Command::Health(args) => health_cmd::run(args).await,
-        Command::Metrics(args) => metrics_cmd::run(args),
-        Command::Debug(args) => debug_cmd::run(args).await,
-        Command::Policy(args) => policy_cmd::run(args),
+        Command::Health(args) => commands::health::run(args).await,
+        Command::Metrics(args) => commands::metrics::run(args).await,
+        Command::Debug(args) => commands::debug::run(args).await,
+        Command::Policy(args) => commands::policy::run(args).await,
     }
 }

@@ -2,7 +2,6 @@
 //! server (`DATABASE_URL`, else 127.0.0.1:5432, else a throwaway cluster) in a database
 //! and output folder of its own, and must earn all six lines and write both files.
 
-use std::path::PathBuf;
 use std::process::Command;
 
 const LINES: [&str; 6] = [
@@ -14,23 +13,18 @@ const LINES: [&str; 6] = [
     "✅ Zero configuration - resilience works automatically",
 ];
 
-/// An output folder removed when the test ends, pass or fail.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 #[test]
 fn demo_earns_every_line_and_writes_its_results() {
     let pid = std::process::id();
-    let out = TempDir(std::env::temp_dir().join(format!("resilient-demo-test-{pid}")));
-    let _ = std::fs::remove_dir_all(&out.0);
+    // An output folder removed when the test ends, pass or fail; the demo creates it.
+    let scratch = tempfile::Builder::new()
+        .prefix("resilient-demo-test-")
+        .tempdir()
+        .unwrap();
+    let out = scratch.path().join("out");
     let output = Command::new(env!("CARGO_BIN_EXE_resilient"))
         .args(["demo", "--output"])
-        .arg(&out.0)
+        .arg(&out)
         .args(["--database-name", &format!("resilient_demo_test_{pid}")])
         .env_remove("RESILIENCE_PROFILE")
         .env_remove("RESILIENCE_POLICY_DIR")
@@ -58,14 +52,14 @@ fn demo_earns_every_line_and_writes_its_results() {
         "{stdout}"
     );
 
-    let results = std::fs::read_to_string(out.0.join("resilience_test_results.csv")).unwrap();
+    let results = std::fs::read_to_string(out.join("resilience_test_results.csv")).unwrap();
     assert_eq!(
         results,
         "test_name,customers_loaded,orders_loaded,products_loaded,order_items_loaded,status\n\
          Resilient PostgreSQL Test,1000,5000,500,15000,All operations completed successfully\n"
     );
 
-    let stress = std::fs::read_to_string(out.0.join("resilience_stress_test_results.csv")).unwrap();
+    let stress = std::fs::read_to_string(out.join("resilience_stress_test_results.csv")).unwrap();
     let lines: Vec<&str> = stress.lines().collect();
     assert_eq!(lines[0], "customer_id,customer_name,email,created_at,notes");
     assert_eq!(
@@ -83,7 +77,7 @@ fn demo_earns_every_line_and_writes_its_results() {
         .collect();
     ids.sort_unstable();
     assert_eq!(ids, (1..=1000).collect::<Vec<_>>(), "every customer once");
-    let leftovers = std::fs::read_dir(&out.0)
+    let leftovers = std::fs::read_dir(&out)
         .unwrap()
         .filter(|e| {
             e.as_ref()

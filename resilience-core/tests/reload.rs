@@ -271,7 +271,8 @@ async fn a_changed_policy_keeps_its_counters_and_says_what_changed() {
 async fn a_set_that_does_not_validate_is_refused_and_the_old_policies_stay() {
     let engine = engine(policy(|_| {}));
     // A broken file never becomes a set: the loader says where.
-    let dir = std::env::temp_dir().join(format!("reload-broken-{}", std::process::id()));
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
         dir.join("default.toml"),

@@ -278,7 +278,8 @@ fn attempts_under(dir: &std::path::Path, profile: &str) -> u32 {
 
 #[test]
 fn swapping_the_profile_changes_attempts_without_recompiling() {
-    let dir = std::env::temp_dir().join(format!("resilience-profiles-{}", std::process::id()));
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
     std::fs::create_dir_all(&dir).unwrap();
     let profile = |attempts: u32| {
         format!("[policy.db.retry]\nmax_attempts = {attempts}\ninitial_delay = \"10ms\"\n")

@@ -173,7 +173,8 @@ async fn passwords_never_reach_logs_debug_or_errors() {
 #[tokio::test]
 async fn rotated_password_file_is_reread_once_on_auth_failure() {
     let server = cluster_with_login().await;
-    let file = std::env::temp_dir().join(format!("pg-rotated-{}", std::process::id()));
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("secret");
     std::fs::write(&file, "old-password\n").unwrap();
     let engine = fast_engine(true);
     let mut pg = PostgresConnector::with_engine(engine.clone());

@@ -19,7 +19,7 @@ use sqlx::{Row, ValueRef};
 
 use super::binary::{self, DecodeError};
 use super::types::PgKind;
-use crate::PgError;
+use crate::error::PgError;
 
 /// Bytes reserved per text value when a batch starts.
 const TEXT_BYTES_HINT: usize = 16;

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use arrow_schema::{DataType, Field, TimeUnit};
 
-use crate::PgError;
+use crate::error::PgError;
 use crate::ident::quote;
 
 /// Field-metadata key holding the PostgreSQL type as `format_type` prints it

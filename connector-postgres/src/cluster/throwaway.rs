@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use tokio::process::Command;
 
-use crate::PgError;
+use crate::error::PgError;
 
 const HBA: &str = "\
 local all all trust

@@ -58,7 +58,8 @@ impl fmt::Debug for ConnectOptions {
 
 #[cfg(test)]
 mod tests {
-    use crate::{PgParams, Secret};
+    use crate::config::PgParams;
+    use crate::config::Secret;
 
     #[test]
     fn debug_shows_where_it_connects_but_not_the_password() {

@@ -8,7 +8,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use crate::PgError;
+use crate::error::PgError;
 
 /// A string that prints as `***` in `Debug` and `Display`.
 #[derive(Clone, PartialEq, Eq)]
@@ -106,7 +106,8 @@ mod tests {
 
     #[test]
     fn file_credential_is_reread() {
-        let path = std::env::temp_dir().join(format!("pg-secret-{}", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("secret");
         std::fs::write(&path, "first\n").unwrap();
         let c = Credential::File(path.clone());
         assert_eq!(c.resolve().unwrap().expose(), "first");

@@ -8,7 +8,7 @@ use std::str::FromStr;
 
 use sqlx::postgres::PgSslMode;
 
-use crate::PgError;
+use crate::error::PgError;
 
 /// TLS mode, as libpq names it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -12,7 +12,7 @@ use percent_encoding::percent_decode_str;
 use url::Url;
 
 use super::{Credential, PgParams, SslMode};
-use crate::PgError;
+use crate::error::PgError;
 
 /// Query parameters understood in a URL, in the order listed in errors.
 const PARAMS: &[&str] = &[

@@ -9,7 +9,7 @@ use serde::Serialize;
 use sqlx::{Connection, Row};
 
 use super::{PostgresConnector, set_statement_timeout};
-use crate::PgError;
+use crate::error::PgError;
 
 /// What kind of relation a discovered table is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

@@ -15,7 +15,7 @@ use sqlx::Connection;
 
 use super::PostgresConnector;
 use super::probe::describe;
-use crate::PgError;
+use crate::error::PgError;
 
 /// The connector's health, serializable to JSON.
 #[derive(Debug, Clone, Serialize)]

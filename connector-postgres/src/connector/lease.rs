@@ -17,7 +17,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnection, PgPool};
 use sqlx::{Connection, Postgres};
 
-use crate::PgError;
+use crate::error::PgError;
 
 /// How long a detached connection gets to say goodbye before its socket is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);

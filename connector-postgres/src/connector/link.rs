@@ -25,8 +25,8 @@ use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 
 use super::probe::TEST_CONNECTION;
-use crate::PgError;
 use crate::config::{PgParams, Secret};
+use crate::error::PgError;
 
 /// A pool replaced less than this long ago is not replaced again: the failure that asks
 /// for it most likely hit the old pool at the same instant.

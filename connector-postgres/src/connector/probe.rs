@@ -20,7 +20,7 @@ use resilience_core::resilient_operation;
 use sqlx::Connection;
 
 use super::PostgresConnector;
-use crate::PgError;
+use crate::error::PgError;
 
 /// The operation name of the connection test: its path connects directly, so recovery
 /// after its failure leaves the pool alone. The `name` of `connect_once` below.

@@ -19,9 +19,10 @@ use resilience_core::resilient_operation;
 use sqlx::AssertSqlSafe;
 
 use super::checkpoint::Lag;
+use crate::connector::PostgresConnector;
+use crate::error::PgError;
 use crate::ident::quote;
 use crate::read::Session;
-use crate::{PgError, PostgresConnector};
 
 /// What the bounds query needs to know.
 #[derive(Clone, Debug)]

@@ -5,8 +5,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::seen::LagWindow;
-use crate::PgError;
 use crate::catalog::TableSchema;
+use crate::error::PgError;
 use crate::read::TypedValue;
 
 /// The position to store after a chunk: the `(cursor, primary key)` of the last delivered

@@ -11,8 +11,8 @@
 //! stored.
 
 use super::seen::LagWindow;
-use crate::PgError;
 use crate::catalog::TableSchema;
+use crate::error::PgError;
 use crate::ident::quote;
 use crate::read::page::Bind;
 use crate::read::plan::Filters;

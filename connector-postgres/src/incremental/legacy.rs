@@ -20,9 +20,10 @@ use super::seen::{Band, LagWindow, RunRecord, Segment, Upto};
 use super::xids::XidSet;
 use crate::arrow::text;
 use crate::catalog::TableSchema;
+use crate::connector::PostgresConnector;
+use crate::error::PgError;
 use crate::ident::quote;
 use crate::read::Session;
-use crate::{PgError, PostgresConnector};
 
 impl PostgresConnector {
     /// The record equivalent to a list of delivered rows, read in the run's `session`.

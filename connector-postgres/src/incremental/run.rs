@@ -17,11 +17,12 @@ use super::window::{Columns, Tracker};
 use super::{IncrementalChunk, Lag};
 use crate::arrow::text;
 use crate::catalog::TableSchema;
+use crate::connector::PostgresConnector;
+use crate::error::PgError;
 use crate::ident::quote;
 use crate::read::page::Bind;
 use crate::read::plan::{Filters, KeysetPlan};
 use crate::read::{Session, Sizing, TypedValue};
-use crate::{PgError, PostgresConnector};
 
 /// Cursor column types an incremental read accepts (`pg_type.typname`).
 const CURSOR_TYPES: [&str; 10] = [

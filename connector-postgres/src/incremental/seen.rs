@@ -33,7 +33,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::xids::XidSet;
-use crate::PgError;
+use crate::error::PgError;
 
 /// The lag window's record in a checkpoint: which snapshots read which positions of the
 /// window, and which transactions' rows they delivered. Opaque; stored and passed back as

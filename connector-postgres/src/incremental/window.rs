@@ -14,8 +14,8 @@ use arrow_array::{Array, RecordBatch};
 
 use super::seen::{self, Band, LagWindow, Low, RunRecord, Segment, Upto};
 use super::xids::XidSet;
-use crate::PgError;
 use crate::arrow::text;
+use crate::error::PgError;
 
 /// A record larger than this many id ranges makes a run stop early (see [`Tracker::fits`]);
 /// at a few bytes a range it keeps a checkpoint well under a megabyte.

@@ -13,8 +13,8 @@
 //! and finally a field count of `-1`. The server sends a row per message, but the parser
 //! does not depend on it: a row split across chunks is carried over.
 
-use crate::PgError;
 use crate::arrow::BatchBuilder;
+use crate::error::PgError;
 
 /// The 11-byte signature that starts a binary COPY stream.
 const SIGNATURE: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";

@@ -10,9 +10,11 @@ use resilience_core::resilient_operation;
 use sqlx::{AssertSqlSafe, Connection};
 
 use crate::arrow::PgKind;
+use crate::connector::PostgresConnector;
 use crate::connector::set_statement_timeout;
+use crate::error::PgError;
 use crate::ident::quote;
-use crate::{PgError, PostgresConnector, TypedValue};
+use crate::read::TypedValue;
 
 impl PostgresConnector {
     /// The first decimal-mapped numeric column of `table` (with its type) holding `NaN` in

@@ -23,7 +23,8 @@ use super::copy::CopyParser;
 use super::plan::KeysetPlan;
 use super::session::Session;
 use crate::arrow::BatchBuilder;
-use crate::{PgError, PostgresConnector};
+use crate::connector::PostgresConnector;
+use crate::error::PgError;
 
 /// A bound parameter of a page query. Values travel as text and are cast in SQL to
 /// the column's type, so they keep full precision.

@@ -21,7 +21,8 @@ use super::plan::KeysetPlan;
 use super::session::Session;
 use super::sizing::Sizing;
 use super::snapshot::Keeper;
-use crate::{PgError, PostgresConnector};
+use crate::connector::PostgresConnector;
+use crate::error::PgError;
 
 /// Pages below this size are fetched by query even when COPY is allowed: COPY runs through
 /// the simple protocol, where the server plans the statement anew each time, which only a

@@ -22,8 +22,9 @@ use super::pager::{COPY_MIN_ROWS, LimitWatch};
 use super::plan::{KeyRange, KeysetPlan};
 use super::session::PRINT_SETTINGS;
 use super::sizing::{PageSize, Sizing};
+use crate::connector::PostgresConnector;
 use crate::connector::remaining_millis;
-use crate::{PgError, PostgresConnector};
+use crate::error::PgError;
 
 /// With `partitions = "auto"`, each partition should have at least this many rows.
 const AUTO_MIN_ROWS: u64 = 250_000;

@@ -19,9 +19,9 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use super::copy::literal;
 use super::page::{Bind, PagePath, PageRequest};
 use super::{DataChunk, TypedValue};
-use crate::PgError;
 use crate::arrow::{PgKind, text};
 use crate::catalog::{ColumnInfo, TableSchema};
+use crate::error::PgError;
 use crate::ident::quote;
 
 /// Extra WHERE conditions a caller adds to every page, using parameters `$1..` in order.

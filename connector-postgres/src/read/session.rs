@@ -28,8 +28,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use sqlx::AssertSqlSafe;
 
+use crate::connector::PostgresConnector;
 use crate::connector::{Lease, remaining_millis};
-use crate::{PgError, PostgresConnector};
+use crate::error::PgError;
 
 /// Output settings under which values cast to text print the same way on every server
 /// and in every transaction of a read, in a form their input functions read back as the

@@ -23,8 +23,9 @@ use resilience_core::resilient_operation;
 use sqlx::AssertSqlSafe;
 
 use super::session::Snapshot;
+use crate::connector::PostgresConnector;
 use crate::connector::{Lease, remaining_millis};
-use crate::{PgError, PostgresConnector};
+use crate::error::PgError;
 
 /// How long the keeper waits for its connection to answer before exporting anew.
 const PING: Duration = Duration::from_secs(5);

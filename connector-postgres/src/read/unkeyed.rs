@@ -27,7 +27,8 @@ use super::session::PRINT_SETTINGS;
 use crate::arrow::BatchBuilder;
 use crate::catalog::{ColumnInfo, TableSchema};
 use crate::connector::Lease;
-use crate::{PgError, PostgresConnector};
+use crate::connector::PostgresConnector;
+use crate::error::PgError;
 
 /// The receiving end of an unkeyed read.
 pub(crate) type Receiver = mpsc::Receiver<Result<DataChunk, PgError>>;

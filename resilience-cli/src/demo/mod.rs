@@ -17,7 +17,6 @@ mod scenarios;
 mod seed;
 mod server;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -25,6 +24,7 @@ use resilience_core::Engine;
 use resilience_core::policy::{LoadOptions, PolicySet};
 use tracing::instrument::WithSubscriber;
 
+use crate::args::DemoArgs;
 use crate::error::CliError;
 use capture::Capture;
 use report::{Claim, Report};
@@ -32,25 +32,6 @@ use scenarios::Ctx;
 
 /// The profile whose scaled-down timings the scenarios run under.
 const DEMO_PROFILE: &str = "demo";
-
-/// Arguments of `resilient demo`.
-#[derive(Debug, clap::Args)]
-pub struct DemoArgs {
-    /// PostgreSQL server to run against, with rights to create a database. Default:
-    /// 127.0.0.1:5432 when it answers, else a throwaway cluster started for the run.
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<String>,
-    /// Folder the result files are written to.
-    #[arg(long, value_name = "DIR", default_value = "demo-output")]
-    pub output: PathBuf,
-    /// Name of the database the demo creates (dropped first if it exists); 1 to 63 of
-    /// `[a-z0-9_]`.
-    #[arg(long, value_name = "NAME", default_value = "resilient_demo")]
-    pub database_name: String,
-    /// Keep the demo database afterwards instead of dropping it.
-    #[arg(long)]
-    pub keep_database: bool,
-}
 
 /// Runs the demo. Exit status: 0 when every check passed, 1 when one failed or the
 /// database could not be reached, 2 for invalid arguments.

@@ -111,8 +111,8 @@ mod tests {
 
     #[test]
     fn files_replace_atomically() {
-        let dir =
-            std::env::temp_dir().join(format!("resilient-demo-output-{}", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
         let loaded = Counts([1000, 5000, 500, 15000]);
         write_results(&dir, &loaded, "All operations completed successfully").unwrap();
         write_results(&dir, &loaded, "All operations completed successfully").unwrap();

@@ -13,7 +13,7 @@ use connector_postgres::cluster::{TestServer, pick_server};
 use connector_postgres::{PgError, PgParams};
 use sqlx::PgConnection;
 
-use super::DemoArgs;
+use crate::args::DemoArgs;
 use crate::error::CliError;
 
 /// The server, and the database created on it for the demo.

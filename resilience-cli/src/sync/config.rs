@@ -421,7 +421,8 @@ mod tests {
 
     /// Loads a one-source pipeline with `extra` lines appended to the source.
     fn load_source(tag: &str, mode: &str, extra: &str) -> Result<Pipeline, CliError> {
-        let path = std::env::temp_dir().join(format!("pipeline-{tag}-{}.toml", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join(format!("pipeline-{tag}.toml"));
         std::fs::write(
             &path,
             format!(
@@ -493,7 +494,8 @@ mod tests {
 
     #[test]
     fn connection_fields_and_password_env() {
-        let path = std::env::temp_dir().join(format!("pipeline-{}.toml", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("pipeline.toml");
         std::fs::write(
             &path,
             "[connections.a]\nhost = \"10.0.0.1\"\nport = 6432\ndatabase = \"d\"\nuser = \"u\"\n\

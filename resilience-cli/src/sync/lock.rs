@@ -139,7 +139,8 @@ mod tests {
 
     #[test]
     fn second_lock_is_refused_and_a_dead_owners_lock_is_taken_over() {
-        let dir = std::env::temp_dir().join(format!("lock-test-{}", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
         let state = dir.join("state.json");
         let first = RunLock::state(&state).unwrap();
         let err = RunLock::state(&state).unwrap_err();
@@ -164,7 +165,8 @@ mod tests {
 
     #[test]
     fn an_output_folder_is_locked_for_one_run() {
-        let dir = std::env::temp_dir().join(format!("lock-output-test-{}", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
         fs::create_dir_all(&dir).unwrap();
         let first = RunLock::output(&dir).unwrap();
         match RunLock::output(&dir) {
@@ -181,7 +183,8 @@ mod tests {
 
     #[test]
     fn concurrent_takeovers_have_one_winner() {
-        let dir = std::env::temp_dir().join(format!("lock-race-test-{}", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
         let state = dir.join("state.json");
         fs::create_dir_all(&dir).unwrap();
         for _ in 0..20 {

@@ -121,7 +121,8 @@ mod tests {
         pipeline: &str,
         source: &str,
     ) -> Result<Pipeline, CliError> {
-        let path = std::env::temp_dir().join(format!("read-{tag}-{}.toml", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join(format!("read-{tag}.toml"));
         std::fs::write(
             &path,
             format!(

@@ -221,7 +221,8 @@ mod tests {
 
     #[test]
     fn round_trip_and_atomic_replace() {
-        let dir = std::env::temp_dir().join(format!("state-test-{}", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
         let path = dir.join("state.json");
         let mut file = StateFile::load(&path).unwrap();
         assert!(file.state.sources.is_empty());

@@ -148,7 +148,8 @@ mod tests {
 
     #[test]
     fn commit_renames_and_drop_removes() {
-        let dir = std::env::temp_dir().join(format!("writer-test-{}", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
         fs::create_dir_all(&dir).unwrap();
         let mut f =
             AtomicFile::create(&dir, "t.000001.csv", Format::Csv, &batch().schema()).unwrap();
@@ -181,7 +182,8 @@ mod tests {
 
     #[test]
     fn a_failed_commit_removes_its_temporary_file() {
-        let dir = std::env::temp_dir().join(format!("writer-fail-test-{}", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
         fs::create_dir_all(&dir).unwrap();
         // A non-empty folder where the file should go: the rename fails.
         fs::create_dir_all(dir.join("t.csv/occupied")).unwrap();

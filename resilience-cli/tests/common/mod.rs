@@ -3,9 +3,8 @@
 
 pub mod roundtrip;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use connector_postgres::cluster::{TestServer, pick_server};
 use sqlx::{AssertSqlSafe, Connection, Executor};
@@ -76,27 +75,25 @@ pub fn text(out: &Output) -> (String, String) {
 }
 
 /// A fresh, empty folder, removed on drop.
-pub struct Scratch(pub PathBuf);
+pub struct Scratch(tempfile::TempDir);
 
 impl Scratch {
     pub fn new(tag: &str) -> Scratch {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, Ordering::SeqCst);
-        let dir =
-            std::env::temp_dir().join(format!("resilient-cli-{tag}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("resilient-cli-{tag}-"))
+            .tempdir()
+            .expect("create a scratch folder");
         Scratch(dir)
     }
 
     pub fn path(&self) -> &Path {
-        &self.0
+        self.0.path()
     }
 
     /// Files in `sub` (sorted names), empty when it does not exist; the manifest and the
     /// lock file a sync keeps in its output folder are not listed, temporary files are.
     pub fn files(&self, sub: &str) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(self.0.join(sub))
+        let mut names: Vec<String> = std::fs::read_dir(self.path().join(sub))
             .map(|rd| {
                 rd.flatten()
                     .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -106,12 +103,6 @@ impl Scratch {
             .unwrap_or_default();
         names.sort();
         names
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

@@ -4,33 +4,28 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use resilience_policy::{LoadOptions, PolicyError, PolicySet};
 
 /// A unique folder under the system temp dir, removed on drop.
-pub struct TempDir(PathBuf);
+pub struct TempDir(tempfile::TempDir);
 
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!(
-            "resilience-policy-test-{tag}-{}-{n}",
-            std::process::id()
-        ));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).expect("create temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("resilience-policy-test-{tag}-"))
+            .tempdir()
+            .expect("create temp dir");
         TempDir(dir)
     }
 
     pub fn path(&self) -> &Path {
-        &self.0
+        self.0.path()
     }
 
     /// Writes `name` (e.g. `default.toml`) and returns its path.
     pub fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.0.join(name);
+        let path = self.path().join(name);
         fs::write(&path, text).expect("write policy file");
         path
     }
@@ -38,15 +33,9 @@ impl TempDir {
     /// Loads this folder with `profile`.
     pub fn load(&self, profile: Option<&str>) -> Result<PolicySet, PolicyError> {
         PolicySet::load(&LoadOptions {
-            dir: Some(self.0.clone()),
+            dir: Some(self.path().to_path_buf()),
             profile: profile.map(str::to_owned),
         })
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
     }
 }
 

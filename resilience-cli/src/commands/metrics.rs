@@ -72,7 +72,7 @@ struct Summary {
 }
 
 /// Runs `resilient metrics`.
-pub fn run(args: MetricsArgs) -> Result<(), CliError> {
+pub async fn run(args: MetricsArgs) -> Result<(), CliError> {
     let path = journal_path(&args.state_dir);
     let (events, skipped) = journal::read_since(&path, args.last)
         .map_err(|e| CliError::io(format!("cannot read the journal {}", path.display()), e))?;

@@ -4,6 +4,8 @@
 //! folder's `default.toml`, then the profile), so a passing `check` means the engine will
 //! load the same files, and `show` prints what it will run with.
 
+mod explain;
+
 use std::collections::BTreeMap;
 
 use resilience_core::policy::{LoadOptions, PolicySet, available_profiles};
@@ -11,10 +13,9 @@ use serde_json::json;
 
 use crate::args::{PolicyArgs, PolicyCommand, PolicySource};
 use crate::error::CliError;
-use crate::explain;
 
 /// Runs a policy subcommand.
-pub fn run(args: PolicyArgs) -> Result<(), CliError> {
+pub async fn run(args: PolicyArgs) -> Result<(), CliError> {
     match args.command {
         PolicyCommand::Check { source, json } => check(&source, json),
         PolicyCommand::Show { source, json } => show(&source, json),
