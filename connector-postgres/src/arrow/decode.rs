@@ -171,6 +171,16 @@ pub struct BatchBuilder {
     rows: usize,
 }
 
+impl std::fmt::Debug for BatchBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchBuilder")
+            .field("columns", &self.kinds)
+            .field("rows", &self.rows)
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
+    }
+}
+
 impl BatchBuilder {
     /// A builder for `schema`, whose fields are decoded as `kinds`, sized for `capacity` rows.
     pub fn new(schema: SchemaRef, kinds: Vec<PgKind>, capacity: usize) -> Self {
