@@ -84,6 +84,7 @@ pub mod recovery;
 mod registry;
 mod resilience;
 mod run;
+mod sharded;
 mod slot;
 
 #[doc(hidden)]
