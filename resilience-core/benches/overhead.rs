@@ -105,6 +105,8 @@ fn each_contender(v: &mut impl Visit) {
     v.visit(|| Bare, false);
     v.visit(Ours::new, false);
     v.visit(OursMacro::new, false);
+    #[cfg(feature = "tower")]
+    v.visit(support::ours::ours_layer, false);
     v.visit(tower, true);
     v.visit(BackonGovernorRecloser::new, true);
     v.visit(BackoffFailsafe::new, true);
