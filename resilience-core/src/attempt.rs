@@ -3,14 +3,22 @@
 //!
 //! A connector uses [`current`] to carry the deadline to the server (PostgreSQL's
 //! `statement_timeout`), so a query the client stopped waiting for also stops running.
-//! The information is task-local: it is set for the duration of each attempt's future.
+//! The information is task-local: it is set while each attempt's future is polled (and
+//! while it is dropped), as a tokio task-local would be. It lives in a thread-local cell
+//! set around each poll: the attempt's value is copied in and the previous one restored,
+//! which costs a few stores where a tokio task-local's scope swaps through a `RefCell`.
 
+use std::cell::Cell;
+use std::future::{Future, poll_fn};
+use std::pin::{Pin, pin};
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-tokio::task_local! {
-    static CURRENT: AttemptInfo;
+thread_local! {
+    /// The attempt whose future is being polled on this thread, if any.
+    static CURRENT: Cell<Option<AttemptInfo>> = const { Cell::new(None) };
 }
 
 /// The attempt that is running.
@@ -72,16 +80,64 @@ impl AttemptInfo {
 
 /// The attempt running in this task, if any.
 pub fn current() -> Option<AttemptInfo> {
-    CURRENT.try_with(|a| *a).ok()
+    CURRENT.try_with(Cell::get).ok().flatten()
 }
 
 /// The policies and keys of the attempt running in this task, if any.
 #[inline]
 pub(crate) fn current_chain() -> Option<Chain> {
-    CURRENT.try_with(|a| a.chain).ok()
+    current().map(|a| a.chain)
+}
+
+/// `info` as the current attempt until dropped; then the previous one again.
+struct Entered(Option<AttemptInfo>);
+
+impl Entered {
+    #[inline]
+    fn new(info: AttemptInfo) -> Entered {
+        Entered(CURRENT.replace(Some(info)))
+    }
+}
+
+impl Drop for Entered {
+    #[inline]
+    fn drop(&mut self) {
+        CURRENT.set(self.0);
+    }
+}
+
+/// An attempt's future; dropped inside the attempt's scope when the attempt is cancelled
+/// before it completes, so its destructors see the attempt as its body did.
+struct Scoped<'a, F> {
+    fut: Pin<&'a mut Option<F>>,
+    info: AttemptInfo,
+}
+
+impl<F> Drop for Scoped<'_, F> {
+    fn drop(&mut self) {
+        if self.fut.is_some() {
+            let _in = Entered::new(self.info);
+            self.fut.set(None);
+        }
+    }
 }
 
 /// Runs `fut` as the attempt `info`.
-pub(crate) async fn scope<F: std::future::Future>(info: AttemptInfo, fut: F) -> F::Output {
-    CURRENT.scope(info, fut).await
+pub(crate) async fn scope<F: Future>(info: AttemptInfo, fut: F) -> F::Output {
+    let mut fut = pin!(Some(fut));
+    let mut scoped = Scoped {
+        fut: fut.as_mut(),
+        info,
+    };
+    poll_fn(move |cx| {
+        let _in = Entered::new(scoped.info);
+        let Some(running) = scoped.fut.as_mut().as_pin_mut() else {
+            panic!("an attempt polled after it completed");
+        };
+        let output = std::task::ready!(running.poll(cx));
+        // Dropped in the scope too, as a task-local's scope does.
+        scoped.fut.set(None);
+        Poll::Ready(output)
+    })
+    .await
 }

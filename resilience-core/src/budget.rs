@@ -13,14 +13,16 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::policy::BudgetPolicy;
+use crate::sharded::ShardedCounter;
 
 const SLOTS: usize = 10;
 
-/// One tenth of the window: which period it counts, and its counts.
+/// One tenth of the window: which period it counts, and its counts. Deposits are made
+/// by every call on every worker thread, so they are sharded; a retry sums them.
 #[derive(Debug, Default)]
 struct Slot {
     period: AtomicU64,
-    deposits: AtomicU64,
+    deposits: ShardedCounter,
     /// The period the withdrawals were counted in (high 40 bits) and their count (low 24
     /// bits), in one word: a count can never be credited to another period.
     withdrawals: AtomicU64,
@@ -56,7 +58,8 @@ fn count_for(word: u64, period: u64) -> u64 {
 pub struct RetryBudget {
     settings: Settings,
     origin: Instant,
-    slots: [Slot; SLOTS],
+    /// On the heap: ten sharded counters make ten kilobytes.
+    slots: Box<[Slot; SLOTS]>,
 }
 
 /// The policy, in atomics so that a reload can change it under running calls. A reload
@@ -113,7 +116,11 @@ impl RetryBudget {
     /// The current period (1-based, so a fresh slot's 0 never matches) and its slot.
     fn slot(&self, now: Instant) -> (u64, &Slot) {
         let slot_len = self.settings.slot_len.load(Ordering::Relaxed);
-        let period = now.saturating_duration_since(self.origin).as_nanos() as u64 / slot_len + 1;
+        // In 64-bit nanoseconds (584 years): a 128-bit division would cost more than the
+        // rest of a deposit.
+        let since = now.saturating_duration_since(self.origin);
+        let nanos = since.as_secs() * 1_000_000_000 + u64::from(since.subsec_nanos());
+        let period = nanos / slot_len + 1;
         let slot = &self.slots[(period % SLOTS as u64) as usize];
         let seen = slot.period.load(Ordering::Acquire);
         if seen != period
@@ -122,7 +129,7 @@ impl RetryBudget {
                 .compare_exchange(seen, period, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
         {
-            slot.deposits.store(0, Ordering::Release);
+            slot.deposits.reset();
         }
         (period, slot)
     }
@@ -130,7 +137,7 @@ impl RetryBudget {
     /// Records a call (first attempt).
     pub fn deposit(&self, now: Instant) {
         if self.settings.enabled.load(Ordering::Relaxed) {
-            self.slot(now).1.deposits.fetch_add(1, Ordering::Relaxed);
+            self.slot(now).1.deposits.bump();
         }
     }
 
@@ -156,7 +163,7 @@ impl RetryBudget {
             .map(|s| (s.period.load(Ordering::Acquire), s))
             .fold((0u64, 0u64), |(d, w), (slot_period, s)| {
                 let deposits = if (oldest..=period).contains(&slot_period) {
-                    s.deposits.load(Ordering::Relaxed)
+                    s.deposits.get()
                 } else {
                     0
                 };

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use crate::ErrorClass;
 use crate::breaker::BreakerState;
+use crate::sharded::ShardedCounter;
 
 const MINUTES: usize = 60;
 const MAX_OPERATIONS: usize = 64;
@@ -57,18 +58,21 @@ impl HourWindow {
     }
 }
 
+/// One operation's counters. Calls are counted on every call, by every worker thread,
+/// so they are sharded (on the heap: a kilobyte each, for the operations used only);
+/// failures are rarer and stay one atomic.
 #[derive(Debug)]
 struct OpCounters {
     name: &'static str,
-    calls: AtomicU64,
+    calls: Box<ShardedCounter>,
     failures: AtomicU64,
 }
 
 impl OpCounters {
-    const fn new(name: &'static str) -> Self {
+    fn new(name: &'static str) -> Self {
         OpCounters {
             name,
-            calls: AtomicU64::new(0),
+            calls: Box::default(),
             failures: AtomicU64::new(0),
         }
     }
@@ -126,7 +130,7 @@ impl Stats {
     /// Counts a finished call of `operation`.
     pub(crate) fn finish(&self, operation: &'static str, ok: bool) {
         let counters = self.operation(operation).unwrap_or(&self.other);
-        Stats::bump(&counters.calls);
+        counters.calls.bump();
         if !ok {
             Stats::bump(&counters.failures);
         }
@@ -169,7 +173,7 @@ impl Stats {
                     calls: 0,
                     failures: 0,
                 });
-            entry.calls += load(&c.calls);
+            entry.calls += c.calls.get();
             entry.failures += load(&c.failures);
         }
         operations.retain(|_, op| op.calls > 0);

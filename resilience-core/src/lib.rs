@@ -79,11 +79,14 @@ pub mod events;
 mod failure;
 mod handle;
 pub mod health;
+#[cfg(feature = "tower")]
+pub mod layer;
 pub mod limiter;
 pub mod recovery;
 mod registry;
 mod resilience;
 mod run;
+mod sharded;
 mod slot;
 
 #[doc(hidden)]
@@ -100,6 +103,8 @@ pub use error::ResilientError;
 pub use failure::{Failure, Stop};
 pub use handle::BreakerHandle;
 pub use health::HealthReport;
+#[cfg(feature = "tower")]
+pub use layer::{ResilienceLayer, ResilienceService};
 pub use recovery::{BoxFuture, Recovered, Recovery, RecoveryCause};
 pub use registry::PolicyChange;
 pub use resilience::{Resilience, Resilient, UnknownPolicyError};

@@ -54,12 +54,20 @@ pub(crate) fn expand(function: &Function, plan: Plan) -> TokenStream {
                 Some(policy) => quote!(::core::option::Option::Some(#policy)),
                 None => quote!(::core::option::Option::None),
             };
-            quote! {
-                let #resilience = ::core::clone::Clone::clone(
+            // A `&self` body borrows `self` as the run does, so the run borrows the
+            // receiver's `Resilience`; any other body may move or mutably borrow `self`,
+            // so the run holds a clone (one reference count).
+            let resilience_value = if matches!(plan.receiver, Receiver::Shared(_)) {
+                quote!(#private::Resilient::resilience(#receiver))
+            } else {
+                quote!(&::core::clone::Clone::clone(
                     #private::Resilient::resilience(#receiver),
-                );
+                ))
+            };
+            quote! {
+                let #resilience = #resilience_value;
                 #key_binding
-                let mut #run = #private::Run::method(&#resilience, #policy, #key_arg, #name);
+                let mut #run = #private::Run::method(#resilience, #policy, #key_arg, #name);
             }
         }
     };
@@ -88,7 +96,7 @@ fn receiver_ref(receiver: Receiver) -> Option<TokenStream> {
     let (span, deref) = match receiver {
         Receiver::None => return None,
         Receiver::Value(span) => (span, quote!()),
-        Receiver::Deref(span) => (span, quote_spanned!(span=> *)),
+        Receiver::Shared(span) | Receiver::Deref(span) => (span, quote_spanned!(span=> *)),
     };
     let this = Ident::new("self", span);
     Some(quote_spanned!(span=> &#deref #this))

@@ -25,7 +25,10 @@ pub(crate) enum Receiver {
     /// `self` or `mut self`: borrowed as `&self` to reach the engine. The span is the
     /// user's `self` token, so the expansion's `self` resolves at the call site.
     Value(Span),
-    /// `&self`, `&mut self` or `self: Box<Self>`-like: dereferenced as `&*self`.
+    /// `&self`: the receiver's `Resilience` is borrowed for the call, not cloned (the
+    /// body only borrows `self` too).
+    Shared(Span),
+    /// `&mut self` or `self: Box<Self>`-like: dereferenced as `&*self`.
     Deref(Span),
 }
 
@@ -68,6 +71,9 @@ pub(crate) fn validate(
     let receiver = match sig.receiver() {
         None => Receiver::None,
         Some(r) if matches!(r.kind, ReceiverKind::Value) => Receiver::Value(r.self_token.span),
+        Some(r) if matches!(r.kind, ReceiverKind::Reference(_, _, None)) => {
+            Receiver::Shared(r.self_token.span)
+        }
         Some(r) => Receiver::Deref(r.self_token.span),
     };
 

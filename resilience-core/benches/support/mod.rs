@@ -10,9 +10,11 @@
 
 pub mod alloc;
 pub mod cputime;
+pub mod instructions;
 pub mod ours;
 pub mod parts;
 pub mod peers;
+pub mod rounds;
 
 use std::fmt;
 use std::future::Future;

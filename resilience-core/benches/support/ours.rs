@@ -111,3 +111,43 @@ impl Contender for OursMacro {
         self.work(x).await
     }
 }
+
+/// The engine as a tower layer (`--features tower`): `ResilienceLayer` around
+/// `service_fn(work)`, under the same policy and key.
+#[cfg(feature = "tower")]
+#[derive(Clone)]
+pub struct OursLayer<S> {
+    service: S,
+}
+
+/// [`OursLayer`] with the `bench` policy and [`KEY`].
+#[cfg(feature = "tower")]
+pub fn ours_layer() -> OursLayer<
+    impl tower::Service<u64, Response = u64, Error = BenchError, Future: Send> + Clone + Send + 'static,
+> {
+    let resilience = Resilience::new(Engine::new(policies()), POLICY)
+        .expect("the bench policy exists")
+        .with_key(KEY);
+    let service = tower::ServiceBuilder::new()
+        .layer(resilience_core::ResilienceLayer::from_resilience(
+            resilience,
+        ))
+        .service_fn(work);
+    OursLayer { service }
+}
+
+#[cfg(feature = "tower")]
+impl<S> Contender for OursLayer<S>
+where
+    S: tower::Service<u64, Response = u64, Error = BenchError, Future: Send>
+        + Clone
+        + Send
+        + 'static,
+{
+    const NAME: &'static str = "resilience-core ResilienceLayer (tower)";
+
+    async fn call(&mut self, x: u64) -> Result<u64, BenchError> {
+        use tower::ServiceExt;
+        self.service.ready().await?.call(x).await
+    }
+}

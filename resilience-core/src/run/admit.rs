@@ -4,12 +4,14 @@
 //! retry path, after the backoff delay, where the last error is still at hand: if the
 //! breaker or the limiter refuses the retry, the caller's error keeps that last error.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::breaker::Permit;
+use crate::breaker::{Permit, Transition};
 use crate::events::EventKind;
 use crate::failure::Stop;
 use crate::limiter::{Admission, Limited};
@@ -27,35 +29,79 @@ pub(super) async fn admit(
     operation: &'static str,
     recovery: Option<&Arc<dyn Recovery>>,
 ) -> Result<Instant, Stop> {
+    if try_admit(slot, permit, now, operation, recovery)? {
+        return Ok(now);
+    }
+    wait(slot, permit, now, deadline, operation).await
+}
+
+/// The synchronous part of [`admit`]: `Ok(true)` when admitted at `now`, `Ok(false)` when
+/// the permit is taken but the attempt must wait for a token ([`wait`]).
+#[inline]
+pub(super) fn try_admit(
+    slot: &Arc<Slot>,
+    permit: &mut Option<Permit>,
+    now: Instant,
+    operation: &'static str,
+    recovery: Option<&Arc<dyn Recovery>>,
+) -> Result<bool, Stop> {
     let (taken, transition) = slot.breaker.acquire(now);
     if let Some(t) = transition {
-        slot.on_transition(t, Some(operation), recovery);
+        transition_cold(slot, t, operation, recovery);
     }
     match taken {
         Ok(taken) => *permit = Some(taken),
-        Err(retry_in) => {
-            slot.emit(
-                Some(operation),
-                EventKind::CircuitOpenRejection { retry_in },
-            );
-            return Err(Stop::CircuitOpen { retry_in });
-        }
+        Err(retry_in) => return Err(rejected(slot, operation, retry_in)),
     }
-    if !slot.hot.rate_limited() || slot.bucket.try_acquire(now) {
-        return Ok(now);
-    }
-    // The slow path is boxed so that the common case's future stays small.
-    match Box::pin(wait_for_token(slot, now, deadline, operation)).await {
-        Ok(waited) => Ok(now + waited),
-        Err(limited) => {
-            if let Some(taken) = permit.take() {
-                slot.breaker.release(taken);
+    Ok(!slot.hot.rate_limited() || slot.bucket.try_acquire(now))
+}
+
+#[cold]
+#[inline(never)]
+fn transition_cold(
+    slot: &Arc<Slot>,
+    transition: Transition,
+    operation: &'static str,
+    recovery: Option<&Arc<dyn Recovery>>,
+) {
+    slot.on_transition(transition, Some(operation), recovery);
+}
+
+#[cold]
+#[inline(never)]
+fn rejected(slot: &Slot, operation: &'static str, retry_in: Duration) -> Stop {
+    slot.emit(
+        Some(operation),
+        EventKind::CircuitOpenRejection { retry_in },
+    );
+    Stop::CircuitOpen { retry_in }
+}
+
+/// The slow path of [`admit`]: waits for a rate-limit token, giving the breaker's permit
+/// back when the limiter refuses. Boxed, and built out of line, so that the common case
+/// carries none of it in its future.
+#[cold]
+#[inline(never)]
+pub(super) fn wait<'a>(
+    slot: &'a Slot,
+    permit: &'a mut Option<Permit>,
+    now: Instant,
+    deadline: Option<Instant>,
+    operation: &'static str,
+) -> Pin<Box<impl Future<Output = Result<Instant, Stop>> + 'a>> {
+    Box::pin(async move {
+        match wait_for_token(slot, now, deadline, operation).await {
+            Ok(waited) => Ok(now + waited),
+            Err(limited) => {
+                if let Some(taken) = permit.take() {
+                    slot.breaker.release(taken);
+                }
+                Err(Stop::RateLimited {
+                    retry_after: limited.retry_after,
+                })
             }
-            Err(Stop::RateLimited {
-                retry_after: limited.retry_after,
-            })
         }
-    }
+    })
 }
 
 /// Waits for a rate-limit token (the limiter's slow path), reporting the wait or the

@@ -42,6 +42,7 @@ use crate::{ErrorClass, ResilientError};
 
 mod admit;
 mod call;
+mod deadline;
 mod outcome;
 mod recover;
 mod retry;
@@ -102,6 +103,26 @@ struct Spans {
     attempt: Span,
 }
 
+impl Spans {
+    /// The call's spans, when a subscriber wants them (kept out of the common path).
+    #[cold]
+    #[inline(never)]
+    fn new(slot: &Slot, operation: &'static str) -> Option<Box<Spans>> {
+        let call = tracing::debug_span!(
+            "resilient_call",
+            policy = &*slot.policy_name,
+            key = &*slot.key,
+            operation,
+        );
+        (!call.is_disabled()).then(|| {
+            Box::new(Spans {
+                call,
+                attempt: Span::none(),
+            })
+        })
+    }
+}
+
 impl<'a> Run<'a> {
     /// A run of `call` on `engine`.
     #[inline]
@@ -160,6 +181,8 @@ impl<'a> Run<'a> {
     }
 
     /// Ends the call as a failure: counts and reports it, and builds the caller's error.
+    #[cold]
+    #[inline(never)]
     fn give_up<T, E: ResilientError>(
         &self,
         slot: &Slot,
@@ -200,6 +223,8 @@ impl<'a> Run<'a> {
     }
 
     /// Reports a breaker transition this call caused, inside the call's span.
+    #[cold]
+    #[inline(never)]
     fn transition(&self, slot: &Arc<Slot>, transition: Transition) {
         let _in = self.span().enter();
         slot.on_transition(transition, Some(self.operation), self.recovery);
@@ -229,53 +254,32 @@ impl<'a> Run<'a> {
                 return Some(Err(self.fail(Stop::UnknownPolicy { known }, None)));
             }
         };
-        let mut now = Instant::now();
+        let now = Instant::now();
         if self.started.is_none() {
-            // Checked first, so that a call makes no span at all (not even a disabled one
-            // to drop) unless some subscriber wants `debug`.
-            if tracing::Level::DEBUG <= tracing::level_filters::STATIC_MAX_LEVEL
-                && tracing::Level::DEBUG <= tracing::level_filters::LevelFilter::current()
-            {
-                let call = tracing::debug_span!(
-                    "resilient_call",
-                    policy = &*slot.policy_name,
-                    key = &*slot.key,
-                    operation = self.operation,
-                );
-                if !call.is_disabled() {
-                    self.spans = Some(Box::new(Spans {
-                        call,
-                        attempt: Span::none(),
-                    }));
-                }
-            }
+            self.spans = start(slot, now, self.operation, self.enclosing.is_none());
             self.started = Some(now);
             self.deadline = Some(now + slot.hot.total());
-            slot.meters.calls.increment(1);
-            if self.enclosing.is_none() {
-                slot.budget.deposit(now);
-            }
         }
 
         let admitted = match self.admitted_next.take() {
             Some(at) => at,
-            None => match admit::admit(
-                slot,
-                &mut self.permit,
-                now,
-                self.deadline,
-                self.operation,
-                self.recovery,
-            )
-            .await
-            {
-                Ok(at) => at,
-                Err(stop) => return self.give_up(slot, stop, None),
-            },
+            None => {
+                match admit::try_admit(slot, &mut self.permit, now, self.operation, self.recovery) {
+                    Ok(true) => now,
+                    Ok(false) => {
+                        let waited =
+                            admit::wait(slot, &mut self.permit, now, self.deadline, self.operation);
+                        match waited.await {
+                            Ok(at) => at,
+                            Err(stop) => return self.give_up(slot, stop, None),
+                        }
+                    }
+                    Err(stop) => return self.give_up(slot, stop, None),
+                }
+            }
         };
-        now = admitted;
 
-        self.admitted = Some(now);
+        self.admitted = Some(admitted);
         self.attempt += 1;
         slot.meters.attempts.increment(1);
         None
@@ -306,9 +310,9 @@ impl<'a> Run<'a> {
             },
         };
         let Some(spans) = self.spans.as_mut() else {
-            return match tokio::time::timeout_at(deadline, attempt::scope(info, fut)).await {
-                Ok(result) => Attempted::Done(result.into_result()),
-                Err(_) => Attempted::TimedOut { total },
+            return match deadline::within(deadline, attempt::scope(info, fut)).await {
+                Some(result) => Attempted::Done(result.into_result()),
+                None => Attempted::TimedOut { total },
             };
         };
         let span = tracing::debug_span!(
@@ -323,9 +327,9 @@ impl<'a> Run<'a> {
         let fut = attempt::scope(info, fut.instrument(span.clone()));
         // The outcome's class is recorded on the span by `after_attempt`.
         spans.attempt = span;
-        match tokio::time::timeout_at(deadline, fut).await {
-            Ok(result) => Attempted::Done(result.into_result()),
-            Err(_) => Attempted::TimedOut { total },
+        match deadline::within(deadline, fut).await {
+            Some(result) => Attempted::Done(result.into_result()),
+            None => Attempted::TimedOut { total },
         }
     }
 
@@ -378,6 +382,30 @@ impl<'a> Run<'a> {
         };
         // The failure path is boxed so that the common case's future stays small.
         Box::pin(self.after_failure(class, error, total_ran_out, permit, now)).await
+    }
+}
+
+/// Starts a call at `now`: counts it, deposits it in the retry budget (an outermost
+/// call only) and returns its spans, when a subscriber wants them.
+#[inline]
+fn start(
+    slot: &Slot,
+    now: Instant,
+    operation: &'static str,
+    outermost: bool,
+) -> Option<Box<Spans>> {
+    slot.meters.calls.increment(1);
+    if outermost {
+        slot.budget.deposit(now);
+    }
+    // Checked first, so that a call makes no span at all (not even a disabled one to
+    // drop) unless some subscriber wants `debug`.
+    if tracing::Level::DEBUG <= tracing::level_filters::STATIC_MAX_LEVEL
+        && tracing::Level::DEBUG <= tracing::level_filters::LevelFilter::current()
+    {
+        Spans::new(slot, operation)
+    } else {
+        None
     }
 }
 

@@ -1,11 +1,9 @@
 /// Checks the connection.
 #[allow(clippy::needless_return)]
 pub async fn test_connection(&self) -> Result<Info, PgError> {
-    let __resilience = ::core::clone::Clone::clone(
-        ::resilience_core::__private::Resilient::resilience(&*self),
-    );
+    let __resilience = ::resilience_core::__private::Resilient::resilience(&*self);
     let mut __run = ::resilience_core::__private::Run::method(
-        &__resilience,
+        __resilience,
         ::core::option::Option::None,
         ::core::option::Option::None,
         "test_connection",

@@ -7,11 +7,9 @@ where
     R: Row,
 {
     #![allow(unused_variables)]
-    let __resilience = ::core::clone::Clone::clone(
-        ::resilience_core::__private::Resilient::resilience(&*self),
-    );
+    let __resilience = ::resilience_core::__private::Resilient::resilience(&*self);
     let mut __run = ::resilience_core::__private::Run::method(
-        &__resilience,
+        __resilience,
         ::core::option::Option::None,
         ::core::option::Option::None,
         "load",

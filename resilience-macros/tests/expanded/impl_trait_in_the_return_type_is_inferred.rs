@@ -1,9 +1,7 @@
 async fn rows(&self) -> Result<impl Iterator<Item = Row>, Error> {
-    let __resilience = ::core::clone::Clone::clone(
-        ::resilience_core::__private::Resilient::resilience(&*self),
-    );
+    let __resilience = ::resilience_core::__private::Resilient::resilience(&*self);
     let mut __run = ::resilience_core::__private::Run::method(
-        &__resilience,
+        __resilience,
         ::core::option::Option::None,
         ::core::option::Option::None,
         "rows",

@@ -2,11 +2,11 @@ pub(crate) async fn next(&mut self) -> io::Result<u32> {
     const _: ::core::option::Option<&str> = ::core::option_env!("RESILIENCE_POLICY_DIR");
     const _: &[u8] = ::core::include_bytes!("/policies/default.toml");
     const _: &[u8] = ::core::include_bytes!("/policies/prod.toml");
-    let __resilience = ::core::clone::Clone::clone(
+    let __resilience = &::core::clone::Clone::clone(
         ::resilience_core::__private::Resilient::resilience(&*self),
     );
     let mut __run = ::resilience_core::__private::Run::method(
-        &__resilience,
+        __resilience,
         ::core::option::Option::Some("db"),
         ::core::option::Option::None,
         "next",

@@ -2,12 +2,10 @@ async fn fetch_page(&self, table: &Table, after: Option<&Key>) -> Result<Page, P
     const _: ::core::option::Option<&str> = ::core::option_env!("RESILIENCE_POLICY_DIR");
     const _: &[u8] = ::core::include_bytes!("/policies/default.toml");
     const _: &[u8] = ::core::include_bytes!("/policies/prod.toml");
-    let __resilience = ::core::clone::Clone::clone(
-        ::resilience_core::__private::Resilient::resilience(&*self),
-    );
+    let __resilience = ::resilience_core::__private::Resilient::resilience(&*self);
     let __key = self.host_key();
     let mut __run = ::resilience_core::__private::Run::method(
-        &__resilience,
+        __resilience,
         ::core::option::Option::Some("db"),
         ::core::option::Option::Some(::core::convert::AsRef::<str>::as_ref(&__key)),
         "fetch_page",

@@ -1,11 +1,9 @@
 #[inline]
 ///Reads a page.
 async fn read(&self, cursor: Option<&Cursor>) -> Result<Self::Page, Self::Error> {
-    let __resilience = ::core::clone::Clone::clone(
-        ::resilience_core::__private::Resilient::resilience(&*self),
-    );
+    let __resilience = ::resilience_core::__private::Resilient::resilience(&*self);
     let mut __run = ::resilience_core::__private::Run::method(
-        &__resilience,
+        __resilience,
         ::core::option::Option::None,
         ::core::option::Option::None,
         "source.read",

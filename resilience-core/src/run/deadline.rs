@@ -1,0 +1,46 @@
+//! The attempt deadline, armed only when the attempt has to wait.
+//!
+//! Most attempts of a healthy dependency complete at their first poll (a pooled
+//! connection with the answer buffered, a cache hit), and for them a timer is pure cost:
+//! `tokio::time::timeout_at` builds its `Sleep` up front, which takes a reference to the
+//! runtime's timer (a shared count, contended across workers) and is dropped unused.
+//! Here the attempt is polled first, exactly as `timeout_at` does, and the timer is only
+//! built when that poll returns `Pending`; from then on the two behave alike (the
+//! attempt first, then the timer, at every poll, and the timer polled outside the
+//! cooperative budget when the attempt used it up). A timer registers with the runtime
+//! only when first polled in either case, so paused-clock tests see no difference.
+
+use std::future::{Future, poll_fn};
+use std::pin::pin;
+use std::task::Poll;
+
+use tokio::task::coop;
+use tokio::time::{Instant, Sleep};
+
+/// Runs `fut` until `deadline`: its output, or `None` when the deadline came first.
+#[inline]
+pub(super) async fn within<F: Future>(deadline: Instant, fut: F) -> Option<F::Output> {
+    let mut fut = pin!(fut);
+    let mut timer = pin!(None::<Sleep>);
+    poll_fn(move |cx| {
+        let had_budget = coop::has_budget_remaining();
+        if let Poll::Ready(output) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        if timer.is_none() {
+            timer.set(Some(tokio::time::sleep_until(deadline)));
+        }
+        let Some(sleep) = timer.as_mut().as_pin_mut() else {
+            return Poll::Pending;
+        };
+        // As `timeout_at` does: an attempt that used up the task's budget must not keep
+        // its own deadline from being seen.
+        let fired = if had_budget && !coop::has_budget_remaining() {
+            pin!(coop::unconstrained(sleep)).poll(cx)
+        } else {
+            sleep.poll(cx)
+        };
+        fired.map(|()| None)
+    })
+    .await
+}
