@@ -42,6 +42,7 @@ mod rules;
 mod schema;
 mod set;
 mod suggest;
+mod table;
 mod validate;
 
 pub use class::{ClassSet, ErrorClass, UnknownClass};

@@ -1,9 +1,15 @@
-//! The resolved policy: every value present and valid.
+//! The resolved policy: every value present and valid, and the one declaration of every
+//! policy key.
 //!
 //! These types are what the engine runs on. They are built by the loader
 //! ([`PolicySet`](super::PolicySet)) from the policy files, after profiles are merged,
 //! `extends` is resolved and every range is checked, so the engine never meets an invalid
 //! value. `Policy::default()` is the `db` preset (DB_RESILIENCE_CONFIG).
+//!
+//! Each table is declared with `policy_table!` (see `table.rs`): one line per key gives
+//! its field, type, default (the `db` preset) and the kind of value a policy file may
+//! write for it; the loader's schema and conversions are generated from these lines. To
+//! add a key, add its line here and document it in `policies/reference.toml`.
 
 use std::num::NonZeroU32;
 use std::time::Duration;
@@ -11,20 +17,150 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::class::{ClassSet, ErrorClass};
+use crate::schema::Kind;
+use crate::table::policy_table;
 
-/// One named policy: how an operation retries, breaks, is limited, recovers and times out.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Policy {
-    /// Retry schedule and budget.
-    pub retry: RetryPolicy,
-    /// Circuit breaker.
-    pub circuit_breaker: BreakerPolicy,
-    /// Token-bucket rate limiting.
-    pub rate_limit: RateLimitPolicy,
-    /// Connection recovery.
-    pub recovery: RecoveryPolicy,
-    /// Per-attempt and total deadlines.
-    pub timeout: TimeoutPolicy,
+const fn nz(n: u32) -> NonZeroU32 {
+    match NonZeroU32::new(n) {
+        Some(n) => n,
+        None => panic!("zero"),
+    }
+}
+
+const fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+policy_table! {
+    /// One named policy: how an operation retries, breaks, is limited, recovers and times
+    /// out. Its default is the `db` preset (DB_RESILIENCE_CONFIG).
+    pub struct Policy at "" {} tables {
+        /// Retry schedule and budget.
+        retry: RetryPolicy,
+        /// Circuit breaker.
+        circuit_breaker: BreakerPolicy,
+        /// Token-bucket rate limiting.
+        rate_limit: RateLimitPolicy,
+        /// Connection recovery.
+        recovery: RecoveryPolicy,
+        /// Per-attempt and total deadlines.
+        timeout: TimeoutPolicy,
+    }
+}
+
+policy_table! {
+    /// Retry: attempts, exponential backoff with a cap, jitter, which classes are retried.
+    pub struct RetryPolicy at "retry." {
+        /// Attempts in all, the first call included (at least 1).
+        max_attempts: NonZeroU32 = nz(3) => Kind::Count,
+        /// The delay before the first retry.
+        initial_delay: Duration = secs(1) => Kind::Duration { zero: true },
+        /// Growth factor per retry (at least 1.0).
+        multiplier: f64 = 2.0 => Kind::Multiplier,
+        /// The cap on any delay (not below `initial_delay`).
+        max_delay: Duration = secs(30) => Kind::Duration { zero: true },
+        /// How delays are randomised.
+        jitter: Jitter = Jitter::Full => Kind::Jitter,
+        /// Classes that are retried.
+        retry_on: ClassSet = ClassSet::of(&[
+            ErrorClass::Connection,
+            ErrorClass::Timeout,
+            ErrorClass::Transient,
+            ErrorClass::Throttled,
+        ]) => Kind::Classes,
+    } tables {
+        /// The retry budget shared by all calls of this policy and key.
+        budget: BudgetPolicy,
+    }
+}
+
+policy_table! {
+    /// Retry budget: retries allowed only while they stay under `ratio` of recent calls,
+    /// plus `min_per_second`, over a sliding window of `ttl`.
+    pub struct BudgetPolicy at "retry.budget." {
+        /// Whether the budget applies.
+        enabled: bool = true => Kind::Bool,
+        /// Retries allowed per call made in the window (0.0 to 1000.0).
+        ratio: f64 = 0.2 => Kind::Ratio,
+        /// Retries always allowed per second, whatever the traffic.
+        min_per_second: u32 = 10 => Kind::Uint,
+        /// The window over which calls and retries are counted.
+        ttl: Duration = secs(10) => Kind::Duration { zero: false },
+    }
+}
+
+policy_table! {
+    /// Circuit breaker: CLOSED, OPEN, HALF_OPEN.
+    pub struct BreakerPolicy at "circuit_breaker." {
+        /// Whether the breaker applies.
+        enabled: bool = true => Kind::Bool,
+        /// What opens the breaker: consecutive failures, or a failure ratio.
+        mode: BreakerMode = BreakerMode::Consecutive => Kind::BreakerMode,
+        /// Consecutive failed attempts that open the breaker (`mode = "consecutive"`).
+        failure_threshold: NonZeroU32 = nz(5) => Kind::Count,
+        /// The share of failed attempts that opens the breaker (`mode = "ratio"`): above
+        /// 0, at most 1.
+        failure_ratio: f64 = 0.5 => Kind::Fraction,
+        /// The sliding window over which attempts are counted (`mode = "ratio"`).
+        sampling_window: Duration = secs(30) => Kind::Duration { zero: false },
+        /// Attempts the window must hold before the ratio can open the breaker
+        /// (`mode = "ratio"`).
+        minimum_calls: NonZeroU32 = nz(20) => Kind::Count,
+        /// How long the breaker stays open before admitting probes.
+        recovery_timeout: Duration = secs(30) => Kind::Duration { zero: false },
+        /// Successful probes in HALF_OPEN that close the breaker; also the most probes
+        /// admitted at once.
+        success_threshold: NonZeroU32 = nz(2) => Kind::Count,
+        /// Classes that neither count as failures nor reset the count.
+        ignore: ClassSet = ClassSet::of(&[
+            ErrorClass::Auth,
+            ErrorClass::Config,
+            ErrorClass::InvalidInput,
+        ]) => Kind::Classes,
+    }
+}
+
+policy_table! {
+    /// Token bucket: continuous refill at `requests_per_minute`, capacity `burst`.
+    pub struct RateLimitPolicy at "rate_limit." {
+        /// Whether the limiter applies.
+        enabled: bool = true => Kind::Bool,
+        /// Sustained rate.
+        requests_per_minute: NonZeroU32 = nz(300) => Kind::Count,
+        /// Bucket capacity: how many calls may go at once after a quiet period.
+        burst: NonZeroU32 = nz(50) => Kind::Count,
+        /// Wait or reject when no token is free.
+        when_limited: WhenLimited = WhenLimited::Wait => Kind::WhenLimited,
+        /// The longest a caller waits for a token.
+        max_wait: Duration = secs(10) => Kind::Duration { zero: true },
+        /// One bucket per rate-limit key (host) instead of one per policy.
+        per_host: bool = true => Kind::Bool,
+    }
+}
+
+policy_table! {
+    /// Connection recovery: the connector's hook, run after connection-class failures.
+    pub struct RecoveryPolicy at "recovery." {
+        /// Whether recovery runs.
+        enabled: bool = true => Kind::Bool,
+        /// Recoveries allowed per `check_interval` window.
+        max_attempts: NonZeroU32 = nz(3) => Kind::Count,
+        /// The window for `max_attempts`, and the probe interval while the breaker is
+        /// open.
+        check_interval: Duration = secs(30) => Kind::Duration { zero: false },
+        /// Whether recovery re-reads credentials (after an authentication failure too).
+        credential_refresh: bool = false => Kind::Bool,
+    }
+}
+
+policy_table! {
+    /// Deadlines: per attempt and for the whole call, retries and waits included.
+    pub struct TimeoutPolicy at "timeout." {
+        /// The longest one attempt may take.
+        attempt: Duration = secs(30) => Kind::Duration { zero: false },
+        /// The longest the whole call may take (not below `attempt`).
+        total: Duration = secs(120) => Kind::Duration { zero: false },
+    }
 }
 
 /// How jitter spreads a backoff delay `d` (the capped exponential value).
@@ -53,42 +189,6 @@ impl Jitter {
     }
 }
 
-/// Retry: attempts, exponential backoff with a cap, jitter, which classes are retried.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RetryPolicy {
-    /// Attempts in all, the first call included (at least 1).
-    pub max_attempts: NonZeroU32,
-    /// The delay before the first retry.
-    #[serde(with = "humantime_serde")]
-    pub initial_delay: Duration,
-    /// Growth factor per retry (at least 1.0).
-    pub multiplier: f64,
-    /// The cap on any delay (not below `initial_delay`).
-    #[serde(with = "humantime_serde")]
-    pub max_delay: Duration,
-    /// How delays are randomised.
-    pub jitter: Jitter,
-    /// Classes that are retried.
-    pub retry_on: ClassSet,
-    /// The retry budget shared by all calls of this policy and key.
-    pub budget: BudgetPolicy,
-}
-
-/// Retry budget: retries allowed only while they stay under `ratio` of recent calls, plus
-/// `min_per_second`, over a sliding window of `ttl`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct BudgetPolicy {
-    /// Whether the budget applies.
-    pub enabled: bool,
-    /// Retries allowed per call made in the window (0.0 to 1000.0).
-    pub ratio: f64,
-    /// Retries always allowed per second, whatever the traffic.
-    pub min_per_second: u32,
-    /// The window over which calls and retries are counted.
-    #[serde(with = "humantime_serde")]
-    pub ttl: Duration,
-}
-
 /// What opens a closed breaker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -112,34 +212,6 @@ impl BreakerMode {
     }
 }
 
-/// Circuit breaker: CLOSED, OPEN, HALF_OPEN.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct BreakerPolicy {
-    /// Whether the breaker applies.
-    pub enabled: bool,
-    /// What opens the breaker: consecutive failures, or a failure ratio.
-    pub mode: BreakerMode,
-    /// Consecutive failed attempts that open the breaker (`mode = "consecutive"`).
-    pub failure_threshold: NonZeroU32,
-    /// The share of failed attempts that opens the breaker (`mode = "ratio"`): above 0,
-    /// at most 1.
-    pub failure_ratio: f64,
-    /// The sliding window over which attempts are counted (`mode = "ratio"`).
-    #[serde(with = "humantime_serde")]
-    pub sampling_window: Duration,
-    /// Attempts the window must hold before the ratio can open the breaker
-    /// (`mode = "ratio"`).
-    pub minimum_calls: NonZeroU32,
-    /// How long the breaker stays open before admitting probes.
-    #[serde(with = "humantime_serde")]
-    pub recovery_timeout: Duration,
-    /// Successful probes in HALF_OPEN that close the breaker; also the most probes
-    /// admitted at once.
-    pub success_threshold: NonZeroU32,
-    /// Classes that neither count as failures nor reset the count.
-    pub ignore: ClassSet,
-}
-
 /// What a caller does when no token is free.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -156,152 +228,6 @@ impl WhenLimited {
         match self {
             WhenLimited::Wait => "wait",
             WhenLimited::Reject => "reject",
-        }
-    }
-}
-
-/// Token bucket: continuous refill at `requests_per_minute`, capacity `burst`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RateLimitPolicy {
-    /// Whether the limiter applies.
-    pub enabled: bool,
-    /// Sustained rate.
-    pub requests_per_minute: NonZeroU32,
-    /// Bucket capacity: how many calls may go at once after a quiet period.
-    pub burst: NonZeroU32,
-    /// Wait or reject when no token is free.
-    pub when_limited: WhenLimited,
-    /// The longest a caller waits for a token.
-    #[serde(with = "humantime_serde")]
-    pub max_wait: Duration,
-    /// One bucket per rate-limit key (host) instead of one per policy.
-    pub per_host: bool,
-}
-
-/// Connection recovery: the connector's hook, run after connection-class failures.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RecoveryPolicy {
-    /// Whether recovery runs.
-    pub enabled: bool,
-    /// Recoveries allowed per `check_interval` window.
-    pub max_attempts: NonZeroU32,
-    /// The window for `max_attempts`, and the probe interval while the breaker is open.
-    #[serde(with = "humantime_serde")]
-    pub check_interval: Duration,
-    /// Whether recovery re-reads credentials (after an authentication failure too).
-    pub credential_refresh: bool,
-}
-
-/// Deadlines: per attempt and for the whole call, retries and waits included.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TimeoutPolicy {
-    /// The longest one attempt may take.
-    #[serde(with = "humantime_serde")]
-    pub attempt: Duration,
-    /// The longest the whole call may take (not below `attempt`).
-    #[serde(with = "humantime_serde")]
-    pub total: Duration,
-}
-
-const fn nz(n: u32) -> NonZeroU32 {
-    match NonZeroU32::new(n) {
-        Some(n) => n,
-        None => panic!("zero"),
-    }
-}
-
-impl Default for Policy {
-    /// The `db` preset (DB_RESILIENCE_CONFIG).
-    fn default() -> Self {
-        Policy {
-            retry: RetryPolicy::default(),
-            circuit_breaker: BreakerPolicy::default(),
-            rate_limit: RateLimitPolicy::default(),
-            recovery: RecoveryPolicy::default(),
-            timeout: TimeoutPolicy::default(),
-        }
-    }
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            max_attempts: nz(3),
-            initial_delay: Duration::from_secs(1),
-            multiplier: 2.0,
-            max_delay: Duration::from_secs(30),
-            jitter: Jitter::Full,
-            retry_on: ClassSet::of(&[
-                ErrorClass::Connection,
-                ErrorClass::Timeout,
-                ErrorClass::Transient,
-                ErrorClass::Throttled,
-            ]),
-            budget: BudgetPolicy::default(),
-        }
-    }
-}
-
-impl Default for BudgetPolicy {
-    fn default() -> Self {
-        BudgetPolicy {
-            enabled: true,
-            ratio: 0.2,
-            min_per_second: 10,
-            ttl: Duration::from_secs(10),
-        }
-    }
-}
-
-impl Default for BreakerPolicy {
-    fn default() -> Self {
-        BreakerPolicy {
-            enabled: true,
-            mode: BreakerMode::Consecutive,
-            failure_threshold: nz(5),
-            failure_ratio: 0.5,
-            sampling_window: Duration::from_secs(30),
-            minimum_calls: nz(20),
-            recovery_timeout: Duration::from_secs(30),
-            success_threshold: nz(2),
-            ignore: ClassSet::of(&[
-                ErrorClass::Auth,
-                ErrorClass::Config,
-                ErrorClass::InvalidInput,
-            ]),
-        }
-    }
-}
-
-impl Default for RateLimitPolicy {
-    fn default() -> Self {
-        RateLimitPolicy {
-            enabled: true,
-            requests_per_minute: nz(300),
-            burst: nz(50),
-            when_limited: WhenLimited::Wait,
-            max_wait: Duration::from_secs(10),
-            per_host: true,
-        }
-    }
-}
-
-impl Default for RecoveryPolicy {
-    fn default() -> Self {
-        RecoveryPolicy {
-            enabled: true,
-            max_attempts: nz(3),
-            check_interval: Duration::from_secs(30),
-            credential_refresh: false,
-        }
-    }
-}
-
-impl Default for TimeoutPolicy {
-    fn default() -> Self {
-        TimeoutPolicy {
-            attempt: Duration::from_secs(30),
-            total: Duration::from_secs(120),
         }
     }
 }

@@ -69,7 +69,7 @@ pub(crate) struct Violation {
 /// Checks every rule; the first broken one, in schema order, is returned.
 pub(crate) fn check(policy: &Policy) -> Result<(), Violation> {
     let values = to_values(policy);
-    for (key, kind) in FIELDS {
+    for &(key, kind) in FIELDS.iter() {
         let v = values[key];
         value(kind, v, &written(v)).map_err(|message| Violation {
             key,
