@@ -15,7 +15,8 @@ use std::time::Duration;
 use futures_core::Stream;
 use serde::{Serialize, Serializer};
 
-use crate::{Resilient, ResilientError};
+use crate::error::ResilientError;
+use crate::resilience::Resilient;
 
 /// Where a connector is in its lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

@@ -2,8 +2,8 @@
 
 use std::fmt;
 
-use crate::ErrorClass;
 use crate::failure::Failure;
+use resilience_policy::ErrorClass;
 
 /// Implemented by a connector's error type so the engine can decide what to do with it.
 ///

@@ -70,9 +70,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use crate::ErrorClass;
 use crate::breaker::BreakerState;
 use crate::failure::Stop;
+use resilience_policy::ErrorClass;
 
 /// One thing the engine did, for one policy and key.
 #[derive(Debug, Clone, Copy)]

@@ -10,7 +10,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::ErrorClass;
+use resilience_policy::ErrorClass;
 
 /// Which policy stopped a call, and the numbers that go with it.
 #[derive(Debug, Clone, PartialEq, Eq)]

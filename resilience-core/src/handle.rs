@@ -13,6 +13,15 @@ pub struct BreakerHandle {
     pub(crate) slot: Arc<Slot>,
 }
 
+impl std::fmt::Debug for BreakerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BreakerHandle")
+            .field("policy", &self.slot.policy_name)
+            .field("key", &self.slot.key)
+            .finish_non_exhaustive()
+    }
+}
+
 impl BreakerHandle {
     /// The breaker's state (an open breaker whose timeout has passed reports HALF_OPEN).
     pub fn state(&self) -> BreakerState {

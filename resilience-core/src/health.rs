@@ -12,9 +12,9 @@ use std::time::SystemTime;
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::ErrorClass;
 use crate::breaker::BreakerState;
 use crate::sharded::ShardedCounter;
+use resilience_policy::ErrorClass;
 
 const MINUTES: usize = 60;
 const MAX_OPERATIONS: usize = 64;

@@ -24,8 +24,8 @@ use std::task::{Context, Poll};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::ResilientError;
 use crate::engine::Engine;
+use crate::error::ResilientError;
 use crate::resilience::{Resilience, UnknownPolicyError};
 use crate::run::{Call, Run};
 
@@ -38,6 +38,15 @@ pub struct ResilienceLayer<K = DefaultKey> {
     resilience: Resilience,
     operation: &'static str,
     key: K,
+}
+
+impl<K> std::fmt::Debug for ResilienceLayer<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResilienceLayer")
+            .field("resilience", &self.resilience)
+            .field("operation", &self.operation)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The key of a layer without a key function: the policy's default key.
@@ -130,6 +139,15 @@ pub struct ResilienceService<S, K = DefaultKey> {
     resilience: Resilience,
     operation: &'static str,
     key: K,
+}
+
+impl<S, K> std::fmt::Debug for ResilienceService<S, K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResilienceService")
+            .field("resilience", &self.resilience)
+            .field("operation", &self.operation)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The response future of a [`ResilienceService`].

@@ -10,6 +10,12 @@ use crate::run::Call;
 /// The run of one macro-wrapped call.
 pub struct Run<'a>(crate::run::Run<'a>);
 
+impl std::fmt::Debug for Run<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 impl<'a> Run<'a> {
     /// A method's call: the receiver's engine; its default policy and key unless given.
     pub fn method(

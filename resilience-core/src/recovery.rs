@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::ErrorClass;
 use crate::policy::RecoveryPolicy;
+use resilience_policy::ErrorClass;
 
 /// A boxed, sendable future (used by the object-safe [`Recovery`] trait).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

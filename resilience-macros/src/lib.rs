@@ -8,7 +8,7 @@
 //! (`expand`). All behaviour lives in the core crate. On any error, the original
 //! function is emitted unchanged next to the errors, so an editor keeps working.
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
 mod args;
 mod catalog;

@@ -24,7 +24,7 @@
 //! # Ok::<(), resilience_policy::PolicyError>(())
 //! ```
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
 mod class;
 mod convert;

@@ -5,8 +5,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use super::Run;
-use crate::ResilientError;
 use crate::engine::Engine;
+use crate::error::ResilientError;
 use crate::recovery::Recovery;
 
 /// One call's policy, operation name, rate-limit key and recovery hook.
@@ -16,6 +16,17 @@ pub struct Call<'a> {
     pub(crate) operation: &'static str,
     pub(crate) key: Option<&'a str>,
     pub(crate) recovery: Option<&'a Arc<dyn Recovery>>,
+}
+
+impl std::fmt::Debug for Call<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Call")
+            .field("policy", &self.policy)
+            .field("operation", &self.operation)
+            .field("key", &self.key)
+            .field("recovery", &self.recovery.is_some())
+            .finish()
+    }
 }
 
 impl<'a> Call<'a> {

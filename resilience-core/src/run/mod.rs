@@ -33,12 +33,13 @@ use crate::attempt::{self, AttemptInfo, Chain};
 use crate::backoff::Backoff;
 use crate::breaker::{Outcome, Permit, Transition};
 use crate::engine::Engine;
+use crate::error::ResilientError;
 use crate::events::{ErrorText, EventKind, Verdict};
 use crate::failure::{Failure, Stop};
 use crate::health::Stats;
 use crate::recovery::Recovery;
 use crate::slot::Slot;
-use crate::{ErrorClass, ResilientError};
+use resilience_policy::ErrorClass;
 
 mod admit;
 mod call;
@@ -120,6 +121,18 @@ impl Spans {
                 attempt: Span::none(),
             })
         })
+    }
+}
+
+impl std::fmt::Debug for Run<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Run")
+            .field("policy", &self.policy_name)
+            .field("operation", &self.operation)
+            .field("joined", &self.joined)
+            .field("attempt", &self.attempt)
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
     }
 }
 

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use tokio::time::Instant;
 
 use super::Run;
-use crate::ErrorClass;
 use crate::events::EventKind;
 use crate::recovery::{Recovered, Recovery, RecoveryCause};
 use crate::slot::Slot;
+use resilience_policy::ErrorClass;
 
 impl Run<'_> {
     /// Runs the recovery hook within the call's deadline; `true` when it mended the

@@ -12,9 +12,10 @@ use super::Run;
 use super::admit::admit;
 use crate::backoff::Backoff;
 use crate::breaker::{BreakerState, Outcome, Permit};
+use crate::error::ResilientError;
 use crate::events::{ErrorText, EventKind, Verdict};
 use crate::failure::{Stop, fmt_secs};
-use crate::{ErrorClass, ResilientError};
+use resilience_policy::ErrorClass;
 
 impl Run<'_> {
     /// Decides what follows a failed attempt: give up, or recover, wait and retry.
