@@ -20,6 +20,15 @@ impl Connector {
         Ok(text.parse::<u32>()?)
     }
 
+    /// A generic error type: its bound satisfies the check.
+    #[facade::resilient_operation]
+    async fn count_generic<E>(&self, text: &str) -> Result<u32, E>
+    where
+        E: resilience_core::ResilientError + From<std::num::ParseIntError>,
+    {
+        Ok(text.parse::<u32>()?)
+    }
+
     /// Every runtime path goes through the facade.
     #[facade::resilient_operation(crate = "crate::facade::resilience", policy = "db")]
     async fn count_through_the_facade(&self, text: &str) -> DbResult<u32> {
@@ -38,5 +47,6 @@ async fn main() {
     let connector = Connector::new();
     assert_eq!(connector.count("7").await.unwrap(), 7);
     assert_eq!(connector.count_through_the_facade("8").await.unwrap(), 8);
+    assert_eq!(connector.count_generic::<DbError>("9").await.unwrap(), 9);
     ping().await.unwrap();
 }
