@@ -7,6 +7,78 @@ pub use crate::run::{Attempted, ResultLike};
 use crate::engine::Engine;
 use crate::run::Call;
 
+/// The return type of a macro-wrapped function, checked once: a `Result` (under any alias)
+/// whose error type implements [`ResilientError`](crate::ResilientError).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a `Result`, so a resilient operation cannot return it",
+    label = "the return type of a resilient operation",
+    note = "write `-> Result<T, E>` (or an alias of it) where `E: ResilientError`, so that failed attempts can be classified and retried"
+)]
+pub trait ResilientResult {}
+
+impl<T, E: crate::ResilientError> ResilientResult for Result<T, E> {}
+
+/// The function's return type `R`, as a value the check's methods are called on:
+/// `(&Check::<R>::new()).run(run)`.
+///
+/// Method lookup tries [`CheckedRun`] (on `Check<R>`, taking `&self`) first; it applies
+/// only when `R` is a [`ResilientResult`] and hands the run back. Otherwise lookup falls
+/// through to [`UncheckedRun`] (on `&Check<R>`, one auto-reference further), whose bound
+/// `R: ResilientResult` fails: one error, where the expansion spans the call (the user's return type). Its result is a type
+/// nothing constrains, so the compiler reports none of the later calls on the run that
+/// would fail for the same reason.
+pub struct Check<R>(core::marker::PhantomData<fn() -> R>);
+
+impl<R> std::fmt::Debug for Check<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Check")
+    }
+}
+
+impl<R> Check<R> {
+    /// The check for return type `R`.
+    #[inline(always)]
+    pub const fn new() -> Self {
+        Check(core::marker::PhantomData)
+    }
+}
+
+impl<R> Default for Check<R> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The check, passed: see [`Check`].
+pub trait CheckedRun {
+    /// `run`, unchanged.
+    fn run<'a>(&self, run: Run<'a>) -> Run<'a>;
+}
+
+impl<T, E: crate::ResilientError> CheckedRun for Check<Result<T, E>> {
+    #[inline(always)]
+    fn run<'a>(&self, run: Run<'a>) -> Run<'a> {
+        run
+    }
+}
+
+/// The check, failed: see [`Check`].
+pub trait UncheckedRun<R> {
+    /// Never compiles: `R: ResilientResult` does not hold where this is chosen.
+    fn run<X>(&self, run: Run<'_>) -> X
+    where
+        R: ResilientResult;
+}
+
+impl<R> UncheckedRun<R> for &Check<R> {
+    fn run<X>(&self, _: Run<'_>) -> X
+    where
+        R: ResilientResult,
+    {
+        unreachable!("`CheckedRun` is chosen whenever `R: ResilientResult` holds")
+    }
+}
+
 /// The run of one macro-wrapped call.
 pub struct Run<'a>(crate::run::Run<'a>);
 

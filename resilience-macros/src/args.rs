@@ -1,4 +1,5 @@
-//! Parsing the attribute's arguments: `policy = "db", key = <expr>, name = "op"`.
+//! Parsing the attribute's arguments: `policy = "db", key = <expr>, name = "op"`,
+//! `crate = "path"`.
 //!
 //! Parsing is purely syntactic and recovers after each argument, so that one
 //! compile collects every mistake (an unknown argument *and* a repeated one) with
@@ -14,7 +15,7 @@ use syn::{Error, Expr, Ident, Token};
 use crate::Errors;
 
 /// The argument names, in the order the error messages list them.
-const EXPECTED: &str = "expected one of: policy, key, name";
+const EXPECTED: &str = "expected one of: policy, key, name, crate";
 
 /// One `name = value` argument as written.
 #[derive(Debug, Clone)]
@@ -34,6 +35,9 @@ pub(crate) struct Args {
     pub key: Option<Arg>,
     /// `name = "<operation>"`: the operation name in logs, metrics and health.
     pub name: Option<Arg>,
+    /// `crate = "<path>"`: where `resilience-core` is, for a facade crate re-exporting
+    /// the macro.
+    pub krate: Option<Arg>,
 }
 
 impl Args {
@@ -51,6 +55,7 @@ impl Args {
             "policy" => &mut self.policy,
             "key" => &mut self.key,
             "name" => &mut self.name,
+            "crate" => &mut self.krate,
             other => {
                 let message = format!("unknown argument `{other}`; {EXPECTED}");
                 return Err(Error::new(arg.ident.span(), message));
@@ -111,6 +116,7 @@ fn parse_one(input: ParseStream) -> syn::Result<Arg> {
             "policy" => "write `policy = \"<policy name>\"`".to_owned(),
             "key" => "write `key = <expression>`".to_owned(),
             "name" => "write `name = \"<operation name>\"`".to_owned(),
+            "crate" => "write `crate = \"<path to resilience_core>\"`".to_owned(),
             other => format!("unknown argument `{other}`; {EXPECTED}"),
         };
         return Err(Error::new(ident.span(), hint));
@@ -161,11 +167,17 @@ mod tests {
 
     #[test]
     fn all_arguments_parse_with_a_trailing_comma() {
-        let (args, error) = parse(quote!(policy = "db", key = self.host_key(), name = "op",));
+        let (args, error) = parse(quote!(
+            policy = "db",
+            key = self.host_key(),
+            name = "op",
+            crate = "facade::resilience",
+        ));
         assert!(error.is_none(), "{error:?}");
         assert_eq!(args.policy.unwrap().ident, "policy");
         assert!(matches!(args.key.unwrap().value, Expr::MethodCall(_)));
         assert_eq!(args.name.unwrap().ident, "name");
+        assert_eq!(args.krate.unwrap().ident, "crate");
     }
 
     #[test]
@@ -174,9 +186,9 @@ mod tests {
         assert_eq!(
             found,
             [
-                "unknown argument `polcy`; expected one of: policy, key, name",
-                "repeated argument `name`; expected one of: policy, key, name, each at most once",
-                "unknown argument `type`; expected one of: policy, key, name",
+                "unknown argument `polcy`; expected one of: policy, key, name, crate",
+                "repeated argument `name`; expected one of: policy, key, name, crate, each at most once",
+                "unknown argument `type`; expected one of: policy, key, name, crate",
                 "write `key = <expression>`",
             ]
         );

@@ -4,10 +4,14 @@
 //! function keeps its API, docs and attributes. The original body becomes an `async`
 //! block created afresh for every attempt, so `?` and `return` end one attempt, and
 //! the block borrows the arguments instead of consuming them. Every runtime path
-//! goes through `::resilience_core::__private`; the behaviour lives there.
+//! goes through `::resilience_core::__private` (or the `crate` argument's path); the
+//! behaviour lives there.
 //!
-//! Locals the expansion introduces use mixed-site hygiene, so the user's body can
-//! neither see nor shadow them.
+//! The return type is checked once, where the run starts, by one statement whose every
+//! token is spanned at the return type's error type: `__private::Check` picks the run
+//! back when the type is a `Result` of a `ResilientError` (through an alias, too), and
+//! otherwise reports one bound there and leaves the run's type unknown, so the calls
+//! after it add no more errors. The loop below is the same either way.
 
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
@@ -19,7 +23,8 @@ use crate::validate::{Plan, Receiver};
 
 /// The function with its body replaced by the retry loop.
 pub(crate) fn expand(function: &Function, plan: Plan) -> TokenStream {
-    let private = quote!(::resilience_core::__private);
+    let krate = &plan.krate;
+    let private = quote!(#krate::__private);
     let local = |name: &str| Ident::new(name, Span::mixed_site());
     let (resilience, key, run, done, outcome) = (
         local("__resilience"),
@@ -29,6 +34,26 @@ pub(crate) fn expand(function: &Function, plan: Plan) -> TokenStream {
         local("__outcome"),
     );
 
+    let output = nameable(plan.output.clone(), syn::parse_quote!(_));
+    let check = if crate::validate::error_type(&plan.output).is_some_and(is_opaque) {
+        // `Result<T, impl ResilientError>`: nothing to name; the calls below check it.
+        TokenStream::new()
+    } else {
+        // `impl Trait` in the success type is any type to the check: `()` stands for it.
+        let output = nameable(plan.output.clone(), syn::parse_quote!(()));
+        // Every token of the check at the error type: its one error is reported there,
+        // and its result poisons the run when it fails (see `__private::Check`).
+        let span = plan.output_span;
+        let output = respan(quote!(#output), span);
+        let private = respan(private.clone(), span);
+        quote_spanned! {span=>
+            let mut #run = {
+                #[allow(unused_imports)]
+                use #private::{CheckedRun as _, UncheckedRun as _};
+                (&#private::Check::<#output>::new()).run(#run)
+            };
+        }
+    };
     let tracking = rebuild_tracking(&plan);
     let (key_binding, key_arg) = match &plan.key {
         Some(expr) => (
@@ -47,6 +72,7 @@ pub(crate) fn expand(function: &Function, plan: Plan) -> TokenStream {
             quote! {
                 #key_binding
                 let mut #run = #private::Run::global(#policy, #key_arg, #name);
+                #check
             }
         }
         Some(receiver) => {
@@ -68,11 +94,11 @@ pub(crate) fn expand(function: &Function, plan: Plan) -> TokenStream {
                 let #resilience = #resilience_value;
                 #key_binding
                 let mut #run = #private::Run::method(#resilience, #policy, #key_arg, #name);
+                #check
             }
         }
     };
 
-    let output = nameable(plan.output.clone());
     let body = &function.body;
     let body = quote_spanned!(function.brace.span.join()=> async { #body });
     function.with_body(quote! {
@@ -118,19 +144,42 @@ fn rebuild_tracking(plan: &Plan) -> TokenStream {
     }
 }
 
-/// `output` with every `impl Trait` replaced by `_`: an opaque return type cannot be
-/// named inside the body, and inference fills it in from the body's value.
-fn nameable(mut output: Type) -> Type {
-    struct InferImplTrait;
-    impl VisitMut for InferImplTrait {
+/// `output` with every `impl Trait` replaced by `with`: an opaque return type cannot be
+/// named inside the body; with `_`, inference fills it in from the body's value.
+fn nameable(mut output: Type, with: Type) -> Type {
+    struct ReplaceImplTrait(Type);
+    impl VisitMut for ReplaceImplTrait {
         fn visit_type_mut(&mut self, ty: &mut Type) {
             if let Type::ImplTrait(_) = ty {
-                *ty = syn::parse_quote!(_);
+                *ty = self.0.clone();
             } else {
                 syn::visit_mut::visit_type_mut(self, ty);
             }
         }
     }
-    InferImplTrait.visit_type_mut(&mut output);
+    ReplaceImplTrait(with).visit_type_mut(&mut output);
     output
+}
+
+/// Whether `ty` holds an `impl Trait`.
+fn is_opaque(ty: &Type) -> bool {
+    nameable(ty.clone(), syn::parse_quote!(_)) != *ty
+}
+
+/// `tokens` with every span set to `span`.
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut tree| {
+            if let proc_macro2::TokenTree::Group(group) = &tree {
+                let mut inner =
+                    proc_macro2::Group::new(group.delimiter(), respan(group.stream(), span));
+                inner.set_span(span);
+                tree = proc_macro2::TokenTree::Group(inner);
+            } else {
+                tree.set_span(span);
+            }
+            tree
+        })
+        .collect()
 }

@@ -20,6 +20,8 @@ mod validate;
 #[cfg(test)]
 mod derive_tests;
 #[cfg(test)]
+mod signature_tests;
+#[cfg(test)]
 mod tests;
 
 use proc_macro::TokenStream;
@@ -133,15 +135,21 @@ use crate::item::Function;
 ///   or the policy name for a free function.
 /// - `name = "<operation>"`: the operation name in logs, metrics and health.
 ///   Default: the function's name.
+/// - `crate = "<path>"`: the path `resilience-core` is reachable under, for a facade
+///   crate that re-exports the macro (`crate = "my_facade::resilience"`, where
+///   `my_facade` has `pub use resilience_core as resilience;`). Default:
+///   `::resilience_core`.
 ///
 /// # What it accepts
 ///
-/// An `async fn` returning a `Result`-like type (`Result<T, E>`, `io::Result<T>`, ...)
-/// whose error type implements `ResilientError`, with `&self`, `&mut self` or no
+/// An `async fn` returning a `Result` (`Result<T, E>`, or an alias: `io::Result<T>`,
+/// `PgResult<T>`, ...) whose error type implements `ResilientError`, with `&self`, `&mut self` or no
 /// receiver; a method's `Self` implements `Resilient`. Generics, lifetimes, `where`
 /// clauses, `impl Trait` arguments and methods of trait impls all work. The signature,
 /// visibility, attributes and doc comments are kept as written. Anything else is a
-/// compile error on the offending tokens that says what to write instead.
+/// compile error on the offending tokens that says what to write instead. The return
+/// type is checked by the compiler, once, at the error type (or the alias): an error type
+/// without `ResilientError` is one error there, not one per use in the expansion.
 ///
 /// The expansion includes the policy files the name was checked against, so editing
 /// one (or changing `RESILIENCE_POLICY_DIR`) re-runs the check; a policy file added

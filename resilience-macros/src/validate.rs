@@ -10,7 +10,11 @@ use std::path::PathBuf;
 
 use proc_macro2::Span;
 use syn::ext::IdentExt;
-use syn::{Error, Expr, ExprLit, Lit, LitStr, ReceiverKind, ReturnType, Type};
+use syn::spanned::Spanned;
+use syn::{
+    Error, Expr, ExprLit, GenericArgument, Lit, LitStr, Path, PathArguments, ReceiverKind,
+    ReturnType, Type, TypePath,
+};
 
 use crate::Errors;
 use crate::args::{Arg, Args};
@@ -45,6 +49,11 @@ pub(crate) struct Plan {
     pub name: LitStr,
     /// The function's `Result` return type.
     pub output: Type,
+    /// Where a return type that is not a `Result` of a `ResilientError` is reported: the
+    /// error type of `Result<T, E>`, else the last segment of the path (an alias).
+    pub output_span: Span,
+    /// The path of `resilience-core`: `::resilience_core`, or the `crate` argument.
+    pub krate: Path,
     /// Policy files to include for rebuild tracking (empty when no policy was checked).
     pub files: Vec<PathBuf>,
 }
@@ -84,6 +93,10 @@ pub(crate) fn validate(
     let name = args
         .name
         .and_then(|arg| string_literal(arg, "name = \"fetch_page\"", errors));
+    let krate = match args.krate {
+        None => Some(syn::parse_quote!(::resilience_core)),
+        Some(arg) => crate_path(arg, errors),
+    };
     if matches!(receiver, Receiver::None) && !policy_written {
         errors.push_at(
             Span::call_site(),
@@ -121,12 +134,18 @@ pub(crate) fn validate(
         policy,
         key: args.key.map(|arg| arg.value),
         name,
+        output_span: error_type_span(output.as_ref()?),
         output: output?,
+        krate: krate?,
         files,
     })
 }
 
-/// The return type when it is a `Result`-like path (`Result<T, E>`, `io::Result<T>`).
+/// The return type when it is a path (`Result<T, E>`, `io::Result<T>`, `PgResult<T>`).
+///
+/// Whether the path names a `Result` whose error type implements `ResilientError` is
+/// left to the compiler: the expansion checks it with one trait bound at the return
+/// type, which sees through aliases.
 fn check_output(output: &ReturnType, close_paren: Span, errors: &mut Errors) -> Option<Type> {
     const WRITE: &str = "write `-> Result<T, E>` where `E: ResilientError`, \
                          so that failed attempts can be classified and retried";
@@ -140,7 +159,7 @@ fn check_output(output: &ReturnType, close_paren: Span, errors: &mut Errors) -> 
             return None;
         }
     };
-    if is_result(ty) {
+    if as_path(ty).is_some() {
         Some((**ty).clone())
     } else {
         errors.push(Error::new_spanned(
@@ -151,16 +170,61 @@ fn check_output(output: &ReturnType, close_paren: Span, errors: &mut Errors) -> 
     }
 }
 
-fn is_result(ty: &Type) -> bool {
+fn as_path(ty: &Type) -> Option<&TypePath> {
     match ty {
-        Type::Group(group) => is_result(&group.elem),
-        Type::Paren(paren) => is_result(&paren.elem),
-        Type::Path(path) => path
-            .path
-            .segments
-            .last()
-            .is_some_and(|last| last.ident == "Result"),
-        _ => false,
+        Type::Group(group) => as_path(&group.elem),
+        Type::Paren(paren) => as_path(&paren.elem),
+        Type::Path(path) if path.qself.is_none() => Some(path),
+        _ => None,
+    }
+}
+
+/// The error type `E` of `...Result<T, E>`, else the last segment of the path.
+fn error_type_span(ty: &Type) -> Span {
+    if let Some(error) = error_type(ty) {
+        return error.span();
+    }
+    match as_path(ty).and_then(|path| path.path.segments.last()) {
+        Some(last) => last.ident.span(),
+        None => ty.span(),
+    }
+}
+
+/// `E` of a path type with two type arguments, `...Result<T, E>`.
+pub(crate) fn error_type(ty: &Type) -> Option<&Type> {
+    let last = as_path(ty)?.path.segments.last()?;
+    let PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    let types: Vec<&Type> = args
+        .args
+        .iter()
+        .filter_map(|arg| match arg {
+            GenericArgument::Type(ty) => Some(ty),
+            _ => None,
+        })
+        .collect();
+    match types[..] {
+        [_, error] => Some(error),
+        _ => None,
+    }
+}
+
+/// The `crate = "path"` argument as a path, or an error saying what to write.
+fn crate_path(arg: Arg, errors: &mut Errors) -> Option<Path> {
+    const EXAMPLE: &str = "crate = \"my_facade::resilience\"";
+    let lit = string_literal(arg, EXAMPLE, errors)?;
+    match lit.parse::<Path>() {
+        Ok(path) => Some(path),
+        Err(_) => {
+            errors.push_at(
+                lit.span(),
+                format!(
+                    "`crate` takes the path `resilience_core` is re-exported under: write `{EXAMPLE}`"
+                ),
+            );
+            None
+        }
     }
 }
 

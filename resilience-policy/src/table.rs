@@ -240,9 +240,60 @@ macro_rules! policy_table {
 pub(crate) use policy_table;
 
 #[cfg(test)]
+#[allow(unreachable_pub)]
 mod tests {
     use super::*;
     use crate::model::Policy;
+
+    policy_table! {
+        /// A policy with a key of its own and one table, as a new key or table is added.
+        pub struct Outer at "" {
+            /// A key directly in the policy.
+            shared: bool = false => Kind::Bool,
+        } tables {
+            /// A table.
+            store: Store,
+        }
+    }
+
+    policy_table! {
+        /// The table.
+        pub struct Store at "store." {
+            /// A key in the table.
+            limit: u32 = 7 => Kind::Uint,
+            /// Another.
+            ttl: Duration = Duration::from_secs(5) => Kind::Duration { zero: false },
+        }
+    }
+
+    #[test]
+    fn one_line_per_key_gives_the_schema_and_the_conversions() {
+        let mut fields = Vec::new();
+        Outer::fields(&mut fields);
+        assert_eq!(
+            fields,
+            [
+                ("shared", Kind::Bool),
+                ("store.limit", Kind::Uint),
+                ("store.ttl", Kind::Duration { zero: false }),
+            ]
+        );
+        let mut sections = Vec::new();
+        Outer::sections(&mut sections);
+        assert_eq!(sections, ["store"]);
+
+        let mut changed = Outer {
+            shared: true,
+            ..Outer::default()
+        };
+        changed.store.limit = 9;
+        let mut values = Values::new();
+        changed.to_values(&mut values);
+        assert_eq!(values["shared"], Value::Bool(true));
+        assert_eq!(values["store.limit"], Value::Uint(9));
+        assert_eq!(values["store.ttl"], Value::Duration(Duration::from_secs(5)));
+        assert_eq!(Outer::from_values(&|path| values[path]), changed);
+    }
 
     #[test]
     fn keys_serialise_as_a_policy_file_writes_them() {

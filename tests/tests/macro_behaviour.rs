@@ -39,6 +39,9 @@ impl ResilientError for SourceError {
     }
 }
 
+/// What a connector's own `Result` alias looks like (`PgResult<T>`).
+type SourceResult<T> = Result<T, SourceError>;
+
 /// A source whose calls fail with the classes queued in `script`, then succeed.
 struct Source {
     resilience: Resilience,
@@ -79,6 +82,14 @@ impl Source {
 
     #[resilient_operation]
     async fn fetch(&self, table: &str) -> Result<String, SourceError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.next()?;
+        Ok(format!("rows of {table}"))
+    }
+
+    /// Returns the alias: checked by the compiler through it, retried like `fetch`.
+    #[resilient_operation(name = "fetch_aliased")]
+    async fn fetch_aliased(&self, table: &str) -> SourceResult<String> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.next()?;
         Ok(format!("rows of {table}"))
@@ -130,6 +141,29 @@ async fn two_transient_failures_then_success_is_three_calls() {
         std::time::Duration::from_secs(3),
         "1 s + 2 s backoff"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_method_returning_a_result_alias_retries() {
+    let source = Source::new(&[ErrorClass::Connection, ErrorClass::Transient]);
+    let start = tokio::time::Instant::now();
+    assert_eq!(
+        source.fetch_aliased("items").await.unwrap(),
+        "rows of items"
+    );
+    assert_eq!(source.calls.load(Ordering::SeqCst), 3);
+    assert_eq!(start.elapsed(), std::time::Duration::from_secs(3));
+    let err = Source::new(&[ErrorClass::Transient; 3])
+        .fetch_aliased("items")
+        .await
+        .unwrap_err();
+    match err {
+        SourceError::Stopped(failure) => {
+            assert_eq!(failure.stop, Stop::RetriesExhausted { attempts: 3 });
+            assert_eq!(failure.operation, "fetch_aliased");
+        }
+        other => panic!("expected the engine's verdict, got {other}"),
+    }
 }
 
 #[tokio::test(start_paused = true)]

@@ -5,8 +5,5 @@ fn sync(&self) -> u32 {
     "#[resilient_operation] wraps only an `async fn`: write `async fn`, each attempt awaits the body"
 }
 ::core::compile_error! {
-    "expected a `Result` return type: write `-> Result<T, E>` where `E: ResilientError`, so that failed attempts can be classified and retried"
-}
-::core::compile_error! {
     "`policy` takes a string literal: write `policy = \"db\"`"
 }

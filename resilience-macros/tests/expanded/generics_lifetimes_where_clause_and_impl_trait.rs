@@ -14,6 +14,11 @@ where
         ::core::option::Option::None,
         "load",
     );
+    let mut __run = {
+        #[allow(unused_imports)]
+        use ::resilience_core::__private::{CheckedRun as _, UncheckedRun as _};
+        (&::resilience_core::__private::Check::<Result<Vec<T>, Error>>::new()).run(__run)
+    };
     loop {
         if let ::core::option::Option::Some(__done) = __run.before_attempt().await {
             return __done;

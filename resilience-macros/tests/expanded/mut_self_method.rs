@@ -11,6 +11,11 @@ pub(crate) async fn next(&mut self) -> io::Result<u32> {
         ::core::option::Option::None,
         "next",
     );
+    let mut __run = {
+        #[allow(unused_imports)]
+        use ::resilience_core::__private::{CheckedRun as _, UncheckedRun as _};
+        (&::resilience_core::__private::Check::<io::Result<u32>>::new()).run(__run)
+    };
     loop {
         if let ::core::option::Option::Some(__done) = __run.before_attempt().await {
             return __done;

@@ -1,0 +1,30 @@
+async fn load(table: &str) -> Result<u64, LoadError> {
+    const _: ::core::option::Option<&str> = ::core::option_env!("RESILIENCE_POLICY_DIR");
+    const _: &[u8] = ::core::include_bytes!("/policies/default.toml");
+    const _: &[u8] = ::core::include_bytes!("/policies/prod.toml");
+    let mut __run = my_facade::resilience::__private::Run::global(
+        "db",
+        ::core::option::Option::None,
+        "load",
+    );
+    let mut __run = {
+        #[allow(unused_imports)]
+        use my_facade::resilience::__private::{CheckedRun as _, UncheckedRun as _};
+        (&my_facade::resilience::__private::Check::<Result<u64, LoadError>>::new())
+            .run(__run)
+    };
+    loop {
+        if let ::core::option::Option::Some(__done) = __run.before_attempt().await {
+            return __done;
+        }
+        let __outcome = __run
+            .attempt::<Result<u64, LoadError>, _>(async { Ok(table.len() as u64) })
+            .await;
+        if let ::core::option::Option::Some(__done) = __run
+            .after_attempt(__outcome)
+            .await
+        {
+            return __done;
+        }
+    }
+}
