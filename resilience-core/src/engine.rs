@@ -5,7 +5,8 @@
 //! that a host is down whichever operation hit it. Cloning an engine is cheap and shares
 //! that state.
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::cell::RefCell;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use tokio::time::Instant;
 
@@ -142,7 +143,38 @@ impl Engine {
     }
 
     /// The slot for a policy and key, created on first use; `None` for an unknown policy.
+    ///
+    /// A thread remembers the last slot it looked up: a connector calling one policy and
+    /// key over and over (the usual case for `Engine::run`) then skips the registry's
+    /// read lock and hashing. Slots live as long as their engine and are changed in place
+    /// by a reload, so a remembered slot is the one the registry would return.
     pub(crate) fn slot(&self, policy: &str, key: &str) -> Option<Arc<Slot>> {
-        self.inner.registry.get_or_create(policy, key)
+        let remembered = LAST_SLOT
+            .try_with(|last| {
+                let last = last.borrow();
+                let (engine, slot) = last.as_ref()?;
+                if !std::ptr::eq(engine.as_ptr(), Arc::as_ptr(&self.inner)) {
+                    return None;
+                }
+                let slot = slot.upgrade()?;
+                (*slot.policy_name == *policy && *slot.key == *key).then_some(slot)
+            })
+            .ok()
+            .flatten();
+        if remembered.is_some() {
+            return remembered;
+        }
+        let slot = self.inner.registry.get_or_create(policy, key)?;
+        let _ = LAST_SLOT.try_with(|last| {
+            *last.borrow_mut() = Some((Arc::downgrade(&self.inner), Arc::downgrade(&slot)));
+        });
+        Some(slot)
     }
+}
+
+thread_local! {
+    /// The last slot this thread looked up, and its engine. Both are held weakly: the
+    /// slot is not kept alive, and the engine's allocation (not the engine) is, so no
+    /// other engine can be created at the same address while it is remembered.
+    static LAST_SLOT: RefCell<Option<(Weak<Inner>, Weak<Slot>)>> = const { RefCell::new(None) };
 }

@@ -21,6 +21,9 @@
 //! Each call runs in a `resilient_call` tracing span and each attempt in an `attempt`
 //! span inside it (at `debug` level).
 //!
+//! With the cargo feature `tower`, `ResilienceLayer` (module `layer`) runs any
+//! tower `Service` under a policy the same way.
+//!
 //! # Example
 //!
 //! ```

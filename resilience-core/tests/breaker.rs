@@ -434,3 +434,27 @@ async fn a_ratio_breaker_counts_again_from_zero_once_closed() {
         .unwrap_err();
     assert_eq!(breaker.state(), BreakerState::Closed);
 }
+
+#[tokio::test(start_paused = true)]
+async fn engines_called_in_turn_on_one_thread_keep_their_own_breakers() {
+    // Same policy and key names in both: a thread remembers the last slot it used, and
+    // must not hand one engine's breaker to the other.
+    let (a, b) = (single_attempt(), single_attempt());
+    let calls = AtomicU32::new(0);
+    call(&b, &calls, Ok(())).await.unwrap();
+    open(&a).await;
+    call(&b, &calls, Ok(())).await.unwrap();
+    assert_eq!(b.breaker("t", "k").unwrap().state(), BreakerState::Closed);
+    let refused = call(&a, &calls, Ok(())).await.unwrap_err();
+    assert!(matches!(refused.stop(), Some(Stop::CircuitOpen { .. })));
+    // A new engine made after one is dropped starts closed too.
+    drop(a);
+    let c = single_attempt();
+    call(&c, &calls, Ok(())).await.unwrap();
+    assert_eq!(c.breaker("t", "k").unwrap().state(), BreakerState::Closed);
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        3,
+        "b, b and c called; a refused"
+    );
+}
