@@ -19,6 +19,7 @@ mod metrics_cmd;
 mod policy_cmd;
 mod policy_reload;
 mod redact;
+mod sharing;
 mod sync;
 
 use std::process::ExitCode;
