@@ -84,6 +84,7 @@ pub mod recovery;
 mod registry;
 mod resilience;
 mod run;
+pub mod shared;
 mod slot;
 
 #[doc(hidden)]

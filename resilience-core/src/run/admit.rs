@@ -41,44 +41,44 @@ pub(super) async fn admit(
             return Err(Stop::CircuitOpen { retry_in });
         }
     }
-    if !slot.hot.rate_limited() || slot.bucket.try_acquire(now) {
+    if !slot.hot.rate_limited() || (slot.shared.is_none() && slot.bucket.try_acquire(now)) {
         return Ok(now);
     }
     // The slow path is boxed so that the common case's future stays small.
     match Box::pin(wait_for_token(slot, now, deadline, operation)).await {
         Ok(waited) => Ok(now + waited),
-        Err(limited) => {
+        Err(stop) => {
             if let Some(taken) = permit.take() {
                 slot.breaker.release(taken);
             }
-            Err(Stop::RateLimited {
-                retry_after: limited.retry_after,
-            })
+            Err(stop)
         }
     }
 }
 
-/// Waits for a rate-limit token (the limiter's slow path), reporting the wait or the
-/// refusal.
+/// Waits for a rate-limit token (the limiter's slow path, or the shared store's),
+/// reporting the wait or the refusal.
 async fn wait_for_token(
     slot: &Slot,
     now: Instant,
     deadline: Option<Instant>,
     operation: &'static str,
-) -> Result<Duration, Limited> {
+) -> Result<Duration, Stop> {
+    if let Some(store) = &slot.shared {
+        return crate::shared::admit(slot, &**store, now, deadline, operation).await;
+    }
     let admission = slot.bucket.acquire(now, deadline, |wait| {
         slot.emit(Some(operation), EventKind::RateLimitWait { wait });
     });
     match admission.await {
         Ok(Admission::Immediate) => Ok(Duration::ZERO),
         Ok(Admission::Waited(waited)) => Ok(waited),
-        Err(limited) => {
-            let retry_after = limited.retry_after;
+        Err(Limited { retry_after }) => {
             slot.emit(
                 Some(operation),
                 EventKind::RateLimitRejected { retry_after },
             );
-            Err(limited)
+            Err(Stop::RateLimited { retry_after })
         }
     }
 }
