@@ -21,7 +21,19 @@ pub const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 /// An engine running the policies `source` selects.
 pub fn engine(source: &PolicySource) -> Result<Engine, CliError> {
-    Ok(Engine::new(PolicySet::load(&source.options())?))
+    engine_of(PolicySet::load(&source.options())?)
+}
+
+/// An engine running `policies`: with their `[store]` when they name one, so that shared
+/// policies hold across every process naming the same store. Must run inside the Tokio
+/// runtime (the store reports this worker in the background).
+pub fn engine_of(policies: PolicySet) -> Result<Engine, CliError> {
+    let Some(store) = policies.store() else {
+        return Ok(Engine::new(policies));
+    };
+    let store = resilience_redis::RedisStore::new(store)
+        .map_err(|e| CliError::Usage(format!("[store]: {e}")))?;
+    Ok(Engine::with_store(policies, std::sync::Arc::new(store)))
 }
 
 /// Parameters from a `postgres://` URL; a bad URL is a usage error that never quotes it.

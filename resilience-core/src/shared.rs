@@ -9,6 +9,14 @@
 //! store never reaches this module, and one with a store skips the local bucket with one
 //! pointer test.
 //!
+//! The breaker is shared the same way, with a local fast path: the store keeps a view of
+//! the fleet's breaker state (refreshed in the background), and [`SharedStore::gate`]
+//! reads it without a request. A CLOSED view costs nothing more; an OPEN one fails the
+//! call fast; once the open period has passed, the caller needs a probe *lease*
+//! ([`SharedStore::lease`]), so the whole fleet admits at most `success_threshold` probes
+//! at a time. Each attempt's outcome goes to [`SharedStore::record`], which must not
+//! block (a store sends it in the background).
+//!
 //! A reservation answers at once how long the caller must wait for its token, so one
 //! round trip to the store admits a call whether it goes now or later: the engine sleeps
 //! the wait itself (reporting it as a [`RateLimitWait`](crate::events::EventKind)), and
@@ -22,9 +30,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::breaker::Outcome;
 use crate::events::EventKind;
 use crate::failure::Stop;
-use crate::policy::{RateLimitPolicy, WhenLimited};
+use crate::policy::{BreakerPolicy, RateLimitPolicy, WhenLimited};
 use crate::slot::Slot;
 
 /// A boxed, sendable future (what [`SharedStore`] methods return).
@@ -61,7 +70,44 @@ pub struct BucketRef<'a> {
     pub limit: &'a RateLimitPolicy,
 }
 
-/// A store that holds rate limits for every process that names it.
+/// One shared breaker: the policy and key it belongs to, and its settings now.
+#[derive(Debug, Clone, Copy)]
+pub struct BreakerRef<'a> {
+    /// The policy's name.
+    pub policy: &'a str,
+    /// The key.
+    pub key: &'a str,
+    /// The breaker's settings.
+    pub settings: &'a BreakerPolicy,
+}
+
+/// The fleet's breaker as this process last saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    /// Calls go through (no request made).
+    Closed,
+    /// Calls fail fast until the open period ends.
+    Open {
+        /// How long until probes are admitted.
+        retry_in: Duration,
+    },
+    /// The open period has ended: a call needs a probe lease first.
+    Probe,
+}
+
+/// The answer to a request for a probe lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lease {
+    /// This call may go (as a probe, or because the breaker closed meanwhile).
+    Granted,
+    /// The fleet's probes are all in flight, or the breaker opened again.
+    Refused {
+        /// How long until the caller may ask again.
+        retry_in: Duration,
+    },
+}
+
+/// A store that holds rate limits (and breaker state) for every process that names it.
 pub trait SharedStore: Send + Sync + 'static {
     /// Reserves one token of `bucket`, if one is free within `max_wait` (zero for
     /// `when_limited = "reject"`). The answer must come well within an attempt timeout,
@@ -71,6 +117,72 @@ pub trait SharedStore: Send + Sync + 'static {
         bucket: BucketRef<'a>,
         max_wait: Duration,
     ) -> StoreFuture<'a, Reservation>;
+
+    /// The fleet's breaker state as last seen, without a request (the local fast path).
+    /// A store that does not share breakers answers [`Gate::Closed`].
+    fn gate(&self, breaker: BreakerRef<'_>) -> Gate {
+        let _ = breaker;
+        Gate::Closed
+    }
+
+    /// Asks for one of the fleet's probe leases (after [`Gate::Probe`]).
+    fn lease<'a>(&'a self, breaker: BreakerRef<'a>) -> StoreFuture<'a, Lease> {
+        let _ = breaker;
+        Box::pin(async { Lease::Granted })
+    }
+
+    /// Reports an attempt's outcome to the fleet's breaker. Must not block.
+    fn record(&self, breaker: BreakerRef<'_>, outcome: Outcome) {
+        let _ = (breaker, outcome);
+    }
+}
+
+/// Checks the fleet's breaker for `slot` before an attempt: `Err` fails the call fast.
+pub(crate) async fn gate(
+    slot: &Slot,
+    store: &dyn SharedStore,
+    operation: &'static str,
+) -> Result<(), Stop> {
+    let policy = slot.policy();
+    if !policy.circuit_breaker.enabled {
+        return Ok(());
+    }
+    let breaker = BreakerRef {
+        policy: &slot.policy_name,
+        key: &slot.key,
+        settings: &policy.circuit_breaker,
+    };
+    let retry_in = match store.gate(breaker) {
+        Gate::Closed => return Ok(()),
+        Gate::Open { retry_in } => retry_in,
+        Gate::Probe => match store.lease(breaker).await {
+            Lease::Granted => return Ok(()),
+            Lease::Refused { retry_in } => retry_in,
+        },
+    };
+    slot.emit(
+        Some(operation),
+        EventKind::CircuitOpenRejection { retry_in },
+    );
+    Err(Stop::CircuitOpen { retry_in })
+}
+
+/// Reports an attempt's outcome to the fleet's breaker of `slot`, if it has one.
+pub(crate) fn record(slot: &Slot, outcome: Outcome) {
+    let Some(store) = &slot.shared else {
+        return;
+    };
+    let policy = slot.policy();
+    if policy.circuit_breaker.enabled {
+        store.record(
+            BreakerRef {
+                policy: &slot.policy_name,
+                key: &slot.key,
+                settings: &policy.circuit_breaker,
+            },
+            outcome,
+        );
+    }
 }
 
 /// Takes a rate-limit token for `slot` from its shared store at `now`: waits the reserved

@@ -1,13 +1,18 @@
 //! [`RedisStore`]: the [`SharedStore`] a profile's `[store] backend = "redis"` names.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use redis::{Client, IntoConnectionInfo, Script};
+use resilience_core::breaker::{BreakerState, Outcome};
 use resilience_core::policy::{OnUnavailable, StoreBackend, StorePolicy};
-use resilience_core::shared::{BucketRef, Reservation, SharedStore, StoreFuture};
+use resilience_core::shared::{
+    BreakerRef, BucketRef, Gate, Lease, Reservation, SharedStore, StoreFuture,
+};
 use tokio::task::JoinHandle;
 
+use crate::breaker::{self, POLL, View};
 use crate::error::StoreError;
 use crate::fleet::{self, HEARTBEAT, WORKER_TTL, Workers};
 use crate::gcra::{self, Answer, Fallback};
@@ -22,7 +27,7 @@ use crate::link::Link;
 /// store is dropped.
 pub struct RedisStore {
     inner: Arc<Inner>,
-    heartbeat: Option<JoinHandle<()>>,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 pub(crate) struct Inner {
@@ -34,6 +39,12 @@ pub(crate) struct Inner {
     fallback: Fallback,
     workers: Workers,
     pub(crate) worker: String,
+    record: Script,
+    lease: Script,
+    view: Script,
+    /// The shared breakers this process uses, by Redis key.
+    views: RwLock<HashMap<String, Arc<View>>>,
+    origin: Instant,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -76,6 +87,23 @@ impl RedisStore {
             fallback: Fallback::default(),
             workers: Workers::default(),
             worker: fleet::worker_id(),
+            record: Script::new(&breaker::record_script()),
+            lease: Script::new(&breaker::lease_script()),
+            view: Script::new(breaker::VIEW),
+            views: RwLock::default(),
+            origin: Instant::now(),
+        });
+        let polling = Arc::downgrade(&inner);
+        let poller = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(POLL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(inner) = polling.upgrade() else {
+                    return;
+                };
+                inner.poll().await;
+            }
         });
         let beating = Arc::downgrade(&inner);
         let heartbeat = tokio::spawn(async move {
@@ -91,7 +119,7 @@ impl RedisStore {
         });
         Ok(RedisStore {
             inner,
-            heartbeat: Some(heartbeat),
+            tasks: vec![heartbeat, poller],
         })
     }
 
@@ -116,6 +144,14 @@ impl RedisStore {
         self.inner.link.is_down()
     }
 
+    /// The fleet's breaker of `policy` and `key` as this process sees it now (its state
+    /// and consecutive failures), once a call has used it.
+    pub fn breaker_view(&self, policy: &str, key: &str) -> Option<(BreakerState, u32)> {
+        let views = self.inner.views.read().unwrap_or_else(|p| p.into_inner());
+        let view = views.get(&self.inner.breaker_key(policy, key))?;
+        Some((view.state(), view.failures()))
+    }
+
     /// The Redis key of a shared bucket.
     pub fn bucket_key(&self, policy: &str, key: &str) -> String {
         self.inner.bucket_key(policy, key)
@@ -124,8 +160,8 @@ impl RedisStore {
 
 impl Drop for RedisStore {
     fn drop(&mut self) {
-        if let Some(heartbeat) = self.heartbeat.take() {
-            heartbeat.abort();
+        for task in self.tasks.drain(..) {
+            task.abort();
         }
     }
 }
@@ -133,6 +169,108 @@ impl Drop for RedisStore {
 impl Inner {
     fn bucket_key(&self, policy: &str, key: &str) -> String {
         format!("{}:rl:{policy}:{key}", self.prefix)
+    }
+
+    pub(crate) fn breaker_key(&self, policy: &str, key: &str) -> String {
+        format!("{}:cb:{policy}:{key}", self.prefix)
+    }
+
+    /// The view of a breaker, created (CLOSED) on first use.
+    fn view_of(&self, policy: &str, key: &str) -> Arc<View> {
+        let name = self.breaker_key(policy, key);
+        if let Some(view) = self
+            .views
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&name)
+        {
+            return Arc::clone(view);
+        }
+        let mut views = self.views.write().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(
+            views
+                .entry(name)
+                .or_insert_with(|| Arc::new(View::new(self.origin))),
+        )
+    }
+
+    /// Refreshes every view from Redis in one round trip.
+    async fn poll(&self) {
+        let (keys, views): (Vec<String>, Vec<Arc<View>>) = {
+            let views = self.views.read().unwrap_or_else(|p| p.into_inner());
+            views
+                .iter()
+                .map(|(k, v)| (k.clone(), Arc::clone(v)))
+                .unzip()
+        };
+        if keys.is_empty() {
+            return;
+        }
+        let reply: Result<Vec<i64>, _> = self
+            .link
+            .run(|mut conn| async move {
+                let mut call = self.view.prepare_invoke();
+                for key in &keys {
+                    call.key(key);
+                }
+                call.invoke_async(&mut conn).await
+            })
+            .await;
+        if let Ok(reply) = reply {
+            for (view, row) in views.iter().zip(reply.chunks_exact(3)) {
+                view.update(row[0], row[1], row[2]);
+            }
+        }
+    }
+
+    async fn lease(&self, breaker: BreakerRef<'_>) -> Lease {
+        let view = self.view_of(breaker.policy, breaker.key);
+        let key = self.breaker_key(breaker.policy, breaker.key);
+        let needed = breaker.settings.success_threshold.get();
+        let recovery = breaker.settings.recovery_timeout.as_micros() as u64;
+        let reply: Result<Vec<i64>, _> = self
+            .link
+            .run(|mut conn| async move {
+                self.lease
+                    .key(key)
+                    .arg(needed)
+                    .arg(recovery)
+                    .invoke_async(&mut conn)
+                    .await
+            })
+            .await;
+        match reply.as_deref() {
+            Ok([state, failures, left, granted]) => {
+                view.update(*state, *failures, *left);
+                if *granted == 1 {
+                    Lease::Granted
+                } else {
+                    let retry_in = Duration::from_micros((*left).max(0) as u64);
+                    Lease::Refused {
+                        retry_in: retry_in.max(POLL),
+                    }
+                }
+            }
+            // Redis away: the local breaker alone decides (the rate limit says what
+            // `on_unavailable` does).
+            _ => Lease::Granted,
+        }
+    }
+
+    async fn record(&self, breaker: String, view: Arc<View>, args: [u64; 4]) {
+        let reply: Result<Vec<i64>, _> = self
+            .link
+            .run(|mut conn| async move {
+                self.record
+                    .key(breaker)
+                    .arg(&args[..])
+                    .invoke_async(&mut conn)
+                    .await
+            })
+            .await;
+        if let Ok([state, failures, left]) = reply.as_deref() {
+            view.update(*state, *failures, *left);
+        }
     }
 
     pub(crate) fn workers_key(&self) -> String {
@@ -210,5 +348,47 @@ impl SharedStore for RedisStore {
         max_wait: Duration,
     ) -> StoreFuture<'a, Reservation> {
         Box::pin(self.inner.reserve(bucket, max_wait))
+    }
+
+    fn gate(&self, breaker: BreakerRef<'_>) -> Gate {
+        if self.inner.link.is_down() {
+            return Gate::Closed;
+        }
+        let view = self.inner.view_of(breaker.policy, breaker.key);
+        match view.state() {
+            BreakerState::Closed => Gate::Closed,
+            BreakerState::Open => match view.open_left() {
+                left if left.is_zero() => Gate::Probe,
+                retry_in => Gate::Open { retry_in },
+            },
+            BreakerState::HalfOpen => Gate::Probe,
+        }
+    }
+
+    fn lease<'a>(&'a self, breaker: BreakerRef<'a>) -> StoreFuture<'a, Lease> {
+        Box::pin(self.inner.lease(breaker))
+    }
+
+    fn record(&self, breaker: BreakerRef<'_>, outcome: Outcome) {
+        let view = self.inner.view_of(breaker.policy, breaker.key);
+        let ok = match outcome {
+            Outcome::Ignored => return,
+            // A success while the fleet counts no failure changes nothing: no request.
+            Outcome::Success if view.state() == BreakerState::Closed && view.failures() == 0 => {
+                return;
+            }
+            Outcome::Success => 1,
+            Outcome::Failure => 0,
+        };
+        let settings = breaker.settings;
+        let args = [
+            ok,
+            u64::from(settings.failure_threshold.get()),
+            settings.recovery_timeout.as_micros() as u64,
+            u64::from(settings.success_threshold.get()),
+        ];
+        let key = self.inner.breaker_key(breaker.policy, breaker.key);
+        let inner = Arc::clone(&self.inner);
+        tokio::spawn(async move { inner.record(key, view, args).await });
     }
 }

@@ -20,6 +20,11 @@ const WORKERS: usize = 4;
 const PER_MINUTE: u32 = 600;
 const BURST: u32 = 10;
 const RUN: Duration = Duration::from_secs(10);
+/// The bound holds exactly on the server's clock; the times printed here are the
+/// workers' clocks after the reply, which may trail (or, by the request's way to the
+/// server, lead) the server's by a round trip and a wake-up. Windows are widened by this
+/// much; a limit that is not shared admits 4 × the rate and fails by tens of calls.
+const CLOCK_SLACK: f64 = 0.025;
 
 #[test]
 fn four_processes_admit_at_most_burst_plus_rate_times_t_and_use_the_rate() {
@@ -55,7 +60,7 @@ fn four_processes_admit_at_most_burst_plus_rate_times_t_and_use_the_rate() {
         let text = String::from_utf8(out.stdout).unwrap();
         let mine: Vec<u64> = text
             .lines()
-            .filter_map(|l| l.strip_prefix("ADMIT "))
+            .filter_map(|l| l.split("ADMIT ").nth(1))
             .map(|t| t.parse().unwrap())
             .collect();
         per_worker.push(mine.len());
@@ -69,7 +74,7 @@ fn four_processes_admit_at_most_burst_plus_rate_times_t_and_use_the_rate() {
             let t = (admitted[j] - admitted[i]) as f64 / 1e6;
             let count = (j - i + 1) as f64;
             assert!(
-                count <= f64::from(BURST) + rate * t,
+                count <= f64::from(BURST) + rate * (t + CLOCK_SLACK),
                 "{count} calls in {t:.3}s, more than burst {BURST} + {rate}/s × t (per worker: {per_worker:?})"
             );
         }

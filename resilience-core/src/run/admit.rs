@@ -41,6 +41,14 @@ pub(super) async fn admit(
             return Err(Stop::CircuitOpen { retry_in });
         }
     }
+    if let Some(store) = &slot.shared
+        && let Err(stop) = Box::pin(crate::shared::gate(slot, &**store, operation)).await
+    {
+        if let Some(taken) = permit.take() {
+            slot.breaker.release(taken);
+        }
+        return Err(stop);
+    }
     if !slot.hot.rate_limited() || (slot.shared.is_none() && slot.bucket.try_acquire(now)) {
         return Ok(now);
     }
