@@ -19,9 +19,10 @@ use crate::error::CliError;
 /// The database used when neither `--database-url` nor `DATABASE_URL` is given.
 pub const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
-/// An engine running the policies `source` selects.
+/// An engine running the policies `source` selects, local to this process: the one-shot
+/// commands (`health`, `debug`) make no calls that a fleet should count.
 pub fn engine(source: &PolicySource) -> Result<Engine, CliError> {
-    engine_of(PolicySet::load(&source.options())?)
+    Ok(Engine::new(PolicySet::load(&source.options())?))
 }
 
 /// An engine running `policies`: with their `[store]` when they name one, so that shared
@@ -33,7 +34,10 @@ pub fn engine_of(policies: PolicySet) -> Result<Engine, CliError> {
     };
     let store = resilience_redis::RedisStore::new(store)
         .map_err(|e| CliError::Usage(format!("[store]: {e}")))?;
-    Ok(Engine::with_store(policies, std::sync::Arc::new(store)))
+    let counters = store.counters();
+    let engine = Engine::with_store(policies, std::sync::Arc::new(store));
+    engine.subscribe(counters);
+    Ok(engine)
 }
 
 /// Parameters from a `postgres://` URL; a bad URL is a usage error that never quotes it.

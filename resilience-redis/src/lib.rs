@@ -45,6 +45,7 @@ mod error;
 pub mod fleet;
 mod gcra;
 mod link;
+pub mod metrics;
 mod store;
 
 pub use error::StoreError;

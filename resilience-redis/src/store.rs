@@ -17,6 +17,7 @@ use crate::error::StoreError;
 use crate::fleet::{self, HEARTBEAT, WORKER_TTL, Workers};
 use crate::gcra::{self, Answer, Fallback};
 use crate::link::Link;
+use crate::metrics::{self, COUNTERS, Counters, FleetBreaker, FleetReport, KEEP};
 
 /// Rate limits shared through one Redis server by every process that names it.
 ///
@@ -45,6 +46,9 @@ pub(crate) struct Inner {
     /// The shared breakers this process uses, by Redis key.
     views: RwLock<HashMap<String, Arc<View>>>,
     origin: Instant,
+    counters: Arc<Counters>,
+    add: Script,
+    sum: Script,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -61,6 +65,16 @@ impl RedisStore {
     /// A store as `policy` describes it, its password read from its source now. Must be
     /// called inside a Tokio runtime (it starts the heartbeat task).
     pub fn new(policy: &StorePolicy) -> Result<RedisStore, StoreError> {
+        RedisStore::build(policy, true)
+    }
+
+    /// A store for reading the fleet ([`fleet_report`](Self::fleet_report)) that does
+    /// not count itself as a worker: it starts no background task.
+    pub fn reader(policy: &StorePolicy) -> Result<RedisStore, StoreError> {
+        RedisStore::build(policy, false)
+    }
+
+    fn build(policy: &StorePolicy, background: bool) -> Result<RedisStore, StoreError> {
         if policy.backend != StoreBackend::Redis {
             return Err(StoreError::Backend);
         }
@@ -92,7 +106,16 @@ impl RedisStore {
             view: Script::new(breaker::VIEW),
             views: RwLock::default(),
             origin: Instant::now(),
+            counters: Arc::default(),
+            add: Script::new(metrics::ADD),
+            sum: Script::new(metrics::SUM),
         });
+        if !background {
+            return Ok(RedisStore {
+                inner,
+                tasks: Vec::new(),
+            });
+        }
         let polling = Arc::downgrade(&inner);
         let poller = tokio::spawn(async move {
             let mut tick = tokio::time::interval(POLL);
@@ -115,6 +138,7 @@ impl RedisStore {
                     return;
                 };
                 inner.report().await;
+                inner.flush().await;
             }
         });
         Ok(RedisStore {
@@ -137,6 +161,25 @@ impl RedisStore {
     /// every [`HEARTBEAT`](crate::fleet::HEARTBEAT)); `None` when the store is away.
     pub async fn report(&self) -> Option<u32> {
         self.inner.report().await
+    }
+
+    /// The observer that counts this process's events for the fleet's health: subscribe
+    /// it to the engine ([`Engine::subscribe`](resilience_core::Engine::subscribe)); the
+    /// heartbeat adds the counts to Redis.
+    pub fn counters(&self) -> Arc<Counters> {
+        Arc::clone(&self.inner.counters)
+    }
+
+    /// Adds the counts not yet added to Redis now; `false` when the store is away (they
+    /// are kept for the next try).
+    pub async fn flush(&self) -> bool {
+        self.inner.flush().await
+    }
+
+    /// The fleet as the store sees it: live workers, shared breakers, the last hour's
+    /// counters. `None` when the store does not answer.
+    pub async fn fleet_report(&self) -> Option<FleetReport> {
+        self.inner.fleet_report().await
     }
 
     /// Whether the last request to the store failed (calls run on the fallback).
@@ -271,6 +314,142 @@ impl Inner {
         if let Ok([state, failures, left]) = reply.as_deref() {
             view.update(*state, *failures, *left);
         }
+    }
+
+    fn index_key(&self) -> String {
+        format!("{}:m:index", self.prefix)
+    }
+
+    async fn flush(&self) -> bool {
+        let counts = self.counters.take();
+        if counts.is_empty() {
+            return true;
+        }
+        let mut args: Vec<String> = vec![KEEP.as_secs().to_string()];
+        for (name, values) in &counts {
+            for (counter, n) in COUNTERS.iter().zip(values) {
+                if *n > 0 {
+                    args.extend([name.clone(), (*counter).to_owned(), n.to_string()]);
+                }
+            }
+        }
+        let index = self.index_key();
+        let added: Result<i64, _> =
+            self.link
+                .run(|mut conn| async move {
+                    self.add.key(index).arg(&args).invoke_async(&mut conn).await
+                })
+                .await;
+        if added.is_err() {
+            self.counters.restore(counts);
+        }
+        added.is_ok()
+    }
+
+    async fn fleet_report(&self) -> Option<FleetReport> {
+        let workers_key = self.workers_key();
+        let pattern = format!("{}:cb:*", self.prefix);
+        let (now, workers, breakers): (Vec<String>, Vec<(String, f64)>, Vec<String>) = self
+            .link
+            .run(|mut conn| async move {
+                let now: Vec<String> = redis::cmd("TIME").query_async(&mut conn).await?;
+                let workers: Vec<(String, f64)> = redis::cmd("ZRANGE")
+                    .arg(&workers_key)
+                    .arg(0)
+                    .arg(-1)
+                    .arg("WITHSCORES")
+                    .query_async(&mut conn)
+                    .await?;
+                let mut breakers = Vec::new();
+                let mut cursor = 0u64;
+                loop {
+                    let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(&pattern)
+                        .arg("COUNT")
+                        .arg(1000)
+                        .query_async(&mut conn)
+                        .await?;
+                    breakers.extend(keys);
+                    if next == 0 {
+                        break;
+                    }
+                    cursor = next;
+                }
+                Ok((now, workers, breakers))
+            })
+            .await
+            .ok()?;
+        let now_ms =
+            now.first()?.parse::<u64>().ok()? * 1000 + now.get(1)?.parse::<u64>().ok()? / 1000;
+        let mut report = FleetReport::default();
+        for (id, at) in workers {
+            let age = Duration::from_millis(now_ms.saturating_sub(at as u64));
+            if age <= fleet::WORKER_TTL {
+                report.workers.push((id, age));
+            }
+        }
+        report.workers.sort_by_key(|(_, age)| *age);
+        let states: Vec<i64> = if breakers.is_empty() {
+            Vec::new()
+        } else {
+            let keys = breakers.clone();
+            self.link
+                .run(|mut conn| async move {
+                    let mut call = self.view.prepare_invoke();
+                    for key in &keys {
+                        call.key(key);
+                    }
+                    call.invoke_async(&mut conn).await
+                })
+                .await
+                .ok()?
+        };
+        let head = format!("{}:cb:", self.prefix);
+        for (name, row) in breakers.iter().zip(states.chunks_exact(3)) {
+            let Some((policy, key)) = name.strip_prefix(&head).and_then(|n| n.split_once(':'))
+            else {
+                continue;
+            };
+            report.breakers.push(FleetBreaker {
+                policy: policy.to_owned(),
+                key: key.to_owned(),
+                state: match row[0] {
+                    1 if row[2] > 0 => BreakerState::Open,
+                    1 | 2 => BreakerState::HalfOpen,
+                    _ => BreakerState::Closed,
+                },
+                failures: row[1].clamp(0, i64::from(u32::MAX)) as u32,
+                open_for: Duration::from_micros(row[2].max(0) as u64),
+            });
+        }
+        report
+            .breakers
+            .sort_by(|a, b| (&a.policy, &a.key).cmp(&(&b.policy, &b.key)));
+        let index = self.index_key();
+        let sums: Vec<String> = self
+            .link
+            .run(|mut conn| async move { self.sum.key(index).invoke_async(&mut conn).await })
+            .await
+            .ok()?;
+        let mut rows = sums.split(String::is_empty);
+        for row in rows.by_ref() {
+            let Some((name, pairs)) = row.split_first() else {
+                continue;
+            };
+            let Some((policy, key)) = name.split_once('|') else {
+                continue;
+            };
+            let counters = pairs
+                .chunks_exact(2)
+                .filter_map(|kv| Some((kv[0].clone(), kv[1].parse().ok()?)))
+                .collect();
+            report
+                .last_hour
+                .insert((policy.to_owned(), key.to_owned()), counters);
+        }
+        Some(report)
     }
 
     pub(crate) fn workers_key(&self) -> String {
