@@ -5,13 +5,16 @@
 //! `REDIS_URL`). The limit is set far above what is reached, so every call takes a token
 //! and none waits: the figures are the cost of taking a token, not of waiting for one.
 //! Sequential calls give the per-call latency; concurrent tasks (over one multiplexed
-//! connection per process) give the throughput.
+//! connection per process) give the throughput. The store is `fail_closed` with a 1 s
+//! timeout, so every shared call really went to Redis (a fallback would panic here).
+//! `breaker only` runs with the rate limit off: the shared breaker's fast path (CLOSED,
+//! no failures counted) makes no request.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use resilience_core::policy::StorePolicy;
+use resilience_core::policy::{OnUnavailable, StorePolicy};
 use resilience_core::{Call, Engine, Failure, Policy, PolicySet, ResilientError};
 use resilience_redis::RedisStore;
 
@@ -33,22 +36,24 @@ impl std::fmt::Display for BenchError {
     }
 }
 
-fn policy() -> Policy {
+fn policy(limited: bool) -> Policy {
     let mut policy = Policy::default();
+    policy.rate_limit.enabled = limited;
     policy.rate_limit.requests_per_minute = NonZeroU32::MAX;
     policy.rate_limit.burst = NonZeroU32::new(1_000_000).unwrap();
-    policy.circuit_breaker.enabled = false;
     policy
 }
 
-fn engine(shared: bool) -> Engine {
-    let set = PolicySet::from_policies([("bench", policy())]).unwrap();
+fn engine(shared: bool, limited: bool) -> Engine {
+    let set = PolicySet::from_policies([("bench", policy(limited))]).unwrap();
     if !shared {
         return Engine::new(set);
     }
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let mut store = StorePolicy::redis(url);
-    store.prefix = format!("bench-{}", std::process::id());
+    store.prefix = format!("bench-{}-{limited}", std::process::id());
+    store.on_unavailable = OnUnavailable::FailClosed;
+    store.timeout = Duration::from_secs(1);
     let set = set.with_store(store, Vec::<String>::new());
     let store = RedisStore::new(set.store().unwrap()).unwrap();
     Engine::with_store(set, Arc::new(store))
@@ -109,16 +114,27 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let local = engine(false);
-        let shared = engine(true);
+        let local = engine(false, true);
+        let shared = engine(true, true);
+        let local_breaker = engine(false, false);
+        let shared_breaker = engine(true, false);
         let local_call = per_call(&local, 200_000).await;
         let shared_call = per_call(&shared, 5_000).await;
-        println!("per call, sequential (mean):");
-        println!("  local limiter   {:>10.2?}", local_call);
+        let local_b = per_call(&local_breaker, 200_000).await;
+        let shared_b = per_call(&shared_breaker, 200_000).await;
+        println!("per call, sequential (mean), limiter and breaker:");
+        println!("  local                {local_call:>10.2?}");
         println!(
-            "  shared (Redis)  {:>10.2?}  ({:.0}x the local)",
+            "  shared (Redis)       {:>10.2?}  ({:.0}x the local)",
             shared_call,
             shared_call.as_secs_f64() / local_call.as_secs_f64()
+        );
+        println!("per call, breaker only (rate limit off):");
+        println!("  local                {local_b:>10.2?}");
+        println!(
+            "  shared, CLOSED       {:>10.2?}  ({:.1}x the local)",
+            shared_b,
+            shared_b.as_secs_f64() / local_b.as_secs_f64()
         );
         println!("calls/s through the shared limiter, one process, one Redis:");
         for tasks in [1, 4, 16, 64] {

@@ -43,13 +43,17 @@ pub(crate) struct Inner {
     record: Script,
     lease: Script,
     view: Script,
-    /// The shared breakers this process uses, by Redis key.
-    views: RwLock<HashMap<String, Arc<View>>>,
+    /// The shared breakers this process uses, by policy and key (looked up without
+    /// allocating), each with its Redis key.
+    views: RwLock<Views>,
     origin: Instant,
     counters: Arc<Counters>,
     add: Script,
     sum: Script,
 }
+
+/// Views by policy, then key, each with its breaker's Redis key.
+type Views = HashMap<String, HashMap<String, (String, Arc<View>)>>;
 
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -190,8 +194,7 @@ impl RedisStore {
     /// The fleet's breaker of `policy` and `key` as this process sees it now (its state
     /// and consecutive failures), once a call has used it.
     pub fn breaker_view(&self, policy: &str, key: &str) -> Option<(BreakerState, u32)> {
-        let views = self.inner.views.read().unwrap_or_else(|p| p.into_inner());
-        let view = views.get(&self.inner.breaker_key(policy, key))?;
+        let view = self.inner.find_view(policy, key)?;
         Some((view.state(), view.failures()))
     }
 
@@ -218,23 +221,29 @@ impl Inner {
         format!("{}:cb:{policy}:{key}", self.prefix)
     }
 
+    fn find_view(&self, policy: &str, key: &str) -> Option<Arc<View>> {
+        let views = self.views.read().unwrap_or_else(|p| p.into_inner());
+        views
+            .get(policy)?
+            .get(key)
+            .map(|(_, view)| Arc::clone(view))
+    }
+
     /// The view of a breaker, created (CLOSED) on first use.
     fn view_of(&self, policy: &str, key: &str) -> Arc<View> {
-        let name = self.breaker_key(policy, key);
-        if let Some(view) = self
-            .views
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&name)
-        {
-            return Arc::clone(view);
+        if let Some(view) = self.find_view(policy, key) {
+            return view;
         }
         let mut views = self.views.write().unwrap_or_else(|p| p.into_inner());
-        Arc::clone(
-            views
-                .entry(name)
-                .or_insert_with(|| Arc::new(View::new(self.origin))),
-        )
+        let (_, view) = views
+            .entry(policy.to_owned())
+            .or_default()
+            .entry(key.to_owned())
+            .or_insert_with(|| {
+                let name = self.breaker_key(policy, key);
+                (name, Arc::new(View::new(self.origin)))
+            });
+        Arc::clone(view)
     }
 
     /// Refreshes every view from Redis in one round trip.
@@ -242,8 +251,9 @@ impl Inner {
         let (keys, views): (Vec<String>, Vec<Arc<View>>) = {
             let views = self.views.read().unwrap_or_else(|p| p.into_inner());
             views
-                .iter()
-                .map(|(k, v)| (k.clone(), Arc::clone(v)))
+                .values()
+                .flat_map(HashMap::values)
+                .map(|(name, view)| (name.clone(), Arc::clone(view)))
                 .unzip()
         };
         if keys.is_empty() {

@@ -119,3 +119,53 @@ async fn fail_closed_refuses_calls_at_once_while_redis_is_away() {
         tokio::task::yield_now().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_redis_leaves_no_breaker_stuck_open() {
+    use resilience_core::breaker::Outcome;
+    use resilience_core::shared::{BreakerRef, SharedStore};
+
+    let mut server = Throwaway::start();
+    let prefix = unique_prefix("restart-breaker");
+    let mut policy = limited(600, 10, Duration::from_secs(1));
+    policy.rate_limit.enabled = false;
+    policy.circuit_breaker.enabled = true;
+    policy.circuit_breaker.failure_threshold = std::num::NonZeroU32::new(2).unwrap();
+    policy.circuit_breaker.recovery_timeout = Duration::from_secs(300);
+    let settings = policy.circuit_breaker.clone();
+    let set = shared_set(policy, &server.url(), &prefix, OnUnavailable::Local);
+    let store = Arc::new(RedisStore::new(set.store().unwrap()).unwrap());
+    let other = RedisStore::new(set.store().unwrap()).unwrap();
+    let engine = Engine::with_store(set, Arc::clone(&store) as _);
+    let call = || {
+        engine.run(Call::new("shared", "tick").key("k"), || async {
+            Ok::<_, TestError>(())
+        })
+    };
+    call().await.expect("closed");
+    // Another worker sees two failures: the fleet's breaker opens for 5 minutes.
+    let breaker = BreakerRef {
+        policy: "shared",
+        key: "k",
+        settings: &settings,
+    };
+    other.record(breaker, Outcome::Failure);
+    other.record(breaker, Outcome::Failure);
+    let until = Instant::now() + Duration::from_secs(10);
+    while call().await.is_ok() {
+        assert!(Instant::now() < until, "the shared breaker never opened");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Redis restarts empty: the state is rebuilt as CLOSED, nothing stays open.
+    server.kill();
+    server.restart();
+    let until = Instant::now() + Duration::from_secs(10);
+    while store.is_unavailable() || call().await.is_err() {
+        assert!(
+            Instant::now() < until,
+            "the breaker stayed open after the restart"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    call().await.expect("closed after the restart");
+}
