@@ -120,3 +120,46 @@ fn health_shows_the_breaker_another_process_opened() {
         "{stdout}"
     );
 }
+
+/// `redis-cli` against the shared Redis.
+fn redis_cli(args: &[&str]) -> String {
+    let out = std::process::Command::new("redis-cli")
+        .args(args)
+        .output()
+        .expect("redis-cli on the PATH");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn sync_with_a_store_takes_its_tokens_from_redis_and_reports_as_a_worker() {
+    let db = TestDb::create(
+        "fleetsync",
+        "CREATE TABLE items (id bigint PRIMARY KEY, name text NOT NULL);
+         INSERT INTO items SELECT g, 'n' || g FROM generate_series(1, 100) g;",
+    );
+    let dir = Scratch::new("fleetsync");
+    let prefix = format!("test-sync-{}-{}", std::process::id(), line!());
+    std::fs::write(
+        dir.path().join("fleet.toml"),
+        format!("[store]\nbackend = \"redis\"\nurl = \"redis://127.0.0.1:6379\"\nprefix = \"{prefix}\"\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("p.toml"),
+        format!(
+            "[connections.main]\n{}\n[[sources]]\nname = \"items\"\ntype = \"postgres\"\n\
+             connection = \"main\"\ntable = \"items\"\nsync_mode = \"full\"\n",
+            db.connection_toml()
+        ),
+    )
+    .unwrap();
+    let out = common::sync_in(dir.path(), &["--policy-dir", ".", "--profile", "fleet"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out).1);
+    let buckets = redis_cli(&["--scan", "--pattern", &format!("{prefix}:rl:*")]);
+    assert!(
+        buckets.contains(&format!("{prefix}:rl:db:")),
+        "the sync's calls took their tokens from Redis: {buckets:?}"
+    );
+    let workers = redis_cli(&["zcard", &format!("{prefix}:workers")]);
+    assert_eq!(workers.trim(), "1", "the sync reported as one worker");
+}

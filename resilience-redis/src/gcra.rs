@@ -9,8 +9,8 @@
 //! retry. Either way one round trip decides the call, and over any window `t` of the
 //! server's clock at most `burst + rate × t` tokens are handed out across all processes.
 //!
-//! The key expires once the bucket would be full again, so an idle bucket costs nothing
-//! and a lost key (a flush, a restart without persistence) is a full bucket: at most one
+//! The key expires a minute after the bucket would be full again, so an idle bucket costs
+//! nothing; a lost key (a flush, a restart without persistence) is a full bucket: at most one
 //! extra `burst` is admitted, once.
 
 use std::collections::HashMap;
@@ -36,7 +36,7 @@ if wait > max_wait then
   return {0, wait}
 end
 if wait < 0 then wait = 0 end
-redis.call('SET', KEYS[1], string.format('%d', next), 'PX', math.floor((next - now) / 1000) + 1000)
+redis.call('SET', KEYS[1], string.format('%d', next), 'PX', math.floor((next - now) / 1000) + 60000)
 return {1, wait}
 ";
 
