@@ -5,13 +5,47 @@
 
 mod common;
 
-use std::sync::Arc;
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use common::{TestError, Throwaway, limited, shared_set, unique_prefix};
 use resilience_core::policy::OnUnavailable;
 use resilience_core::{Call, Engine, Stop};
 use resilience_redis::RedisStore;
+
+/// Every log line of this test binary (all tests share the global subscriber; each test
+/// filters by its own server's URL).
+fn logs() -> &'static Mutex<Vec<u8>> {
+    static LOGS: OnceLock<&'static Mutex<Vec<u8>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs: &'static Mutex<Vec<u8>> = Box::leak(Box::new(Mutex::new(Vec::new())));
+        struct Sink(&'static Mutex<Vec<u8>>);
+        impl Write for Sink {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || Sink(logs))
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+        logs
+    })
+}
+
+/// Log lines that mention `url` and `what`.
+fn logged(url: &str, what: &str) -> usize {
+    let text = String::from_utf8_lossy(&logs().lock().unwrap()).into_owned();
+    text.lines()
+        .filter(|l| l.contains(url) && l.contains(what))
+        .count()
+}
 
 /// Calls `engine` back to back for `run`, returning how many were admitted and the
 /// longest any call took.
@@ -34,6 +68,7 @@ async fn saturate(engine: &Engine, run: Duration) -> (u32, Duration) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_redis_means_the_fair_share_locally_and_a_restarted_one_is_used_again() {
+    logs();
     let mut server = Throwaway::start();
     let prefix = unique_prefix("outage");
     // 1200/min = 20/s shared by two workers: 10/s each while Redis is away.
@@ -44,6 +79,8 @@ async fn a_dead_redis_means_the_fair_share_locally_and_a_restarted_one_is_used_a
     assert_eq!(other.report().await, Some(2));
     assert_eq!(store.report().await, Some(2));
     assert_eq!(store.live_workers(), 2);
+    // The other worker's report counts for 10 s; it makes no request after this.
+    drop(other);
     let engine = Engine::with_store(set, Arc::clone(&store) as _);
     let key = store.bucket_key("shared", "k");
 
@@ -70,6 +107,11 @@ async fn a_dead_redis_means_the_fair_share_locally_and_a_restarted_one_is_used_a
         longest < Duration::from_millis(500),
         "a call took {longest:?} while Redis was down"
     );
+    assert_eq!(
+        logged(&server.url(), "shared store unavailable"),
+        1,
+        "the switch is logged once"
+    );
 
     server.restart();
     let until = Instant::now() + Duration::from_secs(10);
@@ -79,6 +121,11 @@ async fn a_dead_redis_means_the_fair_share_locally_and_a_restarted_one_is_used_a
     }
     let (back, _) = saturate(&engine, Duration::from_millis(500)).await;
     assert!(back > 0);
+    assert_eq!(
+        logged(&server.url(), "shared store answers again"),
+        1,
+        "the return is logged once"
+    );
     assert!(
         server.get(&key).is_some(),
         "the bucket lives in Redis again"
