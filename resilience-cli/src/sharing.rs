@@ -5,6 +5,7 @@
 //! written; the password's source (a variable or a file) is named, never its value.
 
 use resilience_core::PolicySet;
+use resilience_core::policy::BreakerMode;
 use serde_json::{Value, json};
 
 /// One line per policy: shared through the store, or local to each process.
@@ -36,9 +37,19 @@ pub fn summary(set: &PolicySet) -> String {
 pub fn for_policy(set: &PolicySet, name: &str) -> String {
     match set.store() {
         None => "Shared: no; no [store] is configured, so this process alone counts its breaker, bucket and health.\n".to_owned(),
-        Some(store) if set.is_shared(name) => format!(
-            "Shared: yes, through {store}; the rate limit is one bucket for every process (at most burst + rate × t in all), the breaker's state is the fleet's, and health is counted per minute in the store.\n"
-        ),
+        Some(store) if set.is_shared(name) => {
+            let ratio = set
+                .get(name)
+                .is_some_and(|p| p.circuit_breaker.mode == BreakerMode::Ratio);
+            let breaker = if ratio {
+                "the breaker stays local to each process (mode = \"ratio\")"
+            } else {
+                "the breaker's state is the fleet's"
+            };
+            format!(
+                "Shared: yes, through {store}; the rate limit is one bucket for every process (at most burst + rate × t in all), {breaker}, and health is counted per minute in the store.\n"
+            )
+        }
         Some(_) => format!(
             "Shared: no; `shared = false` keeps `{name}` local to each process although a [store] is configured.\n"
         ),

@@ -54,6 +54,8 @@ impl Engine {
     /// ([`PolicySet::is_shared`]) take their rate-limit tokens from `store`, so that
     /// every process naming the same store shares one limit. Policies that are not
     /// shared (no `[store]`, or `shared = false`) run exactly as under [`Engine::new`].
+    /// Whether a policy and key is shared is settled at its first call: a
+    /// [`reload`](Self::reload) changes settings, not sharing (restart to apply that).
     pub fn with_store(policies: PolicySet, store: Arc<dyn SharedStore>) -> Engine {
         let mut registry = Registry::new(policies);
         registry.store = Some(store);

@@ -19,8 +19,9 @@
 //! after every reconnect; the poll is one request per period, whatever the traffic, and
 //! survives a Redis restart by construction.
 //!
-//! This module covers `mode = "consecutive"`; a `ratio` breaker is shared the same way
-//! (its count is the consecutive failures the fleet sees).
+//! This covers `mode = "consecutive"`. A `mode = "ratio"` breaker is not shared: its
+//! sliding window stays in each process (a fleet-wide window would need every outcome
+//! sent to Redis), and the store leaves it to the local breaker.
 
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};

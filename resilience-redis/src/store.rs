@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use redis::{Client, IntoConnectionInfo, Script};
 use resilience_core::breaker::{BreakerState, Outcome};
-use resilience_core::policy::{OnUnavailable, StoreBackend, StorePolicy};
+use resilience_core::policy::{BreakerMode, OnUnavailable, StoreBackend, StorePolicy};
 use resilience_core::shared::{
     BreakerRef, BucketRef, Gate, Lease, Reservation, SharedStore, StoreFuture,
 };
@@ -540,7 +540,7 @@ impl SharedStore for RedisStore {
     }
 
     fn gate(&self, breaker: BreakerRef<'_>) -> Gate {
-        if self.inner.link.is_down() {
+        if !shares(breaker) || self.inner.link.is_down() {
             return Gate::Closed;
         }
         let view = self.inner.view_of(breaker.policy, breaker.key);
@@ -559,6 +559,9 @@ impl SharedStore for RedisStore {
     }
 
     fn record(&self, breaker: BreakerRef<'_>, outcome: Outcome) {
+        if !shares(breaker) {
+            return;
+        }
         let view = self.inner.view_of(breaker.policy, breaker.key);
         let ok = match outcome {
             Outcome::Ignored => return,
@@ -580,4 +583,10 @@ impl SharedStore for RedisStore {
         let inner = Arc::clone(&self.inner);
         tokio::spawn(async move { inner.record(key, view, args).await });
     }
+}
+
+/// Whether the fleet shares this breaker: `mode = "consecutive"` (a `ratio` breaker's
+/// sliding window stays local to each process).
+fn shares(breaker: BreakerRef<'_>) -> bool {
+    breaker.settings.mode == BreakerMode::Consecutive
 }
