@@ -44,9 +44,10 @@ pub mod breaker;
 mod error;
 pub mod fleet;
 mod gcra;
+pub mod lease;
 mod link;
 pub mod metrics;
 mod store;
 
 pub use error::StoreError;
-pub use store::RedisStore;
+pub use store::{RedisStore, Unavailable};
