@@ -85,7 +85,7 @@ impl RedisStore {
             return Err(StoreError::Backend);
         }
         let url_error = |e: redis::RedisError| StoreError::Url {
-            url: policy.url.clone(),
+            url: redacted(&policy.url),
             reason: e.to_string(),
         };
         let mut info = policy
@@ -99,7 +99,7 @@ impl RedisStore {
         }
         let client = Client::open(info).map_err(url_error)?;
         let inner = Arc::new(Inner {
-            link: Link::new(client, policy.url.clone(), policy.timeout),
+            link: Link::new(client, redacted(&policy.url), policy.timeout),
             prefix: policy.prefix.clone(),
             on_unavailable: policy.on_unavailable,
             reserve: Script::new(gcra::RESERVE),
@@ -732,5 +732,36 @@ pub struct Unavailable;
 impl From<Down> for Unavailable {
     fn from(_: Down) -> Unavailable {
         Unavailable
+    }
+}
+
+/// `url` with any password replaced by `***`: the loader refuses a URL holding one, but a
+/// [`StorePolicy`] built in code might carry it, and the URL is shown in logs and errors.
+fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***@{host}{path}")
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted;
+
+    #[test]
+    fn passwords_in_urls_are_never_shown() {
+        assert_eq!(
+            redacted("redis://app:s3cret@10.0.0.5:6379/2"),
+            "redis://app:***@10.0.0.5:6379/2"
+        );
+        assert_eq!(redacted("redis://:s3cret@h"), "redis://:***@h");
+        assert_eq!(redacted("redis://h:6379"), "redis://h:6379");
     }
 }
