@@ -19,9 +19,25 @@ use crate::error::CliError;
 /// The database used when neither `--database-url` nor `DATABASE_URL` is given.
 pub const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
-/// An engine running the policies `source` selects.
+/// An engine running the policies `source` selects, local to this process: the one-shot
+/// commands (`health`, `debug`) make no calls that a fleet should count.
 pub fn engine(source: &PolicySource) -> Result<Engine, CliError> {
     Ok(Engine::new(PolicySet::load(&source.options())?))
+}
+
+/// An engine running `policies`: with their `[store]` when they name one, so that shared
+/// policies hold across every process naming the same store. Must run inside the Tokio
+/// runtime (the store reports this worker in the background).
+pub fn engine_of(policies: PolicySet) -> Result<Engine, CliError> {
+    let Some(store) = policies.store() else {
+        return Ok(Engine::new(policies));
+    };
+    let store = resilience_redis::RedisStore::new(store)
+        .map_err(|e| CliError::Usage(format!("[store]: {e}")))?;
+    let counters = store.counters();
+    let engine = Engine::with_store(policies, std::sync::Arc::new(store));
+    engine.subscribe(counters);
+    Ok(engine)
 }
 
 /// Parameters from a `postgres://` URL; a bad URL is a usage error that never quotes it.

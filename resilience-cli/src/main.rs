@@ -15,6 +15,7 @@ mod journal;
 mod logging;
 mod policy_reload;
 mod redact;
+mod sharing;
 mod sync;
 
 use std::process::ExitCode;

@@ -220,3 +220,71 @@ fn check_of_a_folder_checks_every_profile_in_it() {
         "{stdout}"
     );
 }
+
+#[test]
+fn show_and_explain_say_what_is_shared_and_where() {
+    let dir = Scratch::new("store");
+    std::fs::write(
+        dir.path().join("fleet.toml"),
+        "[store]\nbackend = \"redis\"\nurl = \"redis://127.0.0.1:6379\"\nprefix = \"team-a\"\npassword_env = \"FLEET_PW\"\n\n[policy.file]\nshared = false\n",
+    )
+    .unwrap();
+    let out = run_in(
+        dir.path(),
+        &["policy", "show", "--dir", ".", "--profile", "fleet"],
+    );
+    let (shown, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        shown.contains("# shared store: redis at redis://127.0.0.1:6379, prefix `team-a`"),
+        "{shown}"
+    );
+    assert!(shown.contains("password from $FLEET_PW"), "{shown}");
+    assert!(shown.contains("fleet.toml:1:2"), "{shown}");
+    assert!(
+        shown.contains("(rate limit, breaker, health): api, db\n"),
+        "{shown}"
+    );
+    assert!(shown.contains("(shared = false): file\n"), "{shown}");
+
+    let out = run_in(
+        dir.path(),
+        &[
+            "policy",
+            "explain",
+            "file",
+            "--dir",
+            ".",
+            "--profile",
+            "fleet",
+        ],
+    );
+    let (explained, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        explained.contains("Shared: no; `shared = false`"),
+        "{explained}"
+    );
+    let out = run_in(
+        dir.path(),
+        &[
+            "policy",
+            "explain",
+            "db",
+            "--dir",
+            ".",
+            "--profile",
+            "fleet",
+            "--json",
+        ],
+    );
+    let (json, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["shared"], true);
+    assert_eq!(v["store"]["prefix"], "team-a");
+
+    let out = run_in(dir.path(), &["policy", "show", "--profile", "prod"]);
+    let (local, _) = text(&out);
+    assert!(local.contains("# shared store: none"), "{local}");
+}

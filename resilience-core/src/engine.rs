@@ -16,6 +16,7 @@ use crate::handle::BreakerHandle;
 use crate::health::HealthReport;
 use crate::policy::{PolicyError, PolicySet};
 use crate::registry::{PolicyChange, Registry};
+use crate::shared::SharedStore;
 use crate::slot::Slot;
 
 struct Inner {
@@ -45,6 +46,23 @@ impl Engine {
         Engine {
             inner: Arc::new(Inner {
                 registry: Registry::new(policies),
+                rng: Mutex::new(Box::new(SplitMix64::from_entropy())),
+            }),
+        }
+    }
+
+    /// An engine over `policies` whose shared policies
+    /// ([`PolicySet::is_shared`]) take their rate-limit tokens from `store`, so that
+    /// every process naming the same store shares one limit. Policies that are not
+    /// shared (no `[store]`, or `shared = false`) run exactly as under [`Engine::new`].
+    /// Whether a policy and key is shared is settled at its first call: a
+    /// [`reload`](Self::reload) changes settings, not sharing (restart to apply that).
+    pub fn with_store(policies: PolicySet, store: Arc<dyn SharedStore>) -> Engine {
+        let mut registry = Registry::new(policies);
+        registry.store = Some(store);
+        Engine {
+            inner: Arc::new(Inner {
+                registry,
                 rng: Mutex::new(Box::new(SplitMix64::from_entropy())),
             }),
         }

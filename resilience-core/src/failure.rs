@@ -56,11 +56,18 @@ pub enum Stop {
         /// The names that are loaded.
         known: Vec<String>,
     },
+    /// The shared store (a profile's `[store]`) did not answer and the store says
+    /// `on_unavailable = "fail_closed"`: the call was refused without calling.
+    StoreUnavailable {
+        /// Why, without any credential.
+        reason: String,
+    },
 }
 
 impl Stop {
     /// A short stable name: `retries_exhausted`, `budget_exhausted`, `circuit_open`,
-    /// `rate_limited`, `attempt_timed_out`, `deadline_exceeded` or `unknown_policy`.
+    /// `rate_limited`, `attempt_timed_out`, `deadline_exceeded`, `unknown_policy` or
+    /// `store_unavailable`.
     pub fn name(&self) -> &'static str {
         match self {
             Stop::RetriesExhausted { .. } => "retries_exhausted",
@@ -70,6 +77,7 @@ impl Stop {
             Stop::AttemptTimedOut { .. } => "attempt_timed_out",
             Stop::DeadlineExceeded { .. } => "deadline_exceeded",
             Stop::UnknownPolicy { .. } => "unknown_policy",
+            Stop::StoreUnavailable { .. } => "store_unavailable",
         }
     }
 }
@@ -105,6 +113,10 @@ impl fmt::Display for Stop {
             Stop::UnknownPolicy { known } => {
                 write!(f, "unknown policy, expected one of: {}", known.join(", "))
             }
+            Stop::StoreUnavailable { reason } => write!(
+                f,
+                "shared store unavailable and on_unavailable = \"fail_closed\": {reason}"
+            ),
         }
     }
 }

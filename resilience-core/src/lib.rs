@@ -90,6 +90,7 @@ mod registry;
 mod resilience;
 mod run;
 mod sharded;
+pub mod shared;
 mod slot;
 
 #[doc(hidden)]

@@ -18,6 +18,7 @@ use tokio::time::Instant;
 use crate::events::Hub;
 use crate::limiter::TokenBucket;
 use crate::policy::{Difference, PolicyError, PolicySet};
+use crate::shared::SharedStore;
 use crate::slot::Slot;
 
 /// Keys kept per policy.
@@ -58,6 +59,8 @@ pub(crate) struct Registry {
     buckets: Mutex<Buckets>,
     /// The engine's observers, which every slot reports to.
     pub(crate) hub: Arc<Hub>,
+    /// The shared store, for the slots of policies the set marks as shared.
+    pub(crate) store: Option<Arc<dyn SharedStore>>,
 }
 
 /// What a reload changed for one policy.
@@ -92,6 +95,7 @@ impl Registry {
             slots: RwLock::default(),
             buckets: Mutex::default(),
             hub: Arc::default(),
+            store: None,
         }
     }
 
@@ -214,13 +218,16 @@ impl Registry {
                 .entry((Arc::clone(&policy_name), bucket_key))
                 .or_insert_with(|| Arc::new(TokenBucket::new(&settings.rate_limit))),
         );
-        let slot = Arc::new(Slot::new(
+        let shared = self.policies().is_shared(policy);
+        let mut slot = Slot::new(
             policy_name,
             Arc::clone(&key),
             settings,
             bucket,
             Arc::clone(&self.hub),
-        ));
+        );
+        slot.shared = self.store.clone().filter(|_| shared);
+        let slot = Arc::new(slot);
         by_key.insert(key, Arc::clone(&slot));
         Some(slot)
     }

@@ -21,6 +21,7 @@ use crate::health::{KeyHealth, Stats};
 use crate::limiter::TokenBucket;
 use crate::policy::Policy;
 use crate::recovery::{Recovery, RecoveryGate};
+use crate::shared::SharedStore;
 
 mod log;
 mod meters;
@@ -126,6 +127,9 @@ pub(crate) struct Slot {
     pub(crate) budget: RetryBudget,
     pub(crate) gate: RecoveryGate,
     pub(crate) bucket: Arc<TokenBucket>,
+    /// The shared store this slot takes its rate-limit tokens from, when its policy is
+    /// shared (see [`shared`](crate::shared)); `None` keeps everything local.
+    pub(crate) shared: Option<Arc<dyn SharedStore>>,
     pub(crate) stats: Stats,
     pub(crate) meters: Meters,
     hub: Arc<Hub>,
@@ -155,6 +159,7 @@ impl Slot {
             key,
             policy: RwLock::new(policy),
             bucket,
+            shared: None,
         }
     }
 

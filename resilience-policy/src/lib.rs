@@ -41,6 +41,7 @@ mod resolve;
 mod rules;
 mod schema;
 mod set;
+mod store;
 mod suggest;
 mod table;
 mod validate;
@@ -55,3 +56,4 @@ pub use model::{
 };
 pub use overrides::variable as override_variable;
 pub use set::{LoadOptions, PolicySet, available_profiles};
+pub use store::{OnUnavailable, PasswordSource, StoreBackend, StorePolicy};

@@ -14,6 +14,7 @@ use crate::convert;
 use crate::error::PolicyError;
 use crate::location::{Origin, Source, Sourced};
 use crate::schema::{self, FIELDS, SECTIONS, Value};
+use crate::store;
 use crate::suggest;
 
 /// The keys one file sets for one policy.
@@ -40,10 +41,13 @@ pub(crate) fn parse(source: &Arc<Source>) -> Result<RawFile, PolicyError> {
     let doc = DeTable::parse(&source.text).map_err(|e| syntax(source, &e))?;
     let mut file = RawFile::new();
     for (key, value) in in_file_order(doc.get_ref()) {
+        if key.get_ref() == store::TABLE {
+            continue; // read by `store::RawStore`
+        }
         if key.get_ref() != "policy" {
             let origin = Origin::new(source, key.span(), key.get_ref().as_ref());
             return Err(origin.error(format!(
-                "unknown top-level key `{}`, expected `policy` (policies are written as [policy.NAME])",
+                "unknown top-level key `{}`, expected `policy` or `store` (policies are written as [policy.NAME], the shared store as [store])",
                 key.get_ref()
             )));
         }
@@ -125,6 +129,12 @@ fn walk(
                 target: name.to_owned(),
                 at,
             });
+        } else if section.is_empty() && key_str == store::SHARED_KEY {
+            let value = store::shared_flag(value, &at)?;
+            let origin = Some(at);
+            policy
+                .values
+                .insert(store::SHARED_KEY, Sourced { value, origin });
         } else if SECTIONS.contains(&sub.as_str()) {
             walk(
                 source,

@@ -3,7 +3,7 @@
 //! Loading is synchronous and free of any runtime: the `#[resilient_operation]` macro runs
 //! the same code at compile time to check policy names.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::env;
 use std::fs;
 use std::io;
@@ -18,6 +18,8 @@ use crate::model::Policy;
 use crate::overrides;
 use crate::raw::{self, RawFile};
 use crate::resolve::resolve;
+use crate::schema::Value;
+use crate::store::{self, RawStore, StorePolicy};
 use crate::validate;
 
 /// Where to load policies from: a folder and a profile, both optional.
@@ -50,6 +52,10 @@ pub struct PolicySet {
     /// Where each key's value came from, by policy: `file:line:column`, with the variable
     /// that named the file; keys left at the schema default are absent.
     origins: BTreeMap<String, BTreeMap<&'static str, String>>,
+    /// The `[store]` table, when a layer wrote one.
+    store: Option<Arc<StorePolicy>>,
+    /// Policies that say `shared = false`.
+    unshared: BTreeSet<String>,
 }
 
 impl PolicySet {
@@ -68,6 +74,8 @@ impl PolicySet {
             profile: None,
             files: Vec::new(),
             origins: BTreeMap::new(),
+            store: None,
+            unshared: BTreeSet::new(),
         };
         set.validate()?;
         Ok(set)
@@ -155,15 +163,25 @@ impl PolicySet {
             }
         }
         let mut merged = RawFile::new();
+        let mut raw_store = RawStore::default();
         for layer in &layers {
             merge(&mut merged, raw::parse(layer)?);
+            raw_store.add_layer(layer)?;
         }
+        let store = raw_store.build()?.map(Arc::new);
         if with_overrides {
             apply_overrides(&mut merged, layers.len(), &mut files)?;
         }
         let mut policies = BTreeMap::new();
         let mut origins = BTreeMap::new();
+        let mut unshared = BTreeSet::new();
         for (name, values) in resolve(&merged)? {
+            if values
+                .get(store::SHARED_KEY)
+                .is_some_and(|v| v.value == Value::Bool(false))
+            {
+                unshared.insert(name.clone());
+            }
             let policy = validate::build(&name, &values)?;
             let written = values
                 .iter()
@@ -177,6 +195,8 @@ impl PolicySet {
             profile: opts.profile.clone(),
             files,
             origins,
+            store,
+            unshared,
         })
     }
 
@@ -220,6 +240,29 @@ impl PolicySet {
             .into_iter()
             .flatten()
             .map(|(key, origin)| (*key, origin.as_str()))
+    }
+
+    /// The shared store (the `[store]` table), if one is configured.
+    pub fn store(&self) -> Option<&Arc<StorePolicy>> {
+        self.store.as_ref()
+    }
+
+    /// Whether `policy` is shared through the store: a store is configured and the
+    /// policy does not say `shared = false`.
+    pub fn is_shared(&self, policy: &str) -> bool {
+        self.store.is_some() && !self.unshared.contains(policy)
+    }
+
+    /// This set with `store` as its shared store (for sets built in code), and the
+    /// policies named in `local` kept local (`shared = false`).
+    pub fn with_store<I, S>(mut self, store: StorePolicy, local: I) -> PolicySet
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.store = Some(Arc::new(store));
+        self.unshared = local.into_iter().map(Into::into).collect();
+        self
     }
 
     /// The effective policies as a policy file that loads back to the same set (every key

@@ -54,6 +54,8 @@ struct Report {
     key: String,
     policy_name: String,
     policy: resilience_core::Policy,
+    /// Whether the policy is shared through a `[store]`, and where.
+    sharing: String,
     attempt: Attempt,
     server_settings: Vec<(String, String)>,
     connection_encrypted: Option<bool>,
@@ -188,6 +190,7 @@ pub async fn run(args: DebugArgs) -> Result<(), CliError> {
         key: params.host_key(),
         policy_name: params.policy.clone(),
         policy,
+        sharing: crate::sharing::for_policy(&engine.policies(), &params.policy),
         attempt,
         server_settings: settings,
         connection_encrypted: encrypted,
@@ -229,6 +232,7 @@ fn print_text(r: &Report) {
     );
     println!("\n[effective policy `{}`]", r.policy_name);
     print!("{}", toml::to_string(&r.policy).unwrap_or_default());
+    print!("{}", r.sharing);
     println!("\n[live connection attempt]");
     let a = &r.attempt;
     if a.success {

@@ -9,6 +9,10 @@
 //! hour. The text and the JSON show the same figures, from one struct; the journal's
 //! events are counted by their kind, and a rate-limit wait is a wait, not a violation (a
 //! violation is a call the limiter refused).
+//!
+//! With a `[store]`, the breaker state is the fleet's, read live from the store, and the
+//! report adds the fleet: shared breakers, the last hour's counters of every worker, and
+//! the workers that reported recently ([`health_fleet`](crate::commands::health_fleet)).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -101,7 +105,7 @@ struct Breaker {
     state: Option<&'static str>,
     /// When the transition was journaled (RFC 3339).
     since: Option<String>,
-    /// Where the state comes from: `journal`, `engine` or `none`.
+    /// Where the state comes from: `journal`, `engine`, `store` or `none`.
     source: &'static str,
 }
 
@@ -136,6 +140,7 @@ impl Breaker {
             (Some(state), Some(since), "journal") => {
                 format!("{state} (since {since}, from the journal)")
             }
+            (Some(state), _, "store") => format!("{state} (fleet-wide, live from the store)"),
             (Some(state), _, _) => state.to_owned(),
             _ => "unknown: no breaker events in the journal".to_owned(),
         }
@@ -150,12 +155,16 @@ struct Report {
     last_hour: Recent,
     /// Journal lines that could not be read (skipped).
     journal_skipped_lines: usize,
+    /// The fleet, when the policies name a shared store.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fleet: Option<crate::commands::health_fleet::Fleet>,
 }
 
 /// Runs `resilient health`; exit 1 when the database is not reachable.
 pub async fn run(args: HealthArgs) -> Result<(), CliError> {
-    let (pg, _engine) =
+    let (pg, engine) =
         connect::from_flags(args.target.database_url.as_deref(), &args.target.policies)?;
+    let fleet = crate::commands::health_fleet::read(&engine.policies()).await?;
     let health = pg
         .check_health()
         .await
@@ -170,6 +179,19 @@ pub async fn run(args: HealthArgs) -> Result<(), CliError> {
             source: "engine",
         },
         None => Breaker::from_journal(&events, &health.policy, &health.key),
+    };
+    let shared = fleet.as_ref().and_then(|f| {
+        f.breakers
+            .iter()
+            .find(|b| b.policy == health.policy && b.key == health.key)
+    });
+    let circuit_breaker = match shared {
+        Some(b) => Breaker {
+            state: Some(b.state),
+            since: None,
+            source: "store",
+        },
+        None => circuit_breaker,
     };
     let hour_ago = SystemTime::now()
         .checked_sub(Duration::from_secs(3600))
@@ -191,6 +213,7 @@ pub async fn run(args: HealthArgs) -> Result<(), CliError> {
         circuit_breaker,
         last_hour: recent,
         journal_skipped_lines: skipped,
+        fleet,
     };
     if args.json {
         let text = serde_json::to_string_pretty(&report)
@@ -272,6 +295,9 @@ fn print_text(r: &Report, detailed: bool) {
         for (operation, n) in &recent.events_by_operation {
             println!("events of {operation} (last hour): {n}");
         }
+    }
+    if let Some(fleet) = &r.fleet {
+        crate::commands::health_fleet::print(fleet);
     }
     if r.journal_skipped_lines > 0 {
         eprintln!(

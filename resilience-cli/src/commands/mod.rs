@@ -5,5 +5,6 @@
 
 pub(crate) mod debug;
 pub(crate) mod health;
+pub(crate) mod health_fleet;
 pub(crate) mod metrics;
 pub(crate) mod policy;

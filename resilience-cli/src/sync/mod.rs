@@ -30,7 +30,6 @@ pub(crate) mod writer;
 use std::path::Path;
 use std::sync::Arc;
 
-use resilience_core::Engine;
 use resilience_core::policy::{LoadOptions, PolicySet};
 
 use crate::args::{SyncArgs, journal_path};
@@ -67,7 +66,7 @@ pub async fn run(args: SyncArgs) -> Result<(), CliError> {
     let _lock = lock::RunLock::state(&args.state)?;
     let mut state = StateFile::load(&args.state)?;
     let claim = ownership::claim(&args.output, &state, &args.config, &pipeline.sources)?;
-    let engine = Engine::new(policies);
+    let engine = crate::connect::engine_of(policies)?;
     let journal = journal_path(&args.state_dir());
     let journal = Journal::open(&journal).map_err(|e| {
         CliError::setup_io(

@@ -53,7 +53,8 @@ pub(super) fn try_admit(
         Ok(taken) => *permit = Some(taken),
         Err(retry_in) => return Err(rejected(slot, operation, retry_in)),
     }
-    Ok(!slot.hot.rate_limited() || slot.bucket.try_acquire(now))
+    // A shared policy always takes the slow path: the store decides.
+    Ok(slot.shared.is_none() && (!slot.hot.rate_limited() || slot.bucket.try_acquire(now)))
 }
 
 #[cold]
@@ -77,9 +78,9 @@ fn rejected(slot: &Slot, operation: &'static str, retry_in: Duration) -> Stop {
     Stop::CircuitOpen { retry_in }
 }
 
-/// The slow path of [`admit`]: waits for a rate-limit token, giving the breaker's permit
-/// back when the limiter refuses. Boxed, and built out of line, so that the common case
-/// carries none of it in its future.
+/// The slow path of [`admit`]: asks the shared store when the policy is shared, waits for
+/// a rate-limit token, and gives the breaker's permit back when either refuses. Boxed,
+/// and built out of line, so that the common case carries none of it in its future.
 #[cold]
 #[inline(never)]
 pub(super) fn wait<'a>(
@@ -90,41 +91,52 @@ pub(super) fn wait<'a>(
     operation: &'static str,
 ) -> Pin<Box<impl Future<Output = Result<Instant, Stop>> + 'a>> {
     Box::pin(async move {
-        match wait_for_token(slot, now, deadline, operation).await {
-            Ok(waited) => Ok(now + waited),
-            Err(limited) => {
+        if let Some(store) = &slot.shared {
+            if let Err(stop) = crate::shared::gate(slot, &**store, operation).await {
                 if let Some(taken) = permit.take() {
                     slot.breaker.release(taken);
                 }
-                Err(Stop::RateLimited {
-                    retry_after: limited.retry_after,
-                })
+                return Err(stop);
+            }
+            if !slot.hot.rate_limited() {
+                return Ok(now);
+            }
+        }
+        match wait_for_token(slot, now, deadline, operation).await {
+            Ok(waited) => Ok(now + waited),
+            Err(stop) => {
+                if let Some(taken) = permit.take() {
+                    slot.breaker.release(taken);
+                }
+                Err(stop)
             }
         }
     })
 }
 
-/// Waits for a rate-limit token (the limiter's slow path), reporting the wait or the
-/// refusal.
+/// Waits for a rate-limit token (the limiter's slow path, or the shared store's),
+/// reporting the wait or the refusal.
 async fn wait_for_token(
     slot: &Slot,
     now: Instant,
     deadline: Option<Instant>,
     operation: &'static str,
-) -> Result<Duration, Limited> {
+) -> Result<Duration, Stop> {
+    if let Some(store) = &slot.shared {
+        return crate::shared::admit(slot, &**store, now, deadline, operation).await;
+    }
     let admission = slot.bucket.acquire(now, deadline, |wait| {
         slot.emit(Some(operation), EventKind::RateLimitWait { wait });
     });
     match admission.await {
         Ok(Admission::Immediate) => Ok(Duration::ZERO),
         Ok(Admission::Waited(waited)) => Ok(waited),
-        Err(limited) => {
-            let retry_after = limited.retry_after;
+        Err(Limited { retry_after }) => {
             slot.emit(
                 Some(operation),
                 EventKind::RateLimitRejected { retry_after },
             );
-            Err(limited)
+            Err(Stop::RateLimited { retry_after })
         }
     }
 }

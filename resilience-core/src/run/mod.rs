@@ -384,6 +384,9 @@ impl<'a> Run<'a> {
                 {
                     self.transition(slot, t);
                 }
+                if slot.shared.is_some() {
+                    crate::shared::record(slot, Outcome::Success);
+                }
                 self.finish(slot, true, now);
                 return Some(Ok(value));
             }

@@ -39,6 +39,7 @@ impl Run<'_> {
             if let Some(t) = slot.breaker.record(permit, seen, now) {
                 self.transition(slot, t);
             }
+            crate::shared::record(slot, seen);
         }
         if self.enclosing.is_some() {
             // One attempt only: the outer run decides whether to retry.

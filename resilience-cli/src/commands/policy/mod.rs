@@ -13,6 +13,7 @@ use serde_json::json;
 
 use crate::args::{PolicyArgs, PolicyCommand, PolicySource};
 use crate::error::CliError;
+use crate::sharing;
 
 /// Runs a policy subcommand.
 pub async fn run(args: PolicyArgs) -> Result<(), CliError> {
@@ -96,7 +97,12 @@ fn show(source: &PolicySource, as_json: bool) -> Result<(), CliError> {
             .names()
             .map(|name| (name, set.origins(name).collect()))
             .collect();
-        let out = json!({ "profile": set.profile(), "policy": policies, "origin": origins });
+        let out = json!({
+            "profile": set.profile(),
+            "store": sharing::json(&set),
+            "policy": policies,
+            "origin": origins,
+        });
         println!("{out:#}");
     } else {
         println!(
@@ -104,6 +110,7 @@ fn show(source: &PolicySource, as_json: bool) -> Result<(), CliError> {
              # after each value, where it was set (file:line:column), or `default`",
             set.profile().unwrap_or("none")
         );
+        print!("{}", sharing::summary(&set));
         print!("{}", annotated(&set, &set.to_toml()));
     }
     Ok(())
@@ -143,11 +150,18 @@ fn explain_one(name: &str, source: &PolicySource, as_json: bool) -> Result<(), C
     };
     let explanation = explain::explain(name, policy);
     if as_json {
-        let text = serde_json::to_string_pretty(&explanation)
+        let mut value = serde_json::to_value(&explanation)
+            .map_err(|e| CliError::Failed(format!("cannot encode JSON: {e}")))?;
+        if let Some(object) = value.as_object_mut() {
+            object.insert("shared".into(), json!(set.is_shared(name)));
+            object.insert("store".into(), sharing::json(&set));
+        }
+        let text = serde_json::to_string_pretty(&value)
             .map_err(|e| CliError::Failed(format!("cannot encode JSON: {e}")))?;
         println!("{text}");
     } else {
         print!("{}", explain::render(&explanation, policy));
+        print!("{}", sharing::for_policy(&set, name));
     }
     Ok(())
 }

@@ -1,0 +1,134 @@
+//! Four real OS processes share one limit through Redis: together they never pass
+//! `burst + rate × t` in any window, and saturated they use at least 95 % of the rate.
+//!
+//! The test re-runs its own binary as the workers (`worker_process`, which does nothing
+//! unless the parent set `SHARED_LIMIT_WORKER`). Each worker calls as fast as the engine
+//! lets it and prints the wall-clock time at which each call's body ran.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{REDIS_URL, TestError, limited, shared_set, unique_prefix, wall_micros};
+use resilience_core::policy::OnUnavailable;
+use resilience_core::{Call, Engine};
+use resilience_redis::RedisStore;
+
+const WORKERS: usize = 4;
+const PER_MINUTE: u32 = 600;
+const BURST: u32 = 10;
+const RUN: Duration = Duration::from_secs(10);
+/// The bound holds exactly on the server's clock; the times printed here are the
+/// workers' clocks after the reply, which may trail (or, by the request's way to the
+/// server, lead) the server's by a round trip and a wake-up. Windows are widened by this
+/// much; a limit that is not shared admits 4 × the rate and fails by tens of calls.
+const CLOCK_SLACK: f64 = 0.025;
+
+#[test]
+fn four_processes_admit_at_most_burst_plus_rate_times_t_and_use_the_rate() {
+    if std::env::var_os("SHARED_LIMIT_WORKER").is_some() {
+        return;
+    }
+    let prefix = unique_prefix("limit4");
+    let start = wall_micros() + 2_000_000;
+    let exe = std::env::current_exe().unwrap();
+    let children: Vec<_> = (0..WORKERS)
+        .map(|_| {
+            Command::new(&exe)
+                .args([
+                    "--exact",
+                    "worker_process",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env("SHARED_LIMIT_WORKER", "1")
+                .env("SHARED_LIMIT_PREFIX", &prefix)
+                .env("SHARED_LIMIT_START", start.to_string())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut admitted: Vec<u64> = Vec::new();
+    let mut per_worker = Vec::new();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "a worker failed");
+        let text = String::from_utf8(out.stdout).unwrap();
+        let mine: Vec<u64> = text
+            .lines()
+            .filter_map(|l| l.split("ADMIT ").nth(1))
+            .map(|t| t.parse().unwrap())
+            .collect();
+        per_worker.push(mine.len());
+        admitted.extend(mine);
+    }
+    admitted.sort_unstable();
+    let rate = f64::from(PER_MINUTE) / 60.0;
+    // Every window [t_i, t_j] holds j - i + 1 admissions.
+    for i in 0..admitted.len() {
+        for j in i..admitted.len() {
+            let t = (admitted[j] - admitted[i]) as f64 / 1e6;
+            let count = (j - i + 1) as f64;
+            assert!(
+                count <= f64::from(BURST) + rate * (t + CLOCK_SLACK),
+                "{count} calls in {t:.3}s, more than burst {BURST} + {rate}/s × t (per worker: {per_worker:?})"
+            );
+        }
+    }
+    let used = admitted.len() as f64 - f64::from(BURST);
+    let offered = rate * RUN.as_secs_f64();
+    assert!(
+        used >= 0.95 * offered,
+        "only {used} of {offered} calls past the burst in {RUN:?} (per worker: {per_worker:?})"
+    );
+    assert!(
+        per_worker.iter().all(|n| *n > 0),
+        "every worker got calls: {per_worker:?}"
+    );
+    println!(
+        "{} calls admitted in {RUN:?} by {WORKERS} processes {per_worker:?}; limit {BURST} + {rate}/s × t",
+        admitted.len()
+    );
+}
+
+/// One worker: saturates the shared limit from `SHARED_LIMIT_START` for [`RUN`].
+#[test]
+fn worker_process() {
+    let Some(prefix) = std::env::var_os("SHARED_LIMIT_PREFIX") else {
+        return;
+    };
+    let prefix = prefix.into_string().unwrap();
+    let start: u64 = std::env::var("SHARED_LIMIT_START")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let end = start + RUN.as_micros() as u64;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let policy = limited(PER_MINUTE, BURST, Duration::from_secs(10));
+        let set = shared_set(policy, REDIS_URL, &prefix, OnUnavailable::FailClosed);
+        let store = RedisStore::new(set.store().unwrap()).unwrap();
+        let engine = Engine::with_store(set, Arc::new(store));
+        let now = wall_micros();
+        tokio::time::sleep(Duration::from_micros(start.saturating_sub(now))).await;
+        loop {
+            let at = engine
+                .run(Call::new("shared", "tick").key("db-1"), || async {
+                    Ok::<_, TestError>(wall_micros())
+                })
+                .await
+                .expect("the shared limit admits every call within max_wait");
+            if at >= end {
+                break;
+            }
+            println!("ADMIT {at}");
+        }
+    });
+}
