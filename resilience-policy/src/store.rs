@@ -101,11 +101,16 @@ pub struct StorePolicy {
     pub password: Option<PasswordSource>,
     /// The longest any one request to the store may take before it counts as
     /// unavailable; well under any attempt timeout.
-    #[serde(with = "humantime_serde")]
+    #[serde(serialize_with = "serialize_duration")]
     pub timeout: Duration,
     /// Where the table was written (`file:line:column`), when it came from a file.
     #[serde(skip)]
     pub origin: Option<String>,
+}
+
+/// A duration as a policy file writes it (`"100ms"`).
+fn serialize_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&humantime::format_duration(*d))
 }
 
 impl StorePolicy {
