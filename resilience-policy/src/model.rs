@@ -34,7 +34,12 @@ const fn secs(n: u64) -> Duration {
 policy_table! {
     /// One named policy: how an operation retries, breaks, is limited, recovers and times
     /// out. Its default is the `db` preset (DB_RESILIENCE_CONFIG).
-    pub struct Policy at "" {} tables {
+    pub struct Policy at "" {
+        /// Whether the policy's rate limit and breaker hold across processes through the
+        /// profile's `[store]`; `false` keeps them local to each process. Without a
+        /// store, every policy is local whatever this says.
+        shared: bool = true => Kind::Bool,
+    } tables {
         /// Retry schedule and budget.
         retry: RetryPolicy,
         /// Circuit breaker.

@@ -129,12 +129,6 @@ fn walk(
                 target: name.to_owned(),
                 at,
             });
-        } else if section.is_empty() && key_str == store::SHARED_KEY {
-            let value = store::shared_flag(value, &at)?;
-            let origin = Some(at);
-            policy
-                .values
-                .insert(store::SHARED_KEY, Sourced { value, origin });
         } else if SECTIONS.contains(&sub.as_str()) {
             walk(
                 source,

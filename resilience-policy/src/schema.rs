@@ -86,11 +86,18 @@ pub(crate) fn keys_of(section: &str) -> Vec<&'static str> {
     if section.is_empty() {
         keys.push("extends");
     }
-    for path in FIELDS
+    let paths = FIELDS
         .iter()
         .map(|(p, _)| *p)
-        .chain(SECTIONS.iter().copied())
-    {
+        .chain(SECTIONS.iter().copied());
+    // The policy's own tables read first, its few plain keys (`shared`) after them.
+    let paths: Vec<&'static str> = if section.is_empty() {
+        let (nested, plain): (Vec<_>, Vec<_>) = paths.partition(|p| p.contains('.'));
+        nested.into_iter().chain(plain).collect()
+    } else {
+        paths.collect()
+    };
+    for path in paths {
         if let Some(rest) = path.strip_prefix(prefix.as_str()) {
             let key = rest.split('.').next().unwrap_or(rest);
             if !key.is_empty() && !keys.contains(&key) {
@@ -143,7 +150,8 @@ mod tests {
                 "circuit_breaker",
                 "rate_limit",
                 "recovery",
-                "timeout"
+                "timeout",
+                "shared"
             ]
         );
         assert_eq!(

@@ -3,7 +3,7 @@
 //! Loading is synchronous and free of any runtime: the `#[resilient_operation]` macro runs
 //! the same code at compile time to check policy names.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::env;
 use std::fs;
 use std::io;
@@ -18,8 +18,7 @@ use crate::model::Policy;
 use crate::overrides;
 use crate::raw::{self, RawFile};
 use crate::resolve::resolve;
-use crate::schema::Value;
-use crate::store::{self, RawStore, StorePolicy};
+use crate::store::{RawStore, StorePolicy};
 use crate::validate;
 
 /// Where to load policies from: a folder and a profile, both optional.
@@ -54,8 +53,6 @@ pub struct PolicySet {
     origins: BTreeMap<String, BTreeMap<&'static str, String>>,
     /// The `[store]` table, when a layer wrote one.
     store: Option<Arc<StorePolicy>>,
-    /// Policies that say `shared = false`.
-    unshared: BTreeSet<String>,
 }
 
 impl PolicySet {
@@ -75,7 +72,6 @@ impl PolicySet {
             files: Vec::new(),
             origins: BTreeMap::new(),
             store: None,
-            unshared: BTreeSet::new(),
         };
         set.validate()?;
         Ok(set)
@@ -174,14 +170,7 @@ impl PolicySet {
         }
         let mut policies = BTreeMap::new();
         let mut origins = BTreeMap::new();
-        let mut unshared = BTreeSet::new();
         for (name, values) in resolve(&merged)? {
-            if values
-                .get(store::SHARED_KEY)
-                .is_some_and(|v| v.value == Value::Bool(false))
-            {
-                unshared.insert(name.clone());
-            }
             let policy = validate::build(&name, &values)?;
             let written = values
                 .iter()
@@ -196,7 +185,6 @@ impl PolicySet {
             files,
             origins,
             store,
-            unshared,
         })
     }
 
@@ -250,7 +238,7 @@ impl PolicySet {
     /// Whether `policy` is shared through the store: a store is configured and the
     /// policy does not say `shared = false`.
     pub fn is_shared(&self, policy: &str) -> bool {
-        self.store.is_some() && !self.unshared.contains(policy)
+        self.store.is_some() && self.policies.get(policy).is_some_and(|p| p.shared)
     }
 
     /// This set with `store` as its shared store (for sets built in code), and the
@@ -261,7 +249,11 @@ impl PolicySet {
         S: Into<String>,
     {
         self.store = Some(Arc::new(store));
-        self.unshared = local.into_iter().map(Into::into).collect();
+        for name in local {
+            if let Some(policy) = self.policies.get_mut(&name.into()) {
+                Arc::make_mut(policy).shared = false;
+            }
+        }
         self
     }
 

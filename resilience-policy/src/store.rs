@@ -30,8 +30,6 @@ use crate::suggest;
 pub(crate) const TABLE: &str = "store";
 
 /// The policy-level key that opts one policy out of the store.
-pub(crate) const SHARED_KEY: &str = "shared";
-
 const KEYS: [&str; 7] = [
     "backend",
     "url",
@@ -334,21 +332,6 @@ fn check_prefix(prefix: &str) -> Result<(), String> {
         Err(format!(
             "expected 1 to 64 characters of a-z, A-Z, 0-9, `_`, `-`, `.`, `:`, got \"{prefix}\""
         ))
-    }
-}
-
-/// Reads `shared = true | false` written directly in a policy's table.
-pub(crate) fn shared_flag(
-    value: &Spanned<DeValue<'_>>,
-    at: &Origin,
-) -> Result<crate::schema::Value, PolicyError> {
-    match value.get_ref() {
-        DeValue::Boolean(b) => Ok(crate::schema::Value::Bool(*b)),
-        other => Err(at.error(format!(
-            "expected true or false (false keeps this policy local to each process when a [store] is set), got {} {}",
-            other.type_str(),
-            at.text()
-        ))),
     }
 }
 
