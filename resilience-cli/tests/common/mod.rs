@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use connector_postgres::cluster::{TestServer, pick_server};
 use sqlx::{AssertSqlSafe, Connection, Executor};
+use test_support::postgres::{TestServer, pick_server};
 
 /// The file in a sync's output folder that records which state file owns it.
 pub const OUTPUT_MANIFEST: &str = ".resilient-output.json";

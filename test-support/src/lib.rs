@@ -1,0 +1,21 @@
+//! Servers to test against, shared by the integration tests and the `resilient demo`,
+//! never by production code: a connector must not carry the harness that tests it.
+//!
+//! - [`postgres`]: the server at `DATABASE_URL`, else the local one on 127.0.0.1:5432,
+//!   else a throwaway cluster started from the PostgreSQL binaries and removed on drop.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), test_support::SupportError> {
+//! let server = test_support::postgres::pick_server().await?;
+//! let params = server.create_database("my_test").await?;
+//! # let _ = params;
+//! # Ok(())
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod error;
+pub mod postgres;
+
+pub use error::SupportError;
