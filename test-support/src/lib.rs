@@ -3,6 +3,9 @@
 //!
 //! - [`postgres`]: the server at `DATABASE_URL`, else the local one on 127.0.0.1:5432,
 //!   else a throwaway cluster started from the PostgreSQL binaries and removed on drop.
+//! - [`http`]: a REST API serving paginated JSON from PostgreSQL tables, with faults
+//!   switched on per request (429 with `Retry-After`, 503, slow and truncated answers,
+//!   expiring credentials) and every request's arrival time recorded.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), test_support::SupportError> {
@@ -16,6 +19,7 @@
 #![warn(missing_docs)]
 
 mod error;
+pub mod http;
 pub mod postgres;
 
 pub use error::SupportError;
