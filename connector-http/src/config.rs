@@ -56,6 +56,8 @@ pub struct StreamSpec {
     pub page_size: u32,
     /// The field that identifies a record (for de-duplication in incremental reads).
     pub primary_key: Option<String>,
+    /// The columns, when declared; else inferred from the first page and then fixed.
+    pub schema: Option<Vec<crate::arrow::Column>>,
 }
 
 impl HttpParams {
@@ -125,6 +127,9 @@ impl HttpParams {
                 HttpError::config(at("path"), format!("`{}` is not a path ({e})", stream.path))
             })?;
             stream.pagination.check(&at("pagination"))?;
+            if let Some(columns) = &stream.schema {
+                crate::arrow::declared(&stream.name, columns)?;
+            }
         }
         Ok(base)
     }

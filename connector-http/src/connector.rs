@@ -6,8 +6,13 @@
 //! shares one breaker and one rate limit, and a `Retry-After` holds them all. Nothing
 //! here sleeps or retries by hand.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
+
+use arrow_schema::SchemaRef;
+use resilience_core::connector::ConnectorState;
 
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use resilience_core::{
@@ -47,6 +52,10 @@ struct Setup {
     client: reqwest::Client,
     credentials: Arc<Credentials>,
     resilience: Resilience,
+    /// Schemas fixed so far, by stream.
+    schemas: Mutex<HashMap<String, SchemaRef>>,
+    /// Whether an answer has come back.
+    answered: AtomicBool,
 }
 
 impl std::fmt::Debug for HttpConnector {
@@ -118,8 +127,39 @@ impl HttpConnector {
             client,
             credentials,
             resilience,
+            schemas: Mutex::default(),
+            answered: AtomicBool::new(false),
         }));
         Ok(())
+    }
+
+    /// `Created` before `configure`, `Ready` once the API answered, else `Configured`.
+    pub fn state(&self) -> ConnectorState {
+        match &self.setup {
+            None => ConnectorState::Created,
+            Some(s) if s.answered.load(Ordering::Relaxed) => ConnectorState::Ready,
+            Some(_) => ConnectorState::Configured,
+        }
+    }
+
+    /// The settings in force.
+    pub fn params(&self) -> Result<&HttpParams, HttpError> {
+        Ok(&self.setup()?.params)
+    }
+
+    pub(crate) fn known_schema(&self, stream: &str) -> Result<Option<SchemaRef>, HttpError> {
+        let setup = self.setup()?;
+        let schemas = setup.schemas.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(schemas.get(stream).cloned())
+    }
+
+    /// Keeps the first schema fixed for `stream` (a racing inference loses).
+    pub(crate) fn fix_schema(&self, stream: &str, schema: SchemaRef) -> SchemaRef {
+        let Some(setup) = self.setup.as_deref() else {
+            return schema;
+        };
+        let mut schemas = setup.schemas.lock().unwrap_or_else(|e| e.into_inner());
+        schemas.entry(stream.to_owned()).or_insert(schema).clone()
     }
 
     fn setup(&self) -> Result<&Setup, HttpError> {
@@ -179,6 +219,7 @@ impl HttpConnector {
         let request = setup.credentials.apply(setup.client.get(url.clone()));
         let response = request.send().await.map_err(|e| transport(url, e))?;
         let (wall, now) = (SystemTime::now(), Instant::now());
+        setup.answered.store(true, Ordering::Relaxed);
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = response.bytes().await.map_err(|e| transport(url, e))?;

@@ -50,6 +50,15 @@ pub enum HttpError {
         message: String,
     },
 
+    /// Records that do not fit the stream's schema, or a cursor or key that is missing.
+    #[error("stream `{stream}`: {message}")]
+    Data {
+        /// The stream.
+        stream: String,
+        /// What does not fit, and where.
+        message: String,
+    },
+
     /// A setting is missing or invalid; `field` names it.
     #[error("{field}: {message}")]
     Config {
@@ -107,7 +116,7 @@ impl ResilientError for HttpError {
     fn class(&self) -> ErrorClass {
         match self {
             HttpError::Status { class, .. } | HttpError::Transport { class, .. } => *class,
-            HttpError::Body { .. } => ErrorClass::Data,
+            HttpError::Body { .. } | HttpError::Data { .. } => ErrorClass::Data,
             HttpError::Config { .. } | HttpError::Credential(_) => ErrorClass::Config,
             HttpError::Stopped(failure) => failure.class(),
         }

@@ -39,11 +39,14 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod arrow;
 pub mod auth;
 pub mod classify;
 mod config;
 mod connector;
 mod error;
+pub mod incremental;
+mod interface;
 pub mod paginate;
 mod read;
 pub mod retry_after;
@@ -52,4 +55,6 @@ pub use classify::{Action, Rule};
 pub use config::{HttpParams, StreamSpec};
 pub use connector::{HttpConnector, Page};
 pub use error::HttpError;
+pub use incremental::{Checkpoint, IncrementalChunk, IncrementalOptions};
+pub use interface::{DiscoveredStream, HttpHealth};
 pub use paginate::Pagination;
