@@ -8,9 +8,9 @@ use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use futures_core::Stream;
 use futures_util::StreamExt;
-use resilience_core::Resilient;
 use resilience_core::connector::{ConnectionTestResult, Connector, ConnectorState};
 use resilience_core::health::KeyHealth;
+use resilience_core::{ErrorClass, Resilient, ResilientError};
 use serde::Serialize;
 use tokio::time::Instant;
 
@@ -40,6 +40,8 @@ pub struct HttpHealth {
     pub latency: Duration,
     /// Why not, when not.
     pub error: Option<String>,
+    /// The class of that error.
+    pub error_class: Option<ErrorClass>,
     /// The engine's view of the key (breaker, retries, rate limit), once used.
     pub resilience: Option<KeyHealth>,
 }
@@ -85,8 +87,8 @@ impl HttpConnector {
         Ok(self.fix_schema(stream, schema))
     }
 
-    /// Fetches the first page of the first stream and says how it went.
-    pub async fn test_connection(&self) -> Result<ConnectionTestResult, HttpError> {
+    /// Fetches the first page of the first stream: the outcome and how long it took.
+    async fn first_page(&self) -> Result<(Result<crate::Page, HttpError>, Duration), HttpError> {
         let spec = self
             .params()?
             .streams
@@ -99,15 +101,19 @@ impl HttpConnector {
             .unwrap_or(first);
         let start = Instant::now();
         let outcome = self.fetch_page(&url, &spec.records).await;
-        let latency = start.elapsed();
+        Ok((outcome, start.elapsed()))
+    }
+
+    /// Fetches the first page of the first stream and says how it went.
+    pub async fn test_connection(&self) -> Result<ConnectionTestResult, HttpError> {
+        let (outcome, latency) = self.first_page().await?;
         Ok(match outcome {
             Ok(page) => ConnectionTestResult {
                 success: true,
                 message: format!(
-                    "{} answered: {} records on the first page of `{}`",
+                    "{} answered: {} records on the first page",
                     self.host_key(),
                     page.records.len(),
-                    spec.name
                 ),
                 server_version: None,
                 latency,
@@ -123,14 +129,15 @@ impl HttpConnector {
 
     /// Reachability and latency (a first page), and the engine's view of the host.
     pub async fn check_health(&self) -> Result<HttpHealth, HttpError> {
-        let test = self.test_connection().await?;
+        let (outcome, latency) = self.first_page().await?;
         let resilience = self.resilience();
         let health = resilience.engine().health();
         Ok(HttpHealth {
             host: self.host_key().to_owned(),
-            reachable: test.success,
-            latency: test.latency,
-            error: (!test.success).then_some(test.message),
+            reachable: outcome.is_ok(),
+            latency,
+            error_class: outcome.as_ref().err().map(ResilientError::class),
+            error: outcome.err().map(|e| e.to_string()),
             resilience: health.get(resilience.policy(), self.host_key()).cloned(),
         })
     }

@@ -154,6 +154,9 @@ struct Report {
 
 /// Runs `resilient health`; exit 1 when the database is not reachable.
 pub async fn run(args: HealthArgs) -> Result<(), CliError> {
+    if args.target.connector == crate::args::ConnectorKind::Http {
+        return crate::health_http::run(&args).await;
+    }
     let (pg, _engine) =
         connect::from_flags(args.target.database_url.as_deref(), &args.target.policies)?;
     let health = pg

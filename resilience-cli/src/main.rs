@@ -13,6 +13,7 @@ mod echo;
 mod error;
 mod explain;
 mod health_cmd;
+mod health_http;
 mod journal;
 mod logging;
 mod metrics_cmd;
