@@ -45,6 +45,22 @@ fn the_readme_example_is_valid() {
     let _ = std::fs::remove_file(file);
 }
 
+#[test]
+fn the_pipelines_example_is_valid() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../pipelines/http_api.toml");
+    let params: HttpParams = toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert_eq!(params.streams.len(), 2);
+    assert_eq!(params.streams[1].schema.as_ref().map(Vec::len), Some(3));
+    let file = std::env::temp_dir().join(format!("http-params-pipe-{}", std::process::id()));
+    std::fs::write(&file, "t0ken").unwrap();
+    let mut params = params;
+    params.auth = Some(Auth::Bearer {
+        from: Source::File(file.clone()),
+    });
+    HttpConnector::new().configure(params).unwrap();
+    let _ = std::fs::remove_file(file);
+}
+
 fn refused(edit: &str) -> String {
     let text = format!(
         "base_url = \"http://127.0.0.1:9/\"\n{edit}\n[[streams]]\nname = \"s\"\npath = \"s\"\n"
