@@ -78,6 +78,15 @@ impl DemoDb {
         params
     }
 
+    /// A small pool of admin connections to the demo database, for the test API.
+    pub(crate) async fn pool(&self) -> Result<sqlx::PgPool, String> {
+        sqlx::postgres::PgPoolOptions::new()
+            .max_connections(2)
+            .connect(self.server.url_with_password(&self.name).expose())
+            .await
+            .map_err(|e| format!("cannot connect the test API to the demo database: {e}"))
+    }
+
     /// A direct admin connection to the demo database (never through a proxy).
     pub(crate) async fn admin(&self) -> Result<PgConnection, PgError> {
         self.server.connect(&self.name).await.map_err(into_pg)
