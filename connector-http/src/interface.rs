@@ -104,6 +104,11 @@ impl HttpConnector {
         Ok((outcome, start.elapsed()))
     }
 
+    /// Fetches the first page of the first stream: `Ok` when it came back.
+    pub async fn test_connection_once(&self) -> Result<(), HttpError> {
+        self.first_page().await?.0.map(|_| ())
+    }
+
     /// Fetches the first page of the first stream and says how it went.
     pub async fn test_connection(&self) -> Result<ConnectionTestResult, HttpError> {
         let (outcome, latency) = self.first_page().await?;

@@ -71,11 +71,7 @@ struct Report {
 /// attempt fails, after printing the report.
 pub async fn run(args: DebugArgs) -> Result<(), CliError> {
     if args.target.connector == crate::args::ConnectorKind::Http {
-        return Err(CliError::Usage(
-            "debug --connector http is not available yet; `resilient health --connector http \
-             --api-config FILE` checks an API"
-                .into(),
-        ));
+        return crate::debug_http::run(&args).await;
     }
     let (pg, engine) =
         connect::from_flags(args.target.database_url.as_deref(), &args.target.policies)?;

@@ -8,6 +8,7 @@
 mod args;
 mod connect;
 mod debug_cmd;
+mod debug_http;
 mod demo;
 mod echo;
 mod error;

@@ -1,5 +1,6 @@
-//! `resilient health --connector http`: a reachable API (exit 0, the JSON report), a
-//! refused credential (exit 2, said once, the secret nowhere), missing settings (exit 2).
+//! `resilient health/debug --connector http`: a reachable API (exit 0, the JSON report),
+//! a live request classified by debug, a refused credential (exit 2, said once, the
+//! secret nowhere), missing settings (exit 2).
 
 use std::process::Command;
 
@@ -72,6 +73,50 @@ async fn health_of_an_api_reports_reachability_and_refusals() {
     assert_eq!(report["reachable"], true);
     assert_eq!(report["host"], server.addr().to_string());
     assert_eq!(report["resilience"]["circuit_breaker_state"], "CLOSED");
+
+    // debug: the policy, and one live request classified (a single attempt).
+    server.push_fault(
+        test_support::http::Fault::Throttle(test_support::http::RetryAfter::Seconds(30)),
+        1,
+    );
+    server.clear_requests();
+    let out = resilient()
+        .args([
+            "debug",
+            "--connector",
+            "http",
+            "--resilience",
+            "--api-config",
+        ])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("policy `api`"), "{text}");
+    assert!(
+        text.contains("class throttled, retried, counts for the breaker, Retry-After 29"),
+        "{text}"
+    );
+    assert_eq!(server.requests().len(), 1, "one attempt only");
+    let out = resilient()
+        .args([
+            "debug",
+            "--connector",
+            "http",
+            "--resilience",
+            "--api-config",
+        ])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Live request: answered in"));
 
     server.clear_requests();
     std::fs::write(&token, "wr0ng").unwrap();
