@@ -23,11 +23,11 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use connector_postgres::cluster::{TestServer, pick_server};
 use connector_postgres::{Checkpoint, IncrementalOptions, Lag, PostgresConnector};
 use futures_util::StreamExt;
 use resilience_core::Engine;
 use sqlx::AssertSqlSafe;
+use test_support::postgres::{TestServer, pick_server};
 
 const DATABASE: &str = "lag_bench";
 const BATCH: usize = 50_000;

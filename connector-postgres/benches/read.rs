@@ -26,11 +26,11 @@ use std::num::NonZeroUsize;
 use std::process::Command;
 use std::time::Instant;
 
-use connector_postgres::cluster::{TestServer, pick_server};
 use connector_postgres::{PagePath, Partitions, PgParams, PostgresConnector, ReadOptions};
 use futures_util::{StreamExt, TryStreamExt};
 use resilience_core::Engine;
 use sqlx::{AssertSqlSafe, Connection, PgConnection, Row};
+use test_support::postgres::{TestServer, pick_server};
 
 const DATABASE: &str = "pgread_bench";
 const TABLE: &str = "bench_rows";

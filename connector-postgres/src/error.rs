@@ -121,11 +121,6 @@ pub enum PgError {
     #[resilient(class = "data")]
     Arrow(#[from] arrow_schema::ArrowError),
 
-    /// Starting, stopping or preparing a test server failed.
-    #[error("test server: {0}")]
-    #[resilient(class = "config")]
-    TestServer(String),
-
     /// The resilience engine stopped the call (retries exhausted, circuit open, deadline).
     #[error("{0}")]
     #[resilient(failure)]

@@ -25,7 +25,6 @@
 pub mod arrow;
 mod catalog;
 mod classify;
-pub mod cluster;
 pub mod config;
 mod connector;
 mod echo;
@@ -34,6 +33,8 @@ mod ident;
 mod incremental;
 mod interface;
 mod read;
+#[cfg(test)]
+mod testing;
 
 pub use catalog::{ColumnInfo, TableSchema};
 pub use classify::{classify, classify_io, classify_sqlstate};

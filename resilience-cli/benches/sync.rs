@@ -30,8 +30,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use connector_postgres::cluster::{TestServer, pick_server};
 use sqlx::{AssertSqlSafe, Connection};
+use test_support::postgres::{TestServer, pick_server};
 
 const DATABASE: &str = "sync_bench";
 

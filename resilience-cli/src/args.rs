@@ -177,6 +177,8 @@ impl SyncArgs {
 pub enum ConnectorKind {
     /// PostgreSQL.
     Postgres,
+    /// A REST API (its settings in --api-config).
+    Http,
 }
 
 /// Where a connector connects to and under which policies.
@@ -188,6 +190,10 @@ pub struct Target {
     /// `postgres://user@host:port/database` (password via `?password_env=VAR`).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+    /// With `--connector http`: the API's settings, a TOML file (see the README, "The
+    /// REST API connector").
+    #[arg(long, value_name = "FILE")]
+    pub api_config: Option<PathBuf>,
     /// Where policies come from.
     #[command(flatten)]
     pub policies: PolicySource,

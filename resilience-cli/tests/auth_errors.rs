@@ -13,8 +13,8 @@ use std::process::Output;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use common::{Scratch, resilient, rt, text};
-use connector_postgres::cluster::ThrowawayCluster;
 use sqlx::{AssertSqlSafe, Connection, Executor};
+use test_support::postgres::ThrowawayCluster;
 
 /// The login role the commands use, and its real password.
 const ROLE: &str = "app_login";

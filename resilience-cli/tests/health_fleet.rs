@@ -38,7 +38,10 @@ fn health_shows_the_breaker_another_process_opened() {
     let prefix = format!("test-health-{}-{}", std::process::id(), line!());
     std::fs::write(
         dir.path().join("fleet.toml"),
-        format!("[store]\nbackend = \"redis\"\nurl = \"redis://127.0.0.1:6379\"\nprefix = \"{prefix}\"\n"),
+        format!(
+            "[store]\nbackend = \"redis\"\nurl = \"{}\"\nprefix = \"{prefix}\"\n",
+            test_support::redis::url()
+        ),
     )
     .unwrap();
     let key = db.host_key();
@@ -121,9 +124,10 @@ fn health_shows_the_breaker_another_process_opened() {
     );
 }
 
-/// `redis-cli` against the shared Redis.
+/// `redis-cli` against the Redis the tests share.
 fn redis_cli(args: &[&str]) -> String {
     let out = std::process::Command::new("redis-cli")
+        .args(["-u", &test_support::redis::url()])
         .args(args)
         .output()
         .expect("redis-cli on the PATH");
@@ -141,7 +145,10 @@ fn sync_with_a_store_takes_its_tokens_from_redis_and_reports_as_a_worker() {
     let prefix = format!("test-sync-{}-{}", std::process::id(), line!());
     std::fs::write(
         dir.path().join("fleet.toml"),
-        format!("[store]\nbackend = \"redis\"\nurl = \"redis://127.0.0.1:6379\"\nprefix = \"{prefix}\"\n"),
+        format!(
+            "[store]\nbackend = \"redis\"\nurl = \"{}\"\nprefix = \"{prefix}\"\n",
+            test_support::redis::url()
+        ),
     )
     .unwrap();
     std::fs::write(

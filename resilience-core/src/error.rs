@@ -57,4 +57,15 @@ pub trait ResilientError: Sized + fmt::Display {
 
     /// Wraps the engine's verdict on a call into this error type.
     fn from_failure(failure: Failure<Self>) -> Self;
+
+    /// The moment before which the dependency said it will not take another call (an
+    /// HTTP `Retry-After`, a database's "too many connections, retry in 5 s"), if it said
+    /// one. The engine's next attempt waits until then instead of the policy's backoff,
+    /// gives up at once ([`Stop::WaitBeyondDeadline`](crate::Stop::WaitBeyondDeadline))
+    /// when that is past the total deadline, and holds the key's rate limiter until then
+    /// so that other calls to the same dependency wait too. `None` (the default), or a
+    /// moment already past, leaves the backoff in charge.
+    fn not_before(&self) -> Option<tokio::time::Instant> {
+        None
+    }
 }

@@ -204,8 +204,8 @@ pub enum Verdict<'a> {
 
 impl Verdict<'_> {
     /// A short stable name: `retries_exhausted`, `budget_exhausted`, `circuit_open`,
-    /// `rate_limited`, `attempt_timed_out`, `deadline_exceeded`, `unknown_policy`,
-    /// `not_retried`.
+    /// `rate_limited`, `attempt_timed_out`, `deadline_exceeded`, `wait_beyond_deadline`,
+    /// `unknown_policy`, `not_retried`.
     pub fn name(&self) -> &'static str {
         match self {
             Verdict::NotRetried => "not_retried",

@@ -51,6 +51,18 @@ pub enum Stop {
         /// Attempts made (started) before the deadline.
         attempts: u32,
     },
+    /// The dependency asked the caller to wait longer before the next attempt than what
+    /// is left of the total deadline (see
+    /// [`ResilientError::not_before`](crate::ResilientError::not_before)): the call gave
+    /// up at once instead of waiting to fail.
+    WaitBeyondDeadline {
+        /// How long the dependency asked to wait.
+        wait: Duration,
+        /// What was left of the total deadline.
+        left: Duration,
+        /// Attempts made.
+        attempts: u32,
+    },
     /// The operation names a policy that is not loaded.
     UnknownPolicy {
         /// The names that are loaded.
@@ -66,8 +78,8 @@ pub enum Stop {
 
 impl Stop {
     /// A short stable name: `retries_exhausted`, `budget_exhausted`, `circuit_open`,
-    /// `rate_limited`, `attempt_timed_out`, `deadline_exceeded`, `unknown_policy` or
-    /// `store_unavailable`.
+    /// `rate_limited`, `attempt_timed_out`, `deadline_exceeded`, `wait_beyond_deadline`,
+    /// `unknown_policy` or `store_unavailable`.
     pub fn name(&self) -> &'static str {
         match self {
             Stop::RetriesExhausted { .. } => "retries_exhausted",
@@ -76,6 +88,7 @@ impl Stop {
             Stop::RateLimited { .. } => "rate_limited",
             Stop::AttemptTimedOut { .. } => "attempt_timed_out",
             Stop::DeadlineExceeded { .. } => "deadline_exceeded",
+            Stop::WaitBeyondDeadline { .. } => "wait_beyond_deadline",
             Stop::UnknownPolicy { .. } => "unknown_policy",
             Stop::StoreUnavailable { .. } => "store_unavailable",
         }
@@ -109,6 +122,17 @@ impl fmt::Display for Stop {
                 f,
                 "total deadline of {} exceeded after {attempts} attempts",
                 fmt_secs(*timeout)
+            ),
+            Stop::WaitBeyondDeadline {
+                wait,
+                left,
+                attempts,
+            } => write!(
+                f,
+                "the dependency asked to wait {} before the next attempt, more than the {} \
+                 left of the total deadline; gave up after {attempts} attempts",
+                fmt_secs(*wait),
+                fmt_secs(*left)
             ),
             Stop::UnknownPolicy { known } => {
                 write!(f, "unknown policy, expected one of: {}", known.join(", "))

@@ -158,6 +158,22 @@ impl TokenBucket {
         }
     }
 
+    /// Lends no token before `until`, then one, refilling at the policy's rate from there:
+    /// the dependency said when it takes the next call, so no caller on this bucket calls
+    /// sooner, and they come back one interval apart instead of all at once. A hold that
+    /// ends earlier than the bucket's own schedule changes nothing.
+    pub fn hold_until(&self, until: Instant) {
+        let interval = self.interval.load(Ordering::Relaxed);
+        let tolerance = self.tolerance.load(Ordering::Relaxed);
+        // A token is free at `t` while `max(tat, t) + interval - t <= tolerance`: at
+        // `until` exactly, not before.
+        let tat = self
+            .nanos(until)
+            .saturating_add(tolerance)
+            .saturating_sub(interval);
+        self.tat.fetch_max(tat, Ordering::AcqRel);
+    }
+
     /// Tokens free at `now` (for health and tests).
     pub fn available(&self, now: Instant) -> f64 {
         let now = self.nanos(now);
@@ -211,9 +227,19 @@ impl TokenBucket {
         let ahead = self.waiting.fetch_add(1, Ordering::AcqRel);
         let _waiting = Waiting(&self.waiting);
         // The earliest this caller's token can come: the tokens missing now, plus one per
-        // caller ahead in the queue.
-        let missing = (1.0 + ahead as f64 - self.available(now)).max(0.0);
-        let expected = Duration::from_nanos((missing * interval as f64).ceil() as u64);
+        // caller ahead in the queue. While the bucket is held (`hold_until`) its arrival
+        // time runs past the tolerance, so that is counted whole, not clamped.
+        let tolerance = self.tolerance.load(Ordering::Relaxed);
+        let ahead_of_now = self
+            .tat
+            .load(Ordering::Acquire)
+            .saturating_sub(self.nanos(now));
+        let expected = Duration::from_nanos(
+            interval
+                .saturating_mul(ahead as u64 + 1)
+                .saturating_add(ahead_of_now)
+                .saturating_sub(tolerance),
+        );
         if now + expected > limit {
             return Err(Limited {
                 retry_after: expected,

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{REDIS_URL, TestError, unique_prefix, wall_micros};
+use common::{redis_url, TestError, unique_prefix, wall_micros};
 use resilience_core::breaker::BreakerState;
 use resilience_core::policy::{OnUnavailable, StorePolicy};
 use resilience_core::shared::{BreakerRef, Gate, Lease, SharedStore};
@@ -27,7 +27,7 @@ fn breaker_policy() -> Policy {
 }
 
 fn set(prefix: &str) -> PolicySet {
-    let mut store = StorePolicy::redis(REDIS_URL);
+    let mut store = StorePolicy::redis(redis_url());
     store.prefix = prefix.to_owned();
     store.on_unavailable = OnUnavailable::Local;
     PolicySet::from_policies([("dep", breaker_policy())])
@@ -64,6 +64,7 @@ async fn a_breaker_opened_by_another_process_fails_this_one_fast_and_a_probe_clo
 
     let exe = std::env::current_exe().unwrap();
     let a = Command::new(exe)
+                .env("REDIS_URL", redis_url())
         .args(["--exact", "process_a", "--nocapture", "--test-threads=1"])
         .env("SHARED_BREAKER_PREFIX", &prefix)
         .stdout(Stdio::piped())

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{REDIS_URL, TestError, limited, shared_set, unique_prefix, wall_micros};
+use common::{redis_url, TestError, limited, shared_set, unique_prefix, wall_micros};
 use resilience_core::policy::OnUnavailable;
 use resilience_core::{Call, Engine};
 use resilience_redis::RedisStore;
@@ -37,6 +37,7 @@ fn four_processes_admit_at_most_burst_plus_rate_times_t_and_use_the_rate() {
     let children: Vec<_> = (0..WORKERS)
         .map(|_| {
             Command::new(&exe)
+                .env("REDIS_URL", redis_url())
                 .args([
                     "--exact",
                     "worker_process",
@@ -113,7 +114,7 @@ fn worker_process() {
         .unwrap();
     runtime.block_on(async {
         let policy = limited(PER_MINUTE, BURST, Duration::from_secs(10));
-        let set = shared_set(policy, REDIS_URL, &prefix, OnUnavailable::FailClosed);
+        let set = shared_set(policy, &redis_url(), &prefix, OnUnavailable::FailClosed);
         let store = RedisStore::new(set.store().unwrap()).unwrap();
         let engine = Engine::with_store(set, Arc::new(store));
         let now = wall_micros();

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{REDIS_URL, unique_prefix};
+use common::{redis_url, unique_prefix};
 use resilience_core::policy::StorePolicy;
 use resilience_redis::RedisStore;
 use resilience_redis::lease::Grant;
@@ -20,13 +20,14 @@ const PARTS: u64 = 20;
 const TTL: Duration = Duration::from_millis(800);
 
 fn store(prefix: &str) -> RedisStore {
-    let mut policy = StorePolicy::redis(REDIS_URL);
+    let mut policy = StorePolicy::redis(redis_url());
     policy.prefix = prefix.to_owned();
     RedisStore::new(&policy).unwrap()
 }
 
 fn spawn(prefix: &str, out: &Path) -> Child {
     Command::new(std::env::current_exe().unwrap())
+                .env("REDIS_URL", redis_url())
         .args(["--exact", "worker", "--nocapture", "--test-threads=1"])
         .env("LEASE_PREFIX", prefix)
         .env("LEASE_OUT", out)

@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 use connector_postgres::PostgresConnector;
-use connector_postgres::cluster::pick_server;
 use resilience_chaos::ChaosProxy;
 use resilience_core::breaker::BreakerState;
 use resilience_core::policy::{Jitter, Policy};
 use resilience_core::{Engine, ErrorClass, PolicySet, ResilientError, Stop};
+use test_support::postgres::pick_server;
 
 const RECOVERY_TIMEOUT: Duration = Duration::from_millis(200);
 

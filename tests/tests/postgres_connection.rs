@@ -5,7 +5,6 @@ use std::io;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use connector_postgres::cluster::{TestServer, ThrowawayCluster, pick_server};
 use connector_postgres::{
     ConnectorState, Credential, PgParams, PostgresConnector, SslMode, TableKind,
 };
@@ -13,6 +12,7 @@ use resilience_core::breaker::BreakerState;
 use resilience_core::policy::{Jitter, Policy};
 use resilience_core::{Engine, ErrorClass, PolicySet, ResilientError};
 use sqlx::Executor;
+use test_support::postgres::{TestServer, ThrowawayCluster, pick_server};
 
 /// The `db` policy with short retry delays, so failing calls finish quickly.
 fn fast_engine(credential_refresh: bool) -> Engine {

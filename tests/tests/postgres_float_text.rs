@@ -3,8 +3,8 @@
 //! `write_f64` / `write_f32` produce must be exactly what `float8out` / `float4out` print.
 
 use connector_postgres::arrow::render::{write_f32, write_f64};
-use connector_postgres::cluster::pick_server;
 use sqlx::{Connection, Executor};
+use test_support::postgres::pick_server;
 
 /// xorshift64*: a fixed, seeded stream of bit patterns.
 struct Bits(u64);

@@ -7,10 +7,10 @@ mod pg_read_support;
 use std::time::Duration;
 
 use connector_postgres::PostgresConnector;
-use connector_postgres::cluster::{TestServer, ThrowawayCluster, pick_server};
 use resilience_chaos::{ChaosProxy, Direction};
 use resilience_core::policy::Policy;
 use resilience_core::{Engine, ErrorClass, PolicySet, ResilientError, Stop};
+use test_support::postgres::{TestServer, ThrowawayCluster, pick_server};
 
 const ATTEMPT: Duration = Duration::from_secs(1);
 

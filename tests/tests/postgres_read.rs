@@ -9,12 +9,12 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use arrow_array::cast::AsArray;
-use connector_postgres::cluster::{TestServer, ThrowawayCluster};
 use connector_postgres::{PagePath, PageSize, PostgresConnector, ReadOptions};
 use futures_util::{StreamExt, TryStreamExt};
 use pg_read_support::{TestDb, assert_each_once, assert_retried, count_ids, terminate};
 use resilience_chaos::ChaosProxy;
 use resilience_core::{Engine, ErrorClass, Policy, PolicySet, Resilient, ResilientError};
+use test_support::postgres::{TestServer, ThrowawayCluster};
 
 const ITEMS: &str = "CREATE TABLE items (id bigint PRIMARY KEY, name text NOT NULL, \
                      price numeric(12,2), at timestamptz NOT NULL DEFAULT now());";

@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
-use connector_postgres::cluster::{TestServer, ThrowawayCluster};
 use connector_postgres::{DataChunk, PageSize, Partitions, PostgresConnector, ReadOptions};
 use futures_util::{StreamExt, TryStreamExt};
 use pg_read_support::{TestDb, assert_each_once, assert_retried, count_ids, terminate};
 use resilience_core::Resilient;
+use test_support::postgres::{TestServer, ThrowawayCluster};
 
 fn partitioned(n: usize, page: usize) -> ReadOptions {
     ReadOptions {

@@ -237,7 +237,7 @@ impl Recovery for LinkRecovery {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::pick_server;
+    use crate::testing::{params, pick_server};
     use resilience_core::ErrorClass;
 
     fn cause(operation: &'static str, refresh_credentials: bool) -> RecoveryCause {
@@ -250,8 +250,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_replaced_pool_drains_instead_of_failing_the_calls_waiting_on_it() {
-        let server = pick_server().await.unwrap();
-        let mut params = server.params("postgres");
+        let server = pick_server().await;
+        let mut params = params(&server, "postgres");
         params.pool_size = 1;
         let link = Arc::new(Link::new(params).unwrap());
         let old = link.pool();
@@ -282,8 +282,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn recovery_leaves_the_pool_of_a_direct_path_alone_and_replaces_a_pool_once() {
-        let server = pick_server().await.unwrap();
-        let link = Arc::new(Link::new(server.params("postgres")).unwrap());
+        let server = pick_server().await;
+        let link = Arc::new(Link::new(params(&server, "postgres")).unwrap());
         let hook = LinkRecovery(Arc::clone(&link));
         let pool = link.pool();
 

@@ -120,7 +120,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn row_ids_widen_across_the_32_bit_wrap_and_frozen_ones_read_as_old() {
-        let server = crate::cluster::pick_server().await.unwrap();
+        let server = crate::testing::pick_server().await;
         let mut conn = server.connect("postgres").await.unwrap();
         const EPOCH: i64 = 1 << 32;
         // (snapshot xmax, the counter's low 32 bits, the row's 32-bit id) -> full id.

@@ -183,7 +183,7 @@ mod tests {
     use resilience_core::{Call, Engine, Policy, PolicySet};
 
     use super::*;
-    use crate::cluster::pick_server;
+    use crate::testing::{params, pick_server};
 
     async fn statement_timeout(lease: &mut Lease) -> String {
         sqlx::query_scalar("SHOW statement_timeout")
@@ -194,12 +194,12 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn steps_carry_the_attempt_deadline_and_finish_clears_it() {
-        let server = pick_server().await.unwrap();
+        let server = pick_server().await;
         let mut policy = Policy::default();
         policy.timeout.attempt = Duration::from_secs(7);
         let engine = Engine::new(PolicySet::from_policies([("db", policy)]).unwrap());
         let mut pg = PostgresConnector::with_engine(engine.clone());
-        let mut params = server.params("postgres");
+        let mut params = params(&server, "postgres");
         params.pool_size = 1;
         pg.configure(params).unwrap();
         let session = Session::default();
@@ -238,7 +238,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_held_connection_is_only_sent_a_timeout_shorter_than_the_one_in_force() {
-        let server = pick_server().await.unwrap();
+        let server = pick_server().await;
         let policy = |secs| {
             let mut policy = Policy::default();
             policy.timeout.attempt = Duration::from_secs(secs);
@@ -253,7 +253,7 @@ mod tests {
             .unwrap(),
         );
         let mut pg = PostgresConnector::with_engine(engine.clone());
-        let mut params = server.params("postgres");
+        let mut params = params(&server, "postgres");
         params.pool_size = 1;
         pg.configure(params).unwrap();
         let session = Session::default();
@@ -288,10 +288,10 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_fresh_transaction_after_a_fault_gets_the_print_settings() {
-        let server = pick_server().await.unwrap();
+        let server = pick_server().await;
         let engine = Engine::new(PolicySet::from_policies([("db", Policy::default())]).unwrap());
         let mut pg = PostgresConnector::with_engine(engine.clone());
-        let mut params = server.params("postgres");
+        let mut params = params(&server, "postgres");
         params.pool_size = 1;
         pg.configure(params).unwrap();
         let session = Session::default();
@@ -325,8 +325,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn finishing_on_a_frozen_connection_gives_up_and_frees_the_pool() {
-        let server = pick_server().await.unwrap();
-        let mut params = server.params("postgres");
+        let server = pick_server().await;
+        let mut params = params(&server, "postgres");
         let upstream = std::net::SocketAddr::from(([127, 0, 0, 1], params.port));
         let proxy = resilience_chaos::ChaosProxy::start(upstream).await.unwrap();
         params.port = proxy.local_addr().port();

@@ -72,6 +72,9 @@ struct Report {
 /// Runs `resilient debug`; exit 1 (2 for credentials or configuration) when the live
 /// attempt fails, after printing the report.
 pub async fn run(args: DebugArgs) -> Result<(), CliError> {
+    if args.target.connector == crate::args::ConnectorKind::Http {
+        return crate::commands::debug_http::run(&args).await;
+    }
     let (pg, engine) =
         connect::from_flags(args.target.database_url.as_deref(), &args.target.policies)?;
     let params = pg

@@ -162,6 +162,9 @@ struct Report {
 
 /// Runs `resilient health`; exit 1 when the database is not reachable.
 pub async fn run(args: HealthArgs) -> Result<(), CliError> {
+    if args.target.connector == crate::args::ConnectorKind::Http {
+        return crate::commands::health_http::run(&args).await;
+    }
     let (pg, engine) =
         connect::from_flags(args.target.database_url.as_deref(), &args.target.policies)?;
     let fleet = crate::commands::health_fleet::read(&engine.policies()).await?;

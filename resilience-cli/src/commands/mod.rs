@@ -4,7 +4,9 @@
 //! folders beside this one.
 
 pub(crate) mod debug;
+pub(crate) mod debug_http;
 pub(crate) mod health;
 pub(crate) mod health_fleet;
+pub(crate) mod health_http;
 pub(crate) mod metrics;
 pub(crate) mod policy;

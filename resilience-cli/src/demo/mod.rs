@@ -3,7 +3,8 @@
 //! The demo seeds a database of its own, then runs six scenarios against it through the
 //! fault-injecting proxy (`resilience-chaos`): reset and black-holed connections, a
 //! backend terminated in the middle of a read, injected latency, more calls than the rate
-//! limit allows, and a full outage. Every line of the summary is printed only when the
+//! limit allows, and a full outage; a seventh reads a table through the test REST API
+//! while it answers `429` with `Retry-After`. Every line of the summary is printed only when the
 //! checks behind it passed on measured numbers; a failed check prints ❌ with its reason
 //! and the command exits with status 1. The result files are written atomically.
 //!
@@ -87,6 +88,7 @@ async fn run_scenarios(
     report.extend(analytics.checks);
     let stress = scenarios::stress::run(&ctx).await;
     report.extend(stress.checks);
+    report.extend(scenarios::api::run(&ctx).await);
 
     let status = report.status();
     output::write_results(&args.output, &analytics.loaded, &status)?;

@@ -9,9 +9,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use connector_postgres::cluster::{TestServer, pick_server};
 use connector_postgres::{PgError, PgParams};
 use sqlx::PgConnection;
+use test_support::SupportError;
+use test_support::postgres::{TestServer, pick_server};
 
 use crate::args::DemoArgs;
 use crate::error::CliError;
@@ -49,7 +50,7 @@ impl DemoDb {
         server
             .create_database(&args.database_name)
             .await
-            .map_err(|e| CliError::connector("create the demo database", &e))?;
+            .map_err(|e| CliError::connector("create the demo database", &into_pg(e)))?;
         println!("PostgreSQL: {where_}, database {}", args.database_name);
         Ok(DemoDb {
             server,
@@ -77,9 +78,18 @@ impl DemoDb {
         params
     }
 
+    /// A small pool of admin connections to the demo database, for the test API.
+    pub(crate) async fn pool(&self) -> Result<sqlx::PgPool, String> {
+        sqlx::postgres::PgPoolOptions::new()
+            .max_connections(2)
+            .connect(self.server.url_with_password(&self.name).expose())
+            .await
+            .map_err(|e| format!("cannot connect the test API to the demo database: {e}"))
+    }
+
     /// A direct admin connection to the demo database (never through a proxy).
     pub(crate) async fn admin(&self) -> Result<PgConnection, PgError> {
-        self.server.connect(&self.name).await
+        self.server.connect(&self.name).await.map_err(into_pg)
     }
 
     /// Drops the demo database unless asked to keep it; a throwaway cluster is removed
@@ -95,12 +105,21 @@ impl DemoDb {
 
 /// Rejects a database name the demo would not create, before anything connects.
 pub(crate) fn check_name(name: &str) -> Result<(), CliError> {
-    if connector_postgres::cluster::is_valid_database_name(name) {
+    if test_support::postgres::is_valid_database_name(name) {
         Ok(())
     } else {
         Err(CliError::Usage(format!(
             "--database-name `{name}` is not valid, expected 1 to 63 of [a-z0-9_]"
         )))
+    }
+}
+
+/// A test-server error as the connector's, so it is classified and reported as one.
+fn into_pg(error: SupportError) -> PgError {
+    match error {
+        SupportError::Postgres(e) => e,
+        SupportError::Sql(e) => PgError::from(e),
+        other => PgError::config("database", other.to_string()),
     }
 }
 

@@ -6,8 +6,8 @@ pub mod roundtrip;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use connector_postgres::cluster::{TestServer, pick_server};
 use sqlx::{AssertSqlSafe, Connection, Executor};
+use test_support::postgres::{TestServer, pick_server};
 
 /// The file in a sync's output folder that records which state file owns it.
 pub const OUTPUT_MANIFEST: &str = ".resilient-output.json";

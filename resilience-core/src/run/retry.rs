@@ -1,5 +1,6 @@
 //! The retry decision: after a failed attempt, give up with the verdict, or recover, wait
-//! out the backoff delay and take the permits for the next attempt.
+//! out the backoff delay (or until the moment the dependency named, when its error names
+//! one) and take the permits for the next attempt.
 //!
 //! Kept apart from the common path (and boxed by it) so that a call that succeeds
 //! carries none of this in its future.
@@ -143,12 +144,37 @@ impl Run<'_> {
         }
 
         let retry = self.attempt;
-        let backoff = self
-            .backoff
-            .get_or_insert_with(|| Backoff::new(&policy.retry));
-        let delay = self.engine.with_rng(|rng| backoff.delay(retry, rng));
         let deadline = self.deadline.unwrap_or_else(|| now + total_timeout);
-        if Instant::now() + delay >= deadline {
+        let before_wait = Instant::now();
+        // The dependency's own word on when to come back beats the backoff schedule.
+        let hint = error
+            .as_ref()
+            .and_then(ResilientError::not_before)
+            .filter(|at| *at > before_wait);
+        if let Some(at) = hint {
+            if slot.hot.rate_limited() {
+                // Nobody else on this key calls before then either.
+                slot.bucket.hold_until(at);
+            }
+            if at >= deadline {
+                let stop = Stop::WaitBeyondDeadline {
+                    wait: at - before_wait,
+                    left: deadline.saturating_duration_since(before_wait),
+                    attempts: self.attempt,
+                };
+                return self.give_up(slot, stop, error);
+            }
+        }
+        let delay = match hint {
+            Some(at) => at - before_wait,
+            None => {
+                let backoff = self
+                    .backoff
+                    .get_or_insert_with(|| Backoff::new(&policy.retry));
+                self.engine.with_rng(|rng| backoff.delay(retry, rng))
+            }
+        };
+        if before_wait + delay >= deadline {
             let stop = Stop::DeadlineExceeded {
                 timeout: total_timeout,
                 attempts: self.attempt,
@@ -163,7 +189,7 @@ impl Run<'_> {
             error: ErrorText(&Reason(error.as_ref(), policy.timeout.attempt)),
         };
         self.emit(slot, kind);
-        tokio::time::sleep(delay).await;
+        tokio::time::sleep_until(before_wait + delay).await;
         match admit(
             slot,
             &mut self.permit,

@@ -9,8 +9,11 @@ use std::time::{Duration, Instant};
 use resilience_core::policy::{OnUnavailable, StorePolicy};
 use resilience_core::{Failure, Policy, PolicySet, ResilientError};
 
-/// The shared Redis the machine runs.
-pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
+/// The Redis the tests share: `REDIS_URL`, else 127.0.0.1:6379, else a throwaway server
+/// (see `test_support::redis`). Child processes get it through `REDIS_URL`.
+pub fn redis_url() -> String {
+    test_support::redis::url()
+}
 
 /// A key prefix no other test (or test run) uses.
 pub fn unique_prefix(tag: &str) -> String {

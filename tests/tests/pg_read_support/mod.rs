@@ -10,10 +10,10 @@ use std::time::Duration;
 use arrow_array::RecordBatch;
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
-use connector_postgres::cluster::{TestServer, pick_server};
 use connector_postgres::{PgParams, PostgresConnector};
 use resilience_core::{Engine, Policy, PolicySet};
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
+use test_support::postgres::{TestServer, pick_server};
 
 /// A database created for one test, dropped by [`TestDb::drop`].
 pub struct TestDb {

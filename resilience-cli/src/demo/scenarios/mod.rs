@@ -7,6 +7,7 @@
 //! demo; whatever goes wrong becomes a failed check with the reason.
 
 pub(crate) mod analytics;
+pub(crate) mod api;
 pub(crate) mod incremental;
 mod outage;
 pub(crate) mod retry;

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use tokio::process::Command;
 
-use crate::error::PgError;
+use crate::SupportError;
 
 const HBA: &str = "\
 local all all trust
@@ -37,7 +37,7 @@ impl ThrowawayCluster {
     /// Creates and starts a cluster on a free port of 127.0.0.1.
     ///
     /// Binaries are looked up in `PG_BIN`, then `PATH`, then `/usr/lib/postgresql/*/bin`.
-    pub async fn start() -> Result<ThrowawayCluster, PgError> {
+    pub async fn start() -> Result<ThrowawayCluster, SupportError> {
         let bin = find_bin()?;
         let as_postgres = is_root().await;
         static SEQ: AtomicU32 = AtomicU32::new(0);
@@ -97,7 +97,7 @@ impl ThrowawayCluster {
     }
 
     /// Restarts the server in fast mode (sessions are terminated, clients see 57P01).
-    pub async fn restart_fast(&self) -> Result<(), PgError> {
+    pub async fn restart_fast(&self) -> Result<(), SupportError> {
         let data = self.data_str();
         let log = self.log_str();
         self.run_pg(
@@ -110,18 +110,18 @@ impl ThrowawayCluster {
     }
 
     /// Stops the server (fast mode); the folder stays until drop.
-    pub async fn stop(&self) -> Result<(), PgError> {
+    pub async fn stop(&self) -> Result<(), SupportError> {
         let data = self.data_str();
         self.run_pg("pg_ctl", &["-D", &data, "-m", "fast", "-w", "stop"])
             .await
     }
 
     /// Starts a stopped server again on the same port.
-    pub async fn start_again(&self) -> Result<(), PgError> {
+    pub async fn start_again(&self) -> Result<(), SupportError> {
         self.pg_ctl_start().await
     }
 
-    async fn pg_ctl_start(&self) -> Result<(), PgError> {
+    async fn pg_ctl_start(&self) -> Result<(), SupportError> {
         let options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off -c synchronous_commit=off",
             self.port,
@@ -163,11 +163,11 @@ impl ThrowawayCluster {
         cmd
     }
 
-    async fn run_pg(&self, tool: &str, args: &[&str]) -> Result<(), PgError> {
+    async fn run_pg(&self, tool: &str, args: &[&str]) -> Result<(), SupportError> {
         run(Command::from(self.command(tool, args)), tool, &self.dir).await
     }
 
-    async fn run_plain(&self, program: &str, args: &[&str]) -> Result<(), PgError> {
+    async fn run_plain(&self, program: &str, args: &[&str]) -> Result<(), SupportError> {
         let mut cmd = Command::new(program);
         cmd.args(args);
         run(cmd, program, &self.dir).await
@@ -184,7 +184,7 @@ impl Drop for ThrowawayCluster {
     }
 }
 
-async fn run(mut cmd: Command, name: &str, dir: &Path) -> Result<(), PgError> {
+async fn run(mut cmd: Command, name: &str, dir: &Path) -> Result<(), SupportError> {
     cmd.kill_on_drop(true);
     let output = tokio::time::timeout(Duration::from_secs(120), cmd.output())
         .await
@@ -203,8 +203,8 @@ async fn run(mut cmd: Command, name: &str, dir: &Path) -> Result<(), PgError> {
     )))
 }
 
-fn fail(message: String) -> PgError {
-    PgError::TestServer(message)
+fn fail(message: String) -> SupportError {
+    SupportError::TestServer(message)
 }
 
 async fn is_root() -> bool {
@@ -214,7 +214,7 @@ async fn is_root() -> bool {
     }
 }
 
-fn free_port() -> Result<u16, PgError> {
+fn free_port() -> Result<u16, SupportError> {
     let listener =
         TcpListener::bind("127.0.0.1:0").map_err(|e| fail(format!("no free port: {e}")))?;
     listener
@@ -224,7 +224,7 @@ fn free_port() -> Result<u16, PgError> {
 }
 
 /// The folder holding `initdb` and `pg_ctl`.
-fn find_bin() -> Result<PathBuf, PgError> {
+fn find_bin() -> Result<PathBuf, SupportError> {
     let has_tools = |dir: &Path| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file();
     let from_env = std::env::var_os("PG_BIN").map(PathBuf::from);
     let from_path = std::env::var_os("PATH")

@@ -1,9 +1,9 @@
 //! Servers to run against: the one named by `DATABASE_URL`, the local one on
 //! 127.0.0.1:5432, or a throwaway cluster started on the spot.
 //!
-//! This is not test-only code: the CLI demo uses it too. Work happens in a database of
-//! its own ([`TestServer::create_database`]), so runs in parallel do not see each other
-//! and cleaning up is one `DROP DATABASE`.
+//! Shared by the tests and the CLI demo, never by the connector itself. Work happens in a
+//! database of its own ([`TestServer::create_database`]), so runs in parallel do not see
+//! each other and cleaning up is one `DROP DATABASE`.
 
 mod throwaway;
 
@@ -14,9 +14,9 @@ use sqlx::{AssertSqlSafe, Connection, Executor};
 
 pub use throwaway::ThrowawayCluster;
 
-use crate::config::PgParams;
-use crate::config::Secret;
-use crate::error::PgError;
+use connector_postgres::{PgParams, Secret, SslMode};
+
+use crate::SupportError;
 
 /// Where the local server is looked for when `DATABASE_URL` is not set.
 const LOCAL: &str = "127.0.0.1:5432";
@@ -32,7 +32,7 @@ pub enum TestServer {
 
 /// `DATABASE_URL` if set; else 127.0.0.1:5432 (user `postgres`, trust authentication)
 /// if it accepts a connection; else a new [`ThrowawayCluster`].
-pub async fn pick_server() -> Result<TestServer, PgError> {
+pub async fn pick_server() -> Result<TestServer, SupportError> {
     if let Ok(url) = std::env::var("DATABASE_URL") {
         return Ok(TestServer::External(PgParams::from_url(&url)?));
     }
@@ -43,7 +43,7 @@ pub async fn pick_server() -> Result<TestServer, PgError> {
     .await;
     if matches!(local, Ok(Ok(_))) {
         let mut params = PgParams::new("127.0.0.1", 5432, "postgres");
-        params.ssl_mode = crate::SslMode::Disable;
+        params.ssl_mode = SslMode::Disable;
         return Ok(TestServer::External(params));
     }
     Ok(TestServer::Throwaway(ThrowawayCluster::start().await?))
@@ -56,7 +56,7 @@ impl TestServer {
             TestServer::External(p) => p.clone(),
             TestServer::Throwaway(c) => {
                 let mut p = PgParams::new("127.0.0.1", c.port(), "postgres");
-                p.ssl_mode = crate::SslMode::Disable;
+                p.ssl_mode = SslMode::Disable;
                 p
             }
         };
@@ -105,13 +105,13 @@ impl TestServer {
     }
 
     /// A direct admin connection to `database`.
-    pub async fn connect(&self, database: &str) -> Result<PgConnection, PgError> {
+    pub async fn connect(&self, database: &str) -> Result<PgConnection, SupportError> {
         let p = self.params(database);
         let password = p.password.as_ref().map(|c| c.resolve()).transpose()?;
         let options = p.connect_options(password.as_ref());
         match tokio::time::timeout(Duration::from_secs(10), options.connect()).await {
             Ok(conn) => Ok(conn?),
-            Err(_) => Err(PgError::TestServer(format!(
+            Err(_) => Err(SupportError::TestServer(format!(
                 "connect to {} timed out",
                 p.host_key()
             ))),
@@ -120,7 +120,7 @@ impl TestServer {
 
     /// Creates `name` afresh (dropping a leftover of the same name) and returns admin
     /// parameters for it. Names are restricted to `[a-z0-9_]`.
-    pub async fn create_database(&self, name: &str) -> Result<PgParams, PgError> {
+    pub async fn create_database(&self, name: &str) -> Result<PgParams, SupportError> {
         check_name(name)?;
         let mut admin = self.connect("postgres").await?;
         admin
@@ -137,7 +137,7 @@ impl TestServer {
     }
 
     /// Drops `name`, terminating its sessions.
-    pub async fn drop_database(&self, name: &str) -> Result<(), PgError> {
+    pub async fn drop_database(&self, name: &str) -> Result<(), SupportError> {
         check_name(name)?;
         let mut admin = self.connect("postgres").await?;
         admin
@@ -160,14 +160,13 @@ pub fn is_valid_database_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
-fn check_name(name: &str) -> Result<(), PgError> {
+fn check_name(name: &str) -> Result<(), SupportError> {
     if is_valid_database_name(name) {
         Ok(())
     } else {
-        Err(PgError::config(
-            "database",
-            format!("`{name}` is not a test database name, expected 1 to 63 of [a-z0-9_]"),
-        ))
+        Err(SupportError::TestServer(format!(
+            "`{name}` is not a test database name, expected 1 to 63 of [a-z0-9_]"
+        )))
     }
 }
 

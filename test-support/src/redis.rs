@@ -1,0 +1,74 @@
+//! The Redis the tests share: `REDIS_URL` when set, else the server answering on
+//! 127.0.0.1:6379, else a throwaway `redis-server` (from the `PATH`) on a free port,
+//! started once per test process, without persistence, and stopped when that process
+//! exits. Child processes a test starts get the URL through `REDIS_URL`, so a fleet of
+//! processes shares one server.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The environment variable naming the Redis to test against.
+pub const URL_VARIABLE: &str = "REDIS_URL";
+
+/// The URL of the Redis to test against (see the module docs).
+///
+/// # Panics
+/// When nothing answers on 127.0.0.1:6379 and no `redis-server` can be started.
+pub fn url() -> String {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| {
+        if let Ok(url) = std::env::var(URL_VARIABLE) {
+            return url;
+        }
+        if answers(6379) {
+            return "redis://127.0.0.1:6379".to_owned();
+        }
+        let port = start_throwaway();
+        format!("redis://127.0.0.1:{port}")
+    })
+    .clone()
+}
+
+/// Whether a Redis on 127.0.0.1:`port` answers `PING`.
+pub fn answers(port: u16) -> bool {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+    if stream.write_all(b"PING\r\n").is_err() {
+        return false;
+    }
+    let mut reply = [0u8; 7];
+    stream.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n"
+}
+
+/// Starts `redis-server` on a free port, watched by a shell that stops it when this
+/// process is gone, and waits until it answers. Returns the port.
+fn start_throwaway() -> u16 {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let script = format!(
+        "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no >/dev/null 2>&1 & \
+         server=$!; while kill -0 {parent} 2>/dev/null; do sleep 1; done; kill $server",
+        parent = std::process::id()
+    );
+    Command::new("sh")
+        .args(["-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sh and redis-server on the PATH");
+    let until = Instant::now() + Duration::from_secs(10);
+    while !answers(port) {
+        assert!(Instant::now() < until, "redis-server did not start on port {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    port
+}
