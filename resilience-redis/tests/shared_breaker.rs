@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{redis_url, TestError, unique_prefix, wall_micros};
+use common::{TestError, redis_url, unique_prefix, wall_micros};
 use resilience_core::breaker::BreakerState;
 use resilience_core::policy::{OnUnavailable, StorePolicy};
 use resilience_core::shared::{BreakerRef, Gate, Lease, SharedStore};
@@ -64,7 +64,7 @@ async fn a_breaker_opened_by_another_process_fails_this_one_fast_and_a_probe_clo
 
     let exe = std::env::current_exe().unwrap();
     let a = Command::new(exe)
-                .env("REDIS_URL", redis_url())
+        .env("REDIS_URL", redis_url())
         .args(["--exact", "process_a", "--nocapture", "--test-threads=1"])
         .env("SHARED_BREAKER_PREFIX", &prefix)
         .stdout(Stdio::piped())

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{redis_url, TestError, limited, shared_set, unique_prefix, wall_micros};
+use common::{TestError, limited, redis_url, shared_set, unique_prefix, wall_micros};
 use resilience_core::policy::OnUnavailable;
 use resilience_core::{Call, Engine};
 use resilience_redis::RedisStore;

@@ -27,7 +27,7 @@ fn store(prefix: &str) -> RedisStore {
 
 fn spawn(prefix: &str, out: &Path) -> Child {
     Command::new(std::env::current_exe().unwrap())
-                .env("REDIS_URL", redis_url())
+        .env("REDIS_URL", redis_url())
         .args(["--exact", "worker", "--nocapture", "--test-threads=1"])
         .env("LEASE_PREFIX", prefix)
         .env("LEASE_OUT", out)
