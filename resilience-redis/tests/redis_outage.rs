@@ -76,6 +76,9 @@ async fn a_dead_redis_means_the_fair_share_locally_and_a_restarted_one_is_used_a
     let set = shared_set(policy, &server.url(), &prefix, OnUnavailable::Local);
     let store = Arc::new(RedisStore::new(set.store().unwrap()).unwrap());
     let other = RedisStore::new(set.store().unwrap()).unwrap();
+    // Both register (each store also reports from a background task, so the order of the
+    // first reports is not known); the second report of `store` sees both.
+    assert!(store.report().await.is_some());
     assert_eq!(other.report().await, Some(2));
     assert_eq!(store.report().await, Some(2));
     assert_eq!(store.live_workers(), 2);
@@ -104,8 +107,8 @@ async fn a_dead_redis_means_the_fair_share_locally_and_a_restarted_one_is_used_a
         "{local} calls in {run:?}: the fallback should use its share ({share})"
     );
     assert!(
-        longest < Duration::from_millis(500),
-        "a call took {longest:?} while Redis was down"
+        longest < Duration::from_secs(2),
+        "a call took {longest:?} while Redis was down, longer than the attempt timeout"
     );
     assert_eq!(
         logged(&server.url(), "shared store unavailable"),
@@ -152,7 +155,8 @@ async fn fail_closed_refuses_calls_at_once_while_redis_is_away() {
         let Err(TestError::Stopped(failure)) = call().await else {
             panic!("a call went through without the store");
         };
-        assert!(started.elapsed() < Duration::from_millis(500));
+        // Refused without waiting out the attempt timeout (2 s).
+        assert!(started.elapsed() < Duration::from_secs(2));
         let Stop::StoreUnavailable { reason } = &failure.stop else {
             panic!("{failure}");
         };

@@ -99,8 +99,10 @@ async fn a_breaker_opened_by_another_process_fails_this_one_fast_and_a_probe_clo
         .unwrap();
     let staleness = Duration::from_micros(rejected_at.saturating_sub(opened_at));
     println!("B failed fast {staleness:?} after A's third failure opened the breaker");
+    // The figure is printed (BENCHMARKS.md quotes it); the bound only catches a breaker
+    // that B never saw, and stays loose so a loaded machine does not fail it.
     assert!(
-        staleness < Duration::from_millis(500),
+        staleness < Duration::from_secs(2),
         "B saw the open breaker only after {staleness:?}"
     );
 

@@ -69,7 +69,9 @@ pub fn shared_set(policy: Policy, url: &str, prefix: &str, on: OnUnavailable) ->
     let mut store = StorePolicy::redis(url);
     store.prefix = prefix.to_owned();
     store.on_unavailable = on;
-    store.timeout = Duration::from_millis(50);
+    // Well under the 2 s attempt timeout, and long enough that a loaded machine's slow
+    // round trip is not taken for an outage.
+    store.timeout = Duration::from_millis(250);
     PolicySet::from_policies([("shared", policy)])
         .unwrap()
         .with_store(store, Vec::<String>::new())
