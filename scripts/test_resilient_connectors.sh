@@ -2,12 +2,13 @@
 # Runs the resilience test suite, then the resilience demo, in one command.
 #
 # The suite covers the policy loader, the engine, the macro, the chaos proxy, the
-# PostgreSQL connector and the command-line tool (the demo's own end-to-end test is
+# PostgreSQL and REST API connectors, the Redis store and the command-line tool (the demo's own end-to-end test is
 # skipped here because the demo runs right after). The output ends with the demo's six
 # summary lines, copied from its output, so a failed check shows up as a ❌ line.
 #
 # PostgreSQL: DATABASE_URL, else 127.0.0.1:5432, else a throwaway cluster (needs the
 # server binaries: initdb and pg_ctl on PATH, in PG_BIN or in /usr/lib/postgresql).
+# Redis: REDIS_URL, else 127.0.0.1:6379, else a throwaway redis-server from the PATH.
 #
 # Environment:
 #   OUTPUT=DIR      where the demo writes its files (default: demo-output)
@@ -26,15 +27,7 @@ trap 'rm -f "$log"' EXIT
 tests_status=0
 if [[ "${SKIP_TESTS:-0}" != "1" ]]; then
     echo "==> resilience test suite"
-    cargo test \
-        -p resilience-policy \
-        -p resilience-core \
-        -p resilience-macros \
-        -p resilience-chaos \
-        -p connector-postgres \
-        -p resilience-tests \
-        -p resilience-cli \
-        -- --skip demo_earns_every_line || tests_status=$?
+    cargo test --workspace -- --skip demo_earns_every_line || tests_status=$?
 fi
 
 echo
