@@ -24,6 +24,9 @@
 //!                            # cursors, an integer number of units for integer cursors
 //! ```
 //!
+//! A `type = "http"` source reads a stream of a REST API instead: it names the API's
+//! settings file and a stream in it ([`api_source`](super::api_source)).
+//!
 //! Sources also take `page_size` and `page_memory_mb`, and full sources `partitions`, in
 //! `[pipeline]` or on the source ([`read_options`](super::read_options)).
 //!
@@ -50,6 +53,7 @@ use toml::Spanned;
 
 use crate::echo;
 use crate::error::CliError;
+use crate::sync::api_source::{self, ApiKeys, ApiSource};
 use crate::sync::connection::{RawConnection, connection};
 use crate::sync::location::{Locations, locate};
 use crate::sync::read_options::{self, ReadKeys};
@@ -68,6 +72,7 @@ pub enum SyncMode {
 #[serde(rename_all = "snake_case")]
 enum SourceType {
     Postgres,
+    Http,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -85,9 +90,13 @@ struct RawSettings {
 struct RawSource {
     name: Spanned<String>,
     #[serde(rename = "type")]
-    _kind: SourceType,
-    connection: Spanned<String>,
-    table: Spanned<String>,
+    kind: SourceType,
+    connection: Option<Spanned<String>>,
+    table: Option<Spanned<String>>,
+    settings: Option<Spanned<String>>,
+    stream: Option<Spanned<String>>,
+    cursor_param: Option<Spanned<String>>,
+    lookback: Option<Spanned<String>>,
     sync_mode: SyncMode,
     cursor_field: Option<Spanned<String>>,
     policy: Option<Spanned<String>>,
@@ -138,6 +147,8 @@ pub struct Source {
     pub incremental: IncrementalOptions,
     /// Where the source's settings are written in the pipeline file.
     pub at: Locations,
+    /// A REST API source (`type = "http"`): its settings; `None` for PostgreSQL.
+    pub api: Option<ApiSource>,
 }
 
 /// The NULL-cursor policy when a source does not set `null_cursor`.
@@ -208,18 +219,51 @@ pub fn load(
                 format!("source `{name}` is declared twice"),
             ));
         }
+        if src.sync_mode == SyncMode::Incremental && src.cursor_field.is_none() {
+            return Err(at(
+                spanned.span(),
+                format!("source `{name}`: sync_mode = \"incremental\" needs cursor_field"),
+            ));
+        }
+        if let SourceType::Http = src.kind {
+            sources.push(http_source(path, src, spanned.span(), policies, &at, &loc)?);
+            continue;
+        }
+        let span = |v: &Option<Spanned<String>>| v.as_ref().map(Spanned::span);
+        api_source::foreign_keys(
+            name,
+            "postgres",
+            &[
+                ("settings", span(&src.settings)),
+                ("stream", span(&src.stream)),
+                ("cursor_param", span(&src.cursor_param)),
+                ("lookback", span(&src.lookback)),
+            ],
+            "connection, table, sync_mode, cursor_field, policy, batch_size, null_cursor, \
+             lag, page_size, page_memory_mb, partitions",
+            &at,
+        )?;
+        let (Some(conn_name), Some(table)) = (&src.connection, &src.table) else {
+            return Err(at(
+                spanned.span(),
+                format!(
+                    "source `{name}`: type = \"postgres\" needs connection = \"NAME\" (one of \
+                     [connections.NAME]) and table = \"TABLE\""
+                ),
+            ));
+        };
         let mut params = match override_url {
             Some(url) => crate::connect::params_from_url(url, "--database-url")?,
             None => connections
-                .get(src.connection.get_ref().as_str())
+                .get(conn_name.get_ref().as_str())
                 .cloned()
                 .ok_or_else(|| {
                     let known: Vec<&str> = connections.keys().copied().collect();
                     at(
-                        src.connection.span(),
+                        conn_name.span(),
                         format!(
                             "unknown connection {}, expected one of: {}",
-                            echo::echo(src.connection.get_ref()),
+                            echo::echo(conn_name.get_ref()),
                             if known.is_empty() {
                                 "(none declared under [connections.NAME])".to_owned()
                             } else {
@@ -242,12 +286,6 @@ pub fn load(
                 ));
             }
             params.policy = policy.get_ref().clone();
-        }
-        if src.sync_mode == SyncMode::Incremental && src.cursor_field.is_none() {
-            return Err(at(
-                spanned.span(),
-                format!("source `{name}`: sync_mode = \"incremental\" needs cursor_field"),
-            ));
         }
         let batch_size = src
             .batch_size
@@ -293,7 +331,7 @@ pub fn load(
         incremental = incremental.page_memory(read.page_memory);
         let at = Locations {
             source: loc(spanned.span()),
-            table: loc(src.table.span()),
+            table: loc(table.span()),
             cursor_field: src.cursor_field.as_ref().map(|c| loc(c.span())),
             lag: src.lag.as_ref().map(|l| loc(l.span())),
             null_cursor: src.null_cursor.as_ref().map(|n| loc(n.span())),
@@ -301,20 +339,21 @@ pub fn load(
                 Some(_) => None,
                 None => raw
                     .connections
-                    .get(src.connection.get_ref().as_str())
+                    .get(conn_name.get_ref().as_str())
                     .map(|c| loc(c.span())),
             },
         };
         sources.push(Source {
             name: name.clone(),
             params,
-            table: src.table.get_ref().clone(),
+            table: table.get_ref().clone(),
             mode: src.sync_mode,
             cursor_field: src.cursor_field.as_ref().map(|c| c.get_ref().clone()),
             batch_size,
             read,
             incremental,
             at,
+            api: None,
         });
     }
     Ok(Pipeline {
@@ -323,6 +362,75 @@ pub fn load(
             .pipeline
             .commit_rows
             .map_or(DEFAULT_COMMIT, NonZeroUsize::get),
+    })
+}
+
+/// A `type = "http"` source: the PostgreSQL keys refused, the API's settings resolved.
+fn http_source(
+    path: &Path,
+    src: &RawSource,
+    entry: Range<usize>,
+    policies: &PolicySet,
+    at: &impl Fn(Range<usize>, String) -> CliError,
+    loc: &impl Fn(Range<usize>) -> crate::sync::location::Location,
+) -> Result<Source, CliError> {
+    let name = src.name.get_ref();
+    let span = |v: &Option<Spanned<String>>| v.as_ref().map(Spanned::span);
+    api_source::foreign_keys(
+        name,
+        "http",
+        &[
+            ("connection", span(&src.connection)),
+            ("table", span(&src.table)),
+            ("null_cursor", src.null_cursor.as_ref().map(Spanned::span)),
+            ("lag", src.lag.as_ref().map(Spanned::span)),
+            ("page_size", src.page_size.as_ref().map(Spanned::span)),
+            (
+                "page_memory_mb",
+                src.page_memory_mb.as_ref().map(Spanned::span),
+            ),
+            ("partitions", src.partitions.as_ref().map(Spanned::span)),
+            ("batch_size", src.batch_size.map(|_| entry.clone())),
+        ],
+        "settings, stream, sync_mode, cursor_field, cursor_param, lookback, policy (page \
+         sizes are the stream's page_size in the settings file)",
+        at,
+    )?;
+    let keys = ApiKeys {
+        settings: src.settings.as_ref(),
+        stream: src.stream.as_ref(),
+        cursor_param: src.cursor_param.as_ref(),
+        lookback: src.lookback.as_ref(),
+        policy: src.policy.as_ref(),
+    };
+    let (api, stream) = api_source::resolve(
+        path,
+        name,
+        src.sync_mode,
+        &keys,
+        entry.clone(),
+        policies,
+        at,
+    )?;
+    let stream_at = src.stream.as_ref().map_or(entry.clone(), Spanned::span);
+    Ok(Source {
+        name: name.clone(),
+        params: PgParams::default(),
+        table: stream,
+        mode: src.sync_mode,
+        cursor_field: src.cursor_field.as_ref().map(|c| c.get_ref().clone()),
+        batch_size: DEFAULT_BATCH,
+        read: ReadOptions::new(DEFAULT_BATCH),
+        incremental: IncrementalOptions::new(),
+        at: Locations {
+            source: loc(entry),
+            table: loc(stream_at),
+            cursor_field: src.cursor_field.as_ref().map(|c| loc(c.span())),
+            lag: src.lookback.as_ref().map(|l| loc(l.span())),
+            null_cursor: None,
+            connection: src.settings.as_ref().map(|s| loc(s.span())),
+        },
+        api: Some(api),
     })
 }
 
