@@ -219,13 +219,13 @@ pub fn load(
                 format!("source `{name}` is declared twice"),
             ));
         }
-        if src.sync_mode == SyncMode::Incremental && src.cursor_field.is_none() {
-            return Err(at(
-                spanned.span(),
-                format!("source `{name}`: sync_mode = \"incremental\" needs cursor_field"),
-            ));
-        }
         if let SourceType::Http = src.kind {
+            if src.sync_mode == SyncMode::Incremental && src.cursor_field.is_none() {
+                return Err(at(
+                    spanned.span(),
+                    format!("source `{name}`: sync_mode = \"incremental\" needs cursor_field"),
+                ));
+            }
             sources.push(http_source(path, src, spanned.span(), policies, &at, &loc)?);
             continue;
         }
@@ -286,6 +286,12 @@ pub fn load(
                 ));
             }
             params.policy = policy.get_ref().clone();
+        }
+        if src.sync_mode == SyncMode::Incremental && src.cursor_field.is_none() {
+            return Err(at(
+                spanned.span(),
+                format!("source `{name}`: sync_mode = \"incremental\" needs cursor_field"),
+            ));
         }
         let batch_size = src
             .batch_size
