@@ -4,7 +4,8 @@
 //! loaded back into PostgreSQL, equals the table (every record once); a second incremental
 //! run that picks up only the new rows; bad settings located in the pipeline file; a
 //! column type the format cannot write refused before anything is written; the API's
-//! secret nowhere in output, errors, state or journal.
+//! secret nowhere in output, errors, state or journal; an API and a PostgreSQL source in
+//! one pipeline and one state file.
 
 mod common;
 
@@ -417,4 +418,65 @@ fn bad_settings_are_located_and_unwritable_types_refused_before_writing() {
     let out = sync(&dir, &["--format", "parquet"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out).1);
     assert_eq!(dir.files("out"), ["tagged.parquet"]);
+}
+
+#[test]
+fn an_api_and_a_postgres_source_share_one_pipeline_and_one_state() {
+    let db = database("http_mixed");
+    let rt = server_runtime();
+    let server = serve(&db, &rt);
+    let dir = Scratch::new("http-mixed");
+    files(
+        dir.path(),
+        &server,
+        "incremental",
+        "cursor_field = \"updated_at\"\n",
+    );
+    // The http source `files` wrote, after the connection and before a PostgreSQL
+    // source of the same table.
+    let api_source = std::fs::read_to_string(dir.path().join("p.toml"))
+        .unwrap()
+        .replace("[pipeline]\ncommit_rows = 30\n", "");
+    std::fs::write(
+        dir.path().join("p.toml"),
+        format!(
+            "[pipeline]\ncommit_rows = 30\n\n[connections.main]\n{}\n{api_source}\n\
+             [[sources]]\nname = \"items_pg\"\ntype = \"postgres\"\nconnection = \"main\"\n\
+             table = \"items\"\nsync_mode = \"incremental\"\ncursor_field = \"updated_at\"\n",
+            db.connection_toml()
+        ),
+    )
+    .unwrap();
+    let out = sync(&dir, &["--format", "jsonl"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out).1);
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("st/state.json")).unwrap())
+            .unwrap();
+    let sources = &state["sources"];
+    assert_eq!(sources["items"]["rows"], 120);
+    assert_eq!(sources["items_pg"]["rows"], 120);
+    assert!(
+        sources["items"]["api_checkpoint"]["cursor"].is_string(),
+        "{state}"
+    );
+    assert!(sources["items"]["checkpoint"].is_null(), "{state}");
+    assert!(sources["items_pg"]["checkpoint"].is_object(), "{state}");
+    assert!(
+        sources["items_pg"].get("api_checkpoint").is_none(),
+        "{state}"
+    );
+    let files = outputs(&dir, "jsonl");
+    for prefix in ["items.", "items_pg."] {
+        let mine: Vec<_> = files
+            .iter()
+            .filter(|f| f.file_name().unwrap().to_string_lossy().starts_with(prefix))
+            .cloned()
+            .collect();
+        let bad = common::rt().block_on(async {
+            let mut conn = connect(&db).await;
+            load_back(&mut conn, "items", "back", "jsonl", &mine).await;
+            mismatches(&mut conn, "items", "back", |_| None).await
+        });
+        assert!(bad.is_empty(), "{prefix}: {bad:#?}");
+    }
 }
