@@ -30,8 +30,10 @@ use toml::Spanned;
 
 use crate::echo;
 use crate::error::CliError;
-use crate::sync::config::SyncMode;
-use crate::sync::location::locate;
+use connector_postgres::{IncrementalOptions as PgIncremental, PgParams, ReadOptions};
+
+use crate::sync::config::{DEFAULT_BATCH, RawSource, Source, SyncMode};
+use crate::sync::location::{Location, Locations, locate};
 
 /// The keys of a `type = "http"` source.
 #[derive(Debug, Default)]
@@ -204,6 +206,75 @@ pub fn resolve(
         },
         stream,
     ))
+}
+
+/// A `type = "http"` source: the PostgreSQL keys refused, the API's settings resolved.
+pub(super) fn source(
+    path: &Path,
+    src: &RawSource,
+    entry: Range<usize>,
+    policies: &PolicySet,
+    at: &impl Fn(Range<usize>, String) -> CliError,
+    loc: &impl Fn(Range<usize>) -> Location,
+) -> Result<Source, CliError> {
+    let name = src.name.get_ref();
+    let span = |v: &Option<Spanned<String>>| v.as_ref().map(Spanned::span);
+    foreign_keys(
+        name,
+        "http",
+        &[
+            ("connection", span(&src.connection)),
+            ("table", span(&src.table)),
+            ("null_cursor", src.null_cursor.as_ref().map(Spanned::span)),
+            ("lag", src.lag.as_ref().map(Spanned::span)),
+            ("page_size", src.page_size.as_ref().map(Spanned::span)),
+            (
+                "page_memory_mb",
+                src.page_memory_mb.as_ref().map(Spanned::span),
+            ),
+            ("partitions", src.partitions.as_ref().map(Spanned::span)),
+            ("batch_size", src.batch_size.map(|_| entry.clone())),
+        ],
+        "settings, stream, sync_mode, cursor_field, cursor_param, lookback, policy (page \
+         sizes are the stream's page_size in the settings file)",
+        at,
+    )?;
+    let keys = ApiKeys {
+        settings: src.settings.as_ref(),
+        stream: src.stream.as_ref(),
+        cursor_param: src.cursor_param.as_ref(),
+        lookback: src.lookback.as_ref(),
+        policy: src.policy.as_ref(),
+    };
+    let (api, stream) = resolve(
+        path,
+        name,
+        src.sync_mode,
+        &keys,
+        entry.clone(),
+        policies,
+        at,
+    )?;
+    let stream_at = src.stream.as_ref().map_or(entry.clone(), Spanned::span);
+    Ok(Source {
+        name: name.clone(),
+        params: PgParams::default(),
+        table: stream,
+        mode: src.sync_mode,
+        cursor_field: src.cursor_field.as_ref().map(|c| c.get_ref().clone()),
+        batch_size: DEFAULT_BATCH,
+        read: ReadOptions::new(DEFAULT_BATCH),
+        incremental: PgIncremental::new(),
+        at: Locations {
+            source: loc(entry),
+            table: loc(stream_at),
+            cursor_field: src.cursor_field.as_ref().map(|c| loc(c.span())),
+            lag: src.lookback.as_ref().map(|l| loc(l.span())),
+            null_cursor: None,
+            connection: src.settings.as_ref().map(|s| loc(s.span())),
+        },
+        api: Some(api),
+    })
 }
 
 fn parse_lookback(text: &str) -> Result<Duration, humantime::DurationError> {

@@ -53,7 +53,7 @@ use toml::Spanned;
 
 use crate::echo;
 use crate::error::CliError;
-use crate::sync::api_source::{self, ApiKeys, ApiSource};
+use crate::sync::api_source::{self, ApiSource};
 use crate::sync::connection::{RawConnection, connection};
 use crate::sync::location::{Locations, locate};
 use crate::sync::read_options::{self, ReadKeys};
@@ -70,7 +70,7 @@ pub enum SyncMode {
 
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(rename_all = "snake_case")]
-enum SourceType {
+pub(super) enum SourceType {
     Postgres,
     Http,
 }
@@ -87,31 +87,31 @@ struct RawSettings {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawSource {
-    name: Spanned<String>,
+pub(super) struct RawSource {
+    pub(super) name: Spanned<String>,
     #[serde(rename = "type")]
-    kind: SourceType,
-    connection: Option<Spanned<String>>,
-    table: Option<Spanned<String>>,
-    settings: Option<Spanned<String>>,
-    stream: Option<Spanned<String>>,
-    cursor_param: Option<Spanned<String>>,
-    lookback: Option<Spanned<String>>,
-    sync_mode: SyncMode,
-    cursor_field: Option<Spanned<String>>,
-    policy: Option<Spanned<String>>,
-    batch_size: Option<NonZeroUsize>,
-    null_cursor: Option<Spanned<RawNullCursor>>,
-    lag: Option<Spanned<toml::Value>>,
-    page_size: Option<Spanned<toml::Value>>,
-    page_memory_mb: Option<Spanned<NonZeroUsize>>,
-    partitions: Option<Spanned<toml::Value>>,
+    pub(super) kind: SourceType,
+    pub(super) connection: Option<Spanned<String>>,
+    pub(super) table: Option<Spanned<String>>,
+    pub(super) settings: Option<Spanned<String>>,
+    pub(super) stream: Option<Spanned<String>>,
+    pub(super) cursor_param: Option<Spanned<String>>,
+    pub(super) lookback: Option<Spanned<String>>,
+    pub(super) sync_mode: SyncMode,
+    pub(super) cursor_field: Option<Spanned<String>>,
+    pub(super) policy: Option<Spanned<String>>,
+    pub(super) batch_size: Option<NonZeroUsize>,
+    pub(super) null_cursor: Option<Spanned<RawNullCursor>>,
+    pub(super) lag: Option<Spanned<toml::Value>>,
+    pub(super) page_size: Option<Spanned<toml::Value>>,
+    pub(super) page_memory_mb: Option<Spanned<NonZeroUsize>>,
+    pub(super) partitions: Option<Spanned<toml::Value>>,
 }
 
 /// `null_cursor = "skip" | "error"`.
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(rename_all = "snake_case")]
-enum RawNullCursor {
+pub(super) enum RawNullCursor {
     Skip,
     Error,
 }
@@ -163,7 +163,7 @@ pub struct Pipeline {
     pub commit_rows: usize,
 }
 
-const DEFAULT_BATCH: usize = 5000;
+pub(super) const DEFAULT_BATCH: usize = 5000;
 const DEFAULT_COMMIT: usize = 50_000;
 
 /// Reads and validates `path`; `policies` are the loaded policies a source may name, and
@@ -226,7 +226,14 @@ pub fn load(
                     format!("source `{name}`: sync_mode = \"incremental\" needs cursor_field"),
                 ));
             }
-            sources.push(http_source(path, src, spanned.span(), policies, &at, &loc)?);
+            sources.push(api_source::source(
+                path,
+                src,
+                spanned.span(),
+                policies,
+                &at,
+                &loc,
+            )?);
             continue;
         }
         let span = |v: &Option<Spanned<String>>| v.as_ref().map(Spanned::span);
@@ -368,75 +375,6 @@ pub fn load(
             .pipeline
             .commit_rows
             .map_or(DEFAULT_COMMIT, NonZeroUsize::get),
-    })
-}
-
-/// A `type = "http"` source: the PostgreSQL keys refused, the API's settings resolved.
-fn http_source(
-    path: &Path,
-    src: &RawSource,
-    entry: Range<usize>,
-    policies: &PolicySet,
-    at: &impl Fn(Range<usize>, String) -> CliError,
-    loc: &impl Fn(Range<usize>) -> crate::sync::location::Location,
-) -> Result<Source, CliError> {
-    let name = src.name.get_ref();
-    let span = |v: &Option<Spanned<String>>| v.as_ref().map(Spanned::span);
-    api_source::foreign_keys(
-        name,
-        "http",
-        &[
-            ("connection", span(&src.connection)),
-            ("table", span(&src.table)),
-            ("null_cursor", src.null_cursor.as_ref().map(Spanned::span)),
-            ("lag", src.lag.as_ref().map(Spanned::span)),
-            ("page_size", src.page_size.as_ref().map(Spanned::span)),
-            (
-                "page_memory_mb",
-                src.page_memory_mb.as_ref().map(Spanned::span),
-            ),
-            ("partitions", src.partitions.as_ref().map(Spanned::span)),
-            ("batch_size", src.batch_size.map(|_| entry.clone())),
-        ],
-        "settings, stream, sync_mode, cursor_field, cursor_param, lookback, policy (page \
-         sizes are the stream's page_size in the settings file)",
-        at,
-    )?;
-    let keys = ApiKeys {
-        settings: src.settings.as_ref(),
-        stream: src.stream.as_ref(),
-        cursor_param: src.cursor_param.as_ref(),
-        lookback: src.lookback.as_ref(),
-        policy: src.policy.as_ref(),
-    };
-    let (api, stream) = api_source::resolve(
-        path,
-        name,
-        src.sync_mode,
-        &keys,
-        entry.clone(),
-        policies,
-        at,
-    )?;
-    let stream_at = src.stream.as_ref().map_or(entry.clone(), Spanned::span);
-    Ok(Source {
-        name: name.clone(),
-        params: PgParams::default(),
-        table: stream,
-        mode: src.sync_mode,
-        cursor_field: src.cursor_field.as_ref().map(|c| c.get_ref().clone()),
-        batch_size: DEFAULT_BATCH,
-        read: ReadOptions::new(DEFAULT_BATCH),
-        incremental: IncrementalOptions::new(),
-        at: Locations {
-            source: loc(entry),
-            table: loc(stream_at),
-            cursor_field: src.cursor_field.as_ref().map(|c| loc(c.span())),
-            lag: src.lookback.as_ref().map(|l| loc(l.span())),
-            null_cursor: None,
-            connection: src.settings.as_ref().map(|s| loc(s.span())),
-        },
-        api: Some(api),
     })
 }
 
