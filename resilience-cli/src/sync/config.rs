@@ -24,6 +24,9 @@
 //!                            # cursors, an integer number of units for integer cursors
 //! ```
 //!
+//! A `type = "http"` source reads a stream of a REST API instead: it names the API's
+//! settings file and a stream in it ([`api_source`](super::api_source)).
+//!
 //! Sources also take `page_size` and `page_memory_mb`, and full sources `partitions`, in
 //! `[pipeline]` or on the source ([`read_options`](super::read_options)).
 //!
@@ -50,6 +53,7 @@ use toml::Spanned;
 
 use crate::echo;
 use crate::error::CliError;
+use crate::sync::api_source::{self, ApiSource};
 use crate::sync::connection::{RawConnection, connection};
 use crate::sync::location::{Locations, locate};
 use crate::sync::read_options::{self, ReadKeys};
@@ -66,8 +70,9 @@ pub enum SyncMode {
 
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(rename_all = "snake_case")]
-enum SourceType {
+pub(super) enum SourceType {
     Postgres,
+    Http,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -82,27 +87,31 @@ struct RawSettings {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawSource {
-    name: Spanned<String>,
+pub(super) struct RawSource {
+    pub(super) name: Spanned<String>,
     #[serde(rename = "type")]
-    _kind: SourceType,
-    connection: Spanned<String>,
-    table: Spanned<String>,
-    sync_mode: SyncMode,
-    cursor_field: Option<Spanned<String>>,
-    policy: Option<Spanned<String>>,
-    batch_size: Option<NonZeroUsize>,
-    null_cursor: Option<Spanned<RawNullCursor>>,
-    lag: Option<Spanned<toml::Value>>,
-    page_size: Option<Spanned<toml::Value>>,
-    page_memory_mb: Option<Spanned<NonZeroUsize>>,
-    partitions: Option<Spanned<toml::Value>>,
+    pub(super) kind: SourceType,
+    pub(super) connection: Option<Spanned<String>>,
+    pub(super) table: Option<Spanned<String>>,
+    pub(super) settings: Option<Spanned<String>>,
+    pub(super) stream: Option<Spanned<String>>,
+    pub(super) cursor_param: Option<Spanned<String>>,
+    pub(super) lookback: Option<Spanned<String>>,
+    pub(super) sync_mode: SyncMode,
+    pub(super) cursor_field: Option<Spanned<String>>,
+    pub(super) policy: Option<Spanned<String>>,
+    pub(super) batch_size: Option<NonZeroUsize>,
+    pub(super) null_cursor: Option<Spanned<RawNullCursor>>,
+    pub(super) lag: Option<Spanned<toml::Value>>,
+    pub(super) page_size: Option<Spanned<toml::Value>>,
+    pub(super) page_memory_mb: Option<Spanned<NonZeroUsize>>,
+    pub(super) partitions: Option<Spanned<toml::Value>>,
 }
 
 /// `null_cursor = "skip" | "error"`.
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(rename_all = "snake_case")]
-enum RawNullCursor {
+pub(super) enum RawNullCursor {
     Skip,
     Error,
 }
@@ -138,6 +147,8 @@ pub struct Source {
     pub incremental: IncrementalOptions,
     /// Where the source's settings are written in the pipeline file.
     pub at: Locations,
+    /// A REST API source (`type = "http"`): its settings; `None` for PostgreSQL.
+    pub api: Option<ApiSource>,
 }
 
 /// The NULL-cursor policy when a source does not set `null_cursor`.
@@ -152,7 +163,7 @@ pub struct Pipeline {
     pub commit_rows: usize,
 }
 
-const DEFAULT_BATCH: usize = 5000;
+pub(super) const DEFAULT_BATCH: usize = 5000;
 const DEFAULT_COMMIT: usize = 50_000;
 
 /// Reads and validates `path`; `policies` are the loaded policies a source may name, and
@@ -208,18 +219,58 @@ pub fn load(
                 format!("source `{name}` is declared twice"),
             ));
         }
+        if let SourceType::Http = src.kind {
+            if src.sync_mode == SyncMode::Incremental && src.cursor_field.is_none() {
+                return Err(at(
+                    spanned.span(),
+                    format!("source `{name}`: sync_mode = \"incremental\" needs cursor_field"),
+                ));
+            }
+            sources.push(api_source::source(
+                path,
+                src,
+                spanned.span(),
+                policies,
+                &at,
+                &loc,
+            )?);
+            continue;
+        }
+        let span = |v: &Option<Spanned<String>>| v.as_ref().map(Spanned::span);
+        api_source::foreign_keys(
+            name,
+            "postgres",
+            &[
+                ("settings", span(&src.settings)),
+                ("stream", span(&src.stream)),
+                ("cursor_param", span(&src.cursor_param)),
+                ("lookback", span(&src.lookback)),
+            ],
+            "connection, table, sync_mode, cursor_field, policy, batch_size, null_cursor, \
+             lag, page_size, page_memory_mb, partitions",
+            &at,
+        )?;
+        let (Some(conn_name), Some(table)) = (&src.connection, &src.table) else {
+            return Err(at(
+                spanned.span(),
+                format!(
+                    "source `{name}`: type = \"postgres\" needs connection = \"NAME\" (one of \
+                     [connections.NAME]) and table = \"TABLE\""
+                ),
+            ));
+        };
         let mut params = match override_url {
             Some(url) => crate::connect::params_from_url(url, "--database-url")?,
             None => connections
-                .get(src.connection.get_ref().as_str())
+                .get(conn_name.get_ref().as_str())
                 .cloned()
                 .ok_or_else(|| {
                     let known: Vec<&str> = connections.keys().copied().collect();
                     at(
-                        src.connection.span(),
+                        conn_name.span(),
                         format!(
                             "unknown connection {}, expected one of: {}",
-                            echo::echo(src.connection.get_ref()),
+                            echo::echo(conn_name.get_ref()),
                             if known.is_empty() {
                                 "(none declared under [connections.NAME])".to_owned()
                             } else {
@@ -293,7 +344,7 @@ pub fn load(
         incremental = incremental.page_memory(read.page_memory);
         let at = Locations {
             source: loc(spanned.span()),
-            table: loc(src.table.span()),
+            table: loc(table.span()),
             cursor_field: src.cursor_field.as_ref().map(|c| loc(c.span())),
             lag: src.lag.as_ref().map(|l| loc(l.span())),
             null_cursor: src.null_cursor.as_ref().map(|n| loc(n.span())),
@@ -301,20 +352,21 @@ pub fn load(
                 Some(_) => None,
                 None => raw
                     .connections
-                    .get(src.connection.get_ref().as_str())
+                    .get(conn_name.get_ref().as_str())
                     .map(|c| loc(c.span())),
             },
         };
         sources.push(Source {
             name: name.clone(),
             params,
-            table: src.table.get_ref().clone(),
+            table: table.get_ref().clone(),
             mode: src.sync_mode,
             cursor_field: src.cursor_field.as_ref().map(|c| c.get_ref().clone()),
             batch_size,
             read,
             incremental,
             at,
+            api: None,
         });
     }
     Ok(Pipeline {

@@ -59,7 +59,7 @@ pub(crate) fn reset_hint(source: &str, state: &Path) -> String {
 /// an incremental entry (its checkpoint would be dropped and its part files would sit next
 /// to the snapshot, every row twice), another table, or another format (the old snapshot
 /// would stay behind as a stale file).
-fn check_full(source: &Source, format: &str, state: &StateFile) -> Result<(), CliError> {
+pub(super) fn check_full(source: &Source, format: &str, state: &StateFile) -> Result<(), CliError> {
     match state.state.sources.get(&source.name) {
         None => Ok(()),
         Some(SourceState::Full {
@@ -91,6 +91,9 @@ pub async fn source(
     source: &Source,
     state: &mut StateFile,
 ) -> Result<Outcome, CliError> {
+    if let Some(api) = &source.api {
+        return crate::sync::copy_api::source(ctx, source, api, state).await;
+    }
     if source.mode == SyncMode::Full {
         // Before connecting: a state mismatch is the operator's to fix, whatever the server.
         check_full(source, ctx.format.extension(), state)?;
@@ -211,11 +214,20 @@ async fn incremental(
             cursor_field,
             format: f,
             checkpoint,
+            api_checkpoint,
             next_part,
             rows,
             null_cursor_rows,
             ..
         }) => {
+            if api_checkpoint.is_some() {
+                return Err(source.at.source.error(format!(
+                    "source `{}`: the state holds a REST API checkpoint, and the pipeline now \
+                     says type = \"postgres\"; {}",
+                    source.name,
+                    reset_hint(&source.name, state.path())
+                )));
+            }
             if *table != source.table || *cursor_field != cursor || *f != format {
                 let (table, cursor_field) = (clip(table), clip(cursor_field));
                 return Err(source.at.table.error(format!(
@@ -322,6 +334,7 @@ async fn incremental(
                     cursor_field: cursor.clone(),
                     format: format.clone(),
                     checkpoint: checkpoint.clone(),
+                    api_checkpoint: None,
                     next_part,
                     rows: total,
                     null_cursor_rows: null_rows,
@@ -347,6 +360,6 @@ async fn incremental(
     })
 }
 
-fn now() -> String {
+pub(super) fn now() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }

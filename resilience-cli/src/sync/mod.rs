@@ -13,9 +13,11 @@
 //! committed part. Ctrl-C (or SIGTERM) drops the run between two commits, a SIGKILL can
 //! land anywhere: both leave output and state consistent.
 
+mod api_source;
 mod config;
 mod connection;
 mod copy;
+mod copy_api;
 mod format;
 mod location;
 mod lock;

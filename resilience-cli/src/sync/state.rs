@@ -43,6 +43,11 @@ pub enum SourceState {
         format: String,
         /// The position after the last committed row; `None` before the first part.
         checkpoint: Option<Checkpoint>,
+        /// A REST API source (`type = "http"`): the position after the last committed
+        /// record (the cursor, and the records delivered within the lookback window),
+        /// in place of `checkpoint`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        api_checkpoint: Option<Box<connector_http::Checkpoint>>,
         /// The number the next part file gets; parts `1..next_part` are committed.
         next_part: u64,
         /// Rows in all committed parts.

@@ -103,3 +103,32 @@ fn columns<'a>(
         })
         .collect()
 }
+
+/// Refuses, before a file is started, a column `format` cannot write: the text formats
+/// write the types [`connector_postgres::arrow::render`] prints (the integers, floats,
+/// booleans, text, decimals, dates, times, microsecond timestamps, binary and UUID an API
+/// or a database yields), Parquet every type its Arrow writer maps. The message names
+/// the column and its Arrow type.
+pub fn check_types(format: Format, schema: &SchemaRef) -> Result<(), String> {
+    for field in schema.fields() {
+        match format {
+            Format::Csv | Format::Jsonl => {
+                let empty = arrow_array::new_empty_array(field.data_type());
+                connector_postgres::arrow::render::Column::new(empty.as_ref(), field)?;
+            }
+            Format::Parquet => {
+                let one = arrow_schema::Schema::new(vec![field.clone()]);
+                ::parquet::arrow::ArrowSchemaConverter::new()
+                    .convert(&one)
+                    .map_err(|e| {
+                        format!(
+                            "column {:?} has Arrow type {}, which parquet cannot hold: {e}",
+                            field.name(),
+                            field.data_type()
+                        )
+                    })?;
+            }
+        }
+    }
+    Ok(())
+}
