@@ -249,3 +249,78 @@ fn redis_state_without_a_store_in_the_profile_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("the profile has no [store]"), "{stderr}");
 }
+
+#[cfg(unix)]
+#[test]
+fn a_stalled_worker_whose_lease_lapsed_writes_nothing_more() {
+    let db = setup("workers_stall");
+    let dir = Scratch::new("workers-stall");
+    let prefix = format!("test-workers-{}-{}", std::process::id(), line!());
+    write_files(&dir, &db, &prefix);
+    let signal = |child: &Child, sig: &str| {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig}");
+    };
+
+    let mut a = spawn_worker(&dir, "a");
+    let a_lines = lines_of(&mut a);
+    let a_log = wait_for(&a_lines, "committed part", Duration::from_secs(60));
+    let held = a_log
+        .lines()
+        .last()
+        .and_then(|l| l.split("source=").nth(1))
+        .and_then(|s| s.split_whitespace().next())
+        .expect("the committed part names its source")
+        .to_owned();
+    // A stalls (SIGSTOP) past its lease's TTL; B takes A's source over meanwhile.
+    signal(&a, "-STOP");
+    let mut b = spawn_worker(&dir, "b");
+    let b_lines = lines_of(&mut b);
+    let taken = format!("source={held}");
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let line = b_lines
+            .recv_timeout(until.saturating_duration_since(Instant::now()))
+            .expect("b takes the stalled worker's source over");
+        if line.contains("incremental sync started") && line.contains(&taken) {
+            assert!(line.contains("resume=true"), "{line}");
+            break;
+        }
+    }
+    // A wakes up: its lease is gone, so it stops without writing.
+    signal(&a, "-CONT");
+    let a_status = a.wait().unwrap();
+    let mut a_rest = String::new();
+    while let Ok(line) = a_lines.recv_timeout(Duration::from_secs(5)) {
+        a_rest.push_str(&line);
+        a_rest.push('\n');
+    }
+    assert!(!a_status.success(), "{a_rest}");
+    assert!(a_rest.contains("lease lapsed"), "{a_rest}");
+
+    let b_status = b.wait().unwrap();
+    let mut b_log = String::new();
+    while let Ok(line) = b_lines.recv_timeout(Duration::from_secs(5)) {
+        b_log.push_str(&line);
+        b_log.push('\n');
+    }
+    assert!(b_status.success(), "{b_log}");
+    let ids = output_ids(&dir);
+    let expected: Vec<i64> = (1..=ROWS).collect();
+    for source in INCREMENTAL.iter().chain(&["f1"]) {
+        let got = &ids[*source];
+        assert!(
+            got.values().all(|n| *n == 1),
+            "{source}: a row written twice"
+        );
+        assert_eq!(
+            got.keys().copied().collect::<Vec<_>>(),
+            expected,
+            "{source}"
+        );
+    }
+}
