@@ -248,6 +248,30 @@ fn redis_state_without_a_store_in_the_profile_is_a_usage_error() {
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("the profile has no [store]"), "{stderr}");
+
+    // A backend that does not exist is named at its line, with what would be valid.
+    let pipeline = std::fs::read_to_string(dir.path().join("p.toml")).unwrap();
+    let line = pipeline
+        .lines()
+        .position(|l| l == "backend = \"redis\"")
+        .unwrap()
+        + 1;
+    std::fs::write(
+        dir.path().join("p.toml"),
+        pipeline.replace("backend = \"redis\"", "backend = \"s3\""),
+    )
+    .unwrap();
+    let out = run_in(
+        dir.path(),
+        &["sync", "--config", "p.toml", "--output", "out"],
+    );
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&format!("p.toml:{line}:")), "{stderr}");
+    assert!(
+        stderr.contains("file") && stderr.contains("redis"),
+        "{stderr}"
+    );
 }
 
 #[cfg(unix)]
