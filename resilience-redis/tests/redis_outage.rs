@@ -76,6 +76,8 @@ async fn a_dead_redis_means_the_fair_share_locally_and_a_restarted_one_is_used_a
     let set = shared_set(policy, &server.url(), &prefix, OnUnavailable::Local);
     let store = Arc::new(RedisStore::new(set.store().unwrap()).unwrap());
     let other = RedisStore::new(set.store().unwrap()).unwrap();
+    // Reported now rather than by the heartbeat's first tick, which may not have run yet.
+    assert!(store.report().await.is_some());
     assert_eq!(other.report().await, Some(2));
     assert_eq!(store.report().await, Some(2));
     assert_eq!(store.live_workers(), 2);

@@ -120,12 +120,15 @@ pub async fn run(args: SyncArgs) -> Result<(), CliError> {
         }
         Ok(())
     };
-    tokio::select! {
+    let result = tokio::select! {
         result = work => result,
         signal = interrupted() => Err(CliError::Interrupted(format!(
             "{signal} received; committed output and state are consistent, run again to continue"
         ))),
-    }?;
+    };
+    // An interrupted worker gives its source back at once rather than after the TTL.
+    state.release().await;
+    result?;
     report(&args.output, &args.state, &outcomes);
     Ok(())
 }
