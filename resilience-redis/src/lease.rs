@@ -9,8 +9,7 @@
 //! ([`RedisStore::put_checkpoint`]). Checkpoints are one hash per pipeline in Redis,
 //! so workers on different machines read the same state.
 //!
-//! Not yet wired into `resilient sync`: its state file and output folder are still owned
-//! by one run at a time.
+//! `resilient sync` uses them when a pipeline file says `[state] backend = "redis"`.
 
 use std::time::Duration;
 

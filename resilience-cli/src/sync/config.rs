@@ -28,7 +28,8 @@
 //! settings file and a stream in it ([`api_source`](super::api_source)).
 //!
 //! Sources also take `page_size` and `page_memory_mb`, and full sources `partitions`, in
-//! `[pipeline]` or on the source ([`read_options`](super::read_options)).
+//! `[pipeline]` or on the source ([`read_options`](super::read_options)). A `[state]`
+//! table lets several workers share the pipeline's state in Redis ([`workers`]).
 //!
 //! `null_cursor` defaults to `"error"`: an incremental read cannot place a row whose cursor
 //! is NULL, so it would never be copied; the run refuses rather than lose rows silently.
@@ -57,6 +58,7 @@ use crate::sync::api_source::{self, ApiSource};
 use crate::sync::connection::{RawConnection, connection};
 use crate::sync::location::{Locations, locate};
 use crate::sync::read_options::{self, ReadKeys};
+use crate::sync::workers;
 
 /// How a source is copied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -124,6 +126,7 @@ struct RawPipeline {
     #[serde(default)]
     connections: BTreeMap<String, Spanned<RawConnection>>,
     sources: Vec<Spanned<RawSource>>,
+    state: Option<Spanned<workers::RawState>>,
 }
 
 /// One source, resolved and validated.
@@ -161,6 +164,8 @@ pub struct Pipeline {
     pub sources: Vec<Source>,
     /// Incremental: rows per committed part file.
     pub commit_rows: usize,
+    /// `[state] backend = "redis"`: the state is shared by workers ([`workers`]).
+    pub shared: Option<workers::Settings>,
 }
 
 pub(super) const DEFAULT_BATCH: usize = 5000;
@@ -375,6 +380,12 @@ pub fn load(
             .pipeline
             .commit_rows
             .map_or(DEFAULT_COMMIT, NonZeroUsize::get),
+        shared: match &raw.state {
+            Some(state) => {
+                workers::resolve(state.get_ref(), path).map_err(|m| at(state.span(), m))?
+            }
+            None => None,
+        },
     })
 }
 

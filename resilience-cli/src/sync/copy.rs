@@ -1,8 +1,9 @@
 //! Copying one source: a full snapshot, or the next incremental parts.
 //!
 //! Both paths follow the same rule: write a file, make it durable, then advance the state;
-//! never the other way round. Nothing here awaits between a file's commit and the state's
-//! commit, so a cancelled run (Ctrl-C) cannot separate them either.
+//! never the other way round. A run cancelled (Ctrl-C) between a file's commit and the
+//! state's (which awaits the store when the state is shared) leaves what a SIGKILL there
+//! leaves: one part file the state does not list, removed by the next run.
 
 use std::path::Path;
 use std::pin::pin;
@@ -176,15 +177,17 @@ async fn full(
     let rows = file.rows();
     ctx.claim.before_commit(state)?;
     let path = file.commit()?;
-    state.commit(
-        &source.name,
-        SourceState::Full {
-            table: source.table.clone(),
-            format: ctx.format.extension().to_owned(),
-            rows,
-            completed_at: now(),
-        },
-    )?;
+    state
+        .commit(
+            &source.name,
+            SourceState::Full {
+                table: source.table.clone(),
+                format: ctx.format.extension().to_owned(),
+                rows,
+                completed_at: now(),
+            },
+        )
+        .await?;
     progress.clear();
     tracing::info!(source = %source.name, rows, rate = format!("{:.0}", progress.rate()),
         file = %path.display(), "full sync committed");
@@ -327,20 +330,22 @@ async fn incremental(
             next_part += 1;
             total += rows;
             run_rows += rows;
-            state.commit(
-                &source.name,
-                SourceState::Incremental {
-                    table: source.table.clone(),
-                    cursor_field: cursor.clone(),
-                    format: format.clone(),
-                    checkpoint: checkpoint.clone(),
-                    api_checkpoint: None,
-                    next_part,
-                    rows: total,
-                    null_cursor_rows: null_rows,
-                    updated_at: now(),
-                },
-            )?;
+            state
+                .commit(
+                    &source.name,
+                    SourceState::Incremental {
+                        table: source.table.clone(),
+                        cursor_field: cursor.clone(),
+                        format: format.clone(),
+                        checkpoint: checkpoint.clone(),
+                        api_checkpoint: None,
+                        next_part,
+                        rows: total,
+                        null_cursor_rows: null_rows,
+                        updated_at: now(),
+                    },
+                )
+                .await?;
             metrics::counter!("sync_parts_committed_total", "source" => source.name.clone())
                 .increment(1);
             progress.clear();

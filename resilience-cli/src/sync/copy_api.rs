@@ -104,7 +104,7 @@ async fn full(
             rows,
             completed_at: now(),
         },
-    )?;
+    ).await?;
     progress.clear();
     tracing::info!(source = %source.name, rows, rate = format!("{:.0}", progress.rate()),
         file = %path.display(), "full sync committed");
@@ -225,7 +225,7 @@ async fn incremental(
                     null_cursor_rows: 0,
                     updated_at: now(),
                 },
-            )?;
+            ).await?;
             metrics::counter!("sync_parts_committed_total", "source" => source.name.clone())
                 .increment(1);
             progress.clear();

@@ -12,6 +12,10 @@
 //! one per `commit_rows` rows, and resume from the `(cursor, key)` checkpoint of the last
 //! committed part. Ctrl-C (or SIGTERM) drops the run between two commits, a SIGKILL can
 //! land anywhere: both leave output and state consistent.
+//!
+//! With `[state] backend = "redis"` in the pipeline file, the state lives in the
+//! profile's shared store and several workers run the pipeline together, each source
+//! leased to one of them at a time ([`workers`]).
 
 mod api_source;
 mod config;
@@ -27,6 +31,7 @@ mod prometheus;
 mod read_options;
 mod source_error;
 mod state;
+mod workers;
 pub(crate) mod writer;
 
 use std::path::Path;
@@ -38,7 +43,9 @@ use crate::args::{SyncArgs, journal_path};
 use crate::error::CliError;
 use crate::journal::Journal;
 use crate::policy_reload;
+use config::{Source, SyncMode};
 use state::StateFile;
+use workers::Workers;
 
 /// Runs `resilient sync`.
 pub async fn run(args: SyncArgs) -> Result<(), CliError> {
@@ -65,8 +72,19 @@ pub async fn run(args: SyncArgs) -> Result<(), CliError> {
             )));
         }
     }
-    let _lock = lock::RunLock::state(&args.state)?;
-    let mut state = StateFile::load(&args.state)?;
+    let workers = match pipeline.shared.clone() {
+        Some(settings) => Some(Workers::new(settings, &policies)?),
+        None => None,
+    };
+    // Workers sharing a state in the store lease its sources instead.
+    let _lock = match workers {
+        None => Some(lock::RunLock::state(&args.state)?),
+        Some(_) => None,
+    };
+    let mut state = match &workers {
+        Some(workers) => StateFile::shared(Arc::clone(workers)),
+        None => StateFile::load(&args.state)?,
+    };
     let claim = ownership::claim(&args.output, &state, &args.config, &pipeline.sources)?;
     let engine = crate::connect::engine_of(policies)?;
     let journal = journal_path(&args.state_dir());
@@ -82,30 +100,97 @@ pub async fn run(args: SyncArgs) -> Result<(), CliError> {
     engine.subscribe(Arc::new(journal));
     let _reloader = policy_reload::start(engine.clone(), policy_options, args.watch_policies)?;
     let mut outcomes = Vec::new();
+    let selected: Vec<&Source> = pipeline
+        .sources
+        .iter()
+        .filter(|s| args.sources.is_empty() || args.sources.contains(&s.name))
+        .collect();
+    let ctx = copy::Context {
+        engine: &engine,
+        output: &args.output,
+        format: args.format,
+        commit_rows: pipeline.commit_rows,
+        claim: &claim,
+    };
     let work = async {
-        for source in &pipeline.sources {
-            if !args.sources.is_empty() && !args.sources.contains(&source.name) {
-                continue;
-            }
-            let ctx = copy::Context {
-                engine: &engine,
-                output: &args.output,
-                format: args.format,
-                commit_rows: pipeline.commit_rows,
-                claim: &claim,
-            };
+        if let Some(workers) = &workers {
+            return shared(workers, &ctx, &selected, &mut state, &mut outcomes).await;
+        }
+        for source in &selected {
             let outcome = copy::source(&ctx, source, &mut state).await?;
             outcomes.push((source.name.clone(), outcome));
         }
         Ok(())
     };
-    tokio::select! {
+    let result = tokio::select! {
         result = work => result,
         signal = interrupted() => Err(CliError::Interrupted(format!(
             "{signal} received; committed output and state are consistent, run again to continue"
         ))),
-    }?;
+    };
+    // An interrupted worker gives its source back at once rather than after the TTL.
+    state.release().await;
+    result?;
     report(&args.output, &args.state, &outcomes);
+    Ok(())
+}
+
+/// Runs `sources` as one of the workers sharing the state in the store: first every
+/// source no other worker leases, then, as their leases come free (released, or lapsed
+/// because their worker died), the sources others held. An incremental source is always
+/// run once leased (it resumes from the last checkpoint, and reads nothing when another
+/// worker has just finished it); a full source whose snapshot another worker committed
+/// since this run started is not copied again.
+async fn shared(
+    workers: &Arc<Workers>,
+    ctx: &copy::Context<'_>,
+    sources: &[&Source],
+    state: &mut StateFile,
+    outcomes: &mut Vec<(String, copy::Outcome)>,
+) -> Result<(), CliError> {
+    let mut at_start = Vec::new();
+    for source in sources {
+        at_start.push(workers.entry(&source.name).await?);
+    }
+    let mut waiting: Vec<usize> = (0..sources.len()).collect();
+    let mut first = true;
+    while !waiting.is_empty() {
+        if !first {
+            tokio::time::sleep(workers.poll()).await;
+        }
+        let mut still = Vec::new();
+        for i in waiting {
+            let source = sources[i];
+            let Some(held) = workers.acquire(&source.name).await? else {
+                if first {
+                    tracing::info!(source = %source.name,
+                        "leased by another worker; taken over if that worker stops");
+                }
+                still.push(i);
+                continue;
+            };
+            state.take(&source.name, held).await?;
+            let done_by_other = source.mode == SyncMode::Full
+                && !first
+                && state.state.sources.get(&source.name) != at_start[i].as_ref();
+            let result = if done_by_other {
+                tracing::info!(source = %source.name, "synced by another worker during this run");
+                Ok(None)
+            } else {
+                let checked = ctx.claim.check_source(ctx.output, state, &source.name);
+                match checked {
+                    Ok(()) => copy::source(ctx, source, state).await.map(Some),
+                    Err(e) => Err(e),
+                }
+            };
+            state.release().await;
+            if let Some(outcome) = result? {
+                outcomes.push((source.name.clone(), outcome));
+            }
+        }
+        waiting = still;
+        first = false;
+    }
     Ok(())
 }
 

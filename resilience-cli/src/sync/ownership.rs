@@ -37,6 +37,7 @@ use crate::sync::lock::{LockError, RunLock};
 use crate::sync::state::{StateFile, write_atomically};
 
 mod account;
+mod shared;
 
 use account::{Account, Output, parse, temporary_of};
 
@@ -62,11 +63,15 @@ struct Manifest {
 /// The output folder, claimed for this run: locked until dropped.
 #[derive(Debug)]
 pub struct Claim {
-    _lock: RunLock,
+    /// None for workers sharing a state in the store: their source leases serialise the
+    /// writes, and the manifest keeps other pipelines out ([`shared`]).
+    _lock: Option<RunLock>,
     /// The manifest to write before the first output file is committed: the folder's
     /// first use (a run that fails before writing anything does not claim the folder).
     pending: Mutex<Option<Manifest>>,
     path: PathBuf,
+    /// The state's identity, as the manifest records it.
+    me: PathBuf,
 }
 
 impl Claim {
@@ -97,8 +102,15 @@ pub fn claim(
     sources: &[Source],
 ) -> Result<Claim, CliError> {
     prepare(output)?;
-    let me = canonical_state(state.path())?;
-    let lock = match RunLock::output(output) {
+    let shared = state.shared_identity().map(PathBuf::from);
+    let me = match &shared {
+        Some(identity) => identity.clone(),
+        None => canonical_state(state.path())?,
+    };
+    let lock = match shared
+        .as_ref()
+        .map_or_else(|| RunLock::output(output).map(Some), |_| Ok(None))
+    {
         Ok(lock) => lock,
         Err(LockError::Busy(owner)) => {
             if let Ok(Some(manifest)) = read_manifest(output)
@@ -122,7 +134,12 @@ pub fn claim(
         return Err(foreign(output, manifest, &me));
     }
     let owned = manifest.is_some();
-    let names = list(output)?;
+    let mut names = list(output)?;
+    if shared.is_some() {
+        // Each worker accounts for a source's files under its lease (`check_source`):
+        // here, only files of sources the pipeline does not declare.
+        names.retain(|name| !shared::of_sources(name, sources));
+    }
     let account = Account {
         state: &state.state,
         existed: state.existed(),
@@ -137,7 +154,7 @@ pub fn claim(
     let pending = match manifest {
         None => Some(Manifest {
             version: MANIFEST_VERSION,
-            state: me,
+            state: me.clone(),
             pipeline,
             claimed_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         }),
@@ -148,6 +165,7 @@ pub fn claim(
         _lock: lock,
         pending: Mutex::new(pending),
         path: output.join(MANIFEST),
+        me,
     })
 }
 

@@ -9,12 +9,14 @@ use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use connector_postgres::Checkpoint;
 use serde::{Deserialize, Serialize};
 
 use crate::echo;
 use crate::error::CliError;
+use crate::sync::workers::{Held, Workers};
 
 const VERSION: u32 = 1;
 
@@ -77,6 +79,15 @@ pub struct StateFile {
     /// The current state.
     pub state: State,
     existed: bool,
+    /// With `[state] backend = "redis"`: the store, and the lease of the source running.
+    shared: Option<Shared>,
+}
+
+/// The state kept in the workers' store rather than in a file.
+#[derive(Debug)]
+struct Shared {
+    workers: Arc<Workers>,
+    held: Option<Held>,
 }
 
 impl StateFile {
@@ -142,7 +153,53 @@ impl StateFile {
             path: path.to_owned(),
             state,
             existed,
+            shared: None,
         })
+    }
+
+    /// The state of a pipeline whose workers share it in `workers`' store: read per
+    /// source when its lease is taken ([`take`](Self::take)), written under the lease.
+    pub fn shared(workers: Arc<Workers>) -> StateFile {
+        StateFile {
+            path: PathBuf::from(workers.identity()),
+            state: State {
+                version: VERSION,
+                sources: BTreeMap::new(),
+            },
+            existed: true,
+            shared: Some(Shared {
+                workers,
+                held: None,
+            }),
+        }
+    }
+
+    /// The store's name for a shared state (what the output folder's manifest records).
+    pub fn shared_identity(&self) -> Option<&str> {
+        self.shared.as_ref().map(|s| s.workers.identity())
+    }
+
+    /// Shared state: runs `source` under `held`, its entry read from the store now (the
+    /// last worker that held the lease may have advanced it).
+    pub async fn take(&mut self, source: &str, held: Held) -> Result<(), CliError> {
+        let Some(shared) = self.shared.as_mut() else {
+            return Ok(());
+        };
+        shared.held = Some(held);
+        match shared.workers.entry(source).await? {
+            Some(entry) => self.state.sources.insert(source.to_owned(), entry),
+            None => self.state.sources.remove(source),
+        };
+        Ok(())
+    }
+
+    /// Shared state: gives the lease taken by [`take`](Self::take) back.
+    pub async fn release(&mut self) {
+        if let Some(shared) = self.shared.as_mut()
+            && let Some(held) = shared.held.take()
+        {
+            shared.workers.release(held).await;
+        }
     }
 
     /// Whether the file existed when it was loaded (a missing file is an empty state).
@@ -159,7 +216,14 @@ impl StateFile {
     /// commit their first output file (`ownership::Claim::before_commit`), so an output
     /// folder whose state file is missing was written by a state that has since been
     /// deleted or moved.
+    /// With a shared state, checks instead that this worker still holds the lease.
     pub fn ensure_exists(&mut self) -> Result<(), CliError> {
+        if let Some(shared) = &self.shared {
+            return match &shared.held {
+                Some(held) => held.check(),
+                None => Err(CliError::Failed("no lease held for this source".into())),
+            };
+        }
         if !self.existed {
             self.write()?;
             self.existed = true;
@@ -167,8 +231,20 @@ impl StateFile {
         Ok(())
     }
 
-    /// Records `entry` for `source` and replaces the file atomically and durably.
-    pub fn commit(&mut self, source: &str, entry: SourceState) -> Result<(), CliError> {
+    /// Records `entry` for `source` and replaces the file atomically and durably; a
+    /// shared state writes it to the store under the source's lease (fenced: refused when
+    /// another worker has taken the source over since).
+    pub async fn commit(&mut self, source: &str, entry: SourceState) -> Result<(), CliError> {
+        if let Some(shared) = &self.shared {
+            let Some(held) = &shared.held else {
+                return Err(CliError::Failed(format!(
+                    "source `{source}`: no lease held; nothing committed"
+                )));
+            };
+            shared.workers.commit(held, &entry).await?;
+            self.state.sources.insert(source.to_owned(), entry);
+            return Ok(());
+        }
         self.state.sources.insert(source.to_owned(), entry);
         self.write()?;
         self.existed = true;
@@ -224,8 +300,8 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn round_trip_and_atomic_replace() {
+    #[tokio::test]
+    async fn round_trip_and_atomic_replace() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().to_path_buf();
         let path = dir.join("state.json");
@@ -237,7 +313,7 @@ mod tests {
             rows: 3,
             completed_at: "2026-01-01T00:00:00Z".into(),
         };
-        file.commit("t", entry.clone()).unwrap();
+        file.commit("t", entry.clone()).await.unwrap();
         let again = StateFile::load(&path).unwrap();
         assert_eq!(again.state.sources["t"], entry);
         let leftovers: Vec<_> = fs::read_dir(&dir)
