@@ -9,9 +9,9 @@
 //! which costs a few stores where a tokio task-local's scope swaps through a `RefCell`.
 
 use std::cell::Cell;
-use std::future::{Future, poll_fn};
-use std::pin::{Pin, pin};
-use std::task::Poll;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -108,9 +108,30 @@ impl Drop for Entered {
 
 /// An attempt's future; dropped inside the attempt's scope when the attempt is cancelled
 /// before it completes, so its destructors see the attempt as its body did.
-struct Scoped<'a, F> {
+pub(crate) struct Scoped<'a, F> {
     fut: Pin<&'a mut Option<F>>,
     info: AttemptInfo,
+}
+
+impl<'a, F: Future> Scoped<'a, F> {
+    /// `fut` (pinned by the caller, `Some`) as the attempt `info`.
+    #[inline]
+    pub(crate) fn new(fut: Pin<&'a mut Option<F>>, info: AttemptInfo) -> Self {
+        Scoped { fut, info }
+    }
+
+    /// Polls the attempt with `info` as the current attempt; on completion its future is
+    /// dropped in the scope too, as a task-local's scope does.
+    #[inline]
+    pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let _in = Entered::new(self.info);
+        let Some(running) = self.fut.as_mut().as_pin_mut() else {
+            panic!("an attempt polled after it completed");
+        };
+        let output = std::task::ready!(running.poll(cx));
+        self.fut.set(None);
+        Poll::Ready(output)
+    }
 }
 
 impl<F> Drop for Scoped<'_, F> {
@@ -120,24 +141,4 @@ impl<F> Drop for Scoped<'_, F> {
             self.fut.set(None);
         }
     }
-}
-
-/// Runs `fut` as the attempt `info`.
-pub(crate) async fn scope<F: Future>(info: AttemptInfo, fut: F) -> F::Output {
-    let mut fut = pin!(Some(fut));
-    let mut scoped = Scoped {
-        fut: fut.as_mut(),
-        info,
-    };
-    poll_fn(move |cx| {
-        let _in = Entered::new(scoped.info);
-        let Some(running) = scoped.fut.as_mut().as_pin_mut() else {
-            panic!("an attempt polled after it completed");
-        };
-        let output = std::task::ready!(running.poll(cx));
-        // Dropped in the scope too, as a task-local's scope does.
-        scoped.fut.set(None);
-        Poll::Ready(output)
-    })
-    .await
 }

@@ -17,14 +17,23 @@ use std::task::Poll;
 use tokio::task::coop;
 use tokio::time::{Instant, Sleep};
 
-/// Runs `fut` until `deadline`: its output, or `None` when the deadline came first.
+use crate::attempt::{AttemptInfo, Scoped};
+
+/// Runs `fut` as the attempt `info` until `deadline`: its output, or `None` when the
+/// deadline came first. One future for both (the attempt's scope and its deadline), so the
+/// attempt's future is moved and its state checked once less per call.
 #[inline]
-pub(super) async fn within<F: Future>(deadline: Instant, fut: F) -> Option<F::Output> {
-    let mut fut = pin!(fut);
+pub(super) async fn within<F: Future>(
+    deadline: Instant,
+    info: AttemptInfo,
+    fut: F,
+) -> Option<F::Output> {
+    let mut fut = pin!(Some(fut));
+    let mut scoped = Scoped::new(fut.as_mut(), info);
     let mut timer = pin!(None::<Sleep>);
     poll_fn(move |cx| {
         let had_budget = coop::has_budget_remaining();
-        if let Poll::Ready(output) = fut.as_mut().poll(cx) {
+        if let Poll::Ready(output) = scoped.poll(cx) {
             return Poll::Ready(Some(output));
         }
         if timer.is_none() {

@@ -323,7 +323,7 @@ impl<'a> Run<'a> {
             },
         };
         let Some(spans) = self.spans.as_mut() else {
-            return match deadline::within(deadline, attempt::scope(info, fut)).await {
+            return match deadline::within(deadline, info, fut).await {
                 Some(result) => Attempted::Done(result.into_result()),
                 None => Attempted::TimedOut { total },
             };
@@ -337,10 +337,10 @@ impl<'a> Run<'a> {
             attempt = self.attempt,
             class = tracing::field::Empty,
         );
-        let fut = attempt::scope(info, fut.instrument(span.clone()));
+        let fut = fut.instrument(span.clone());
         // The outcome's class is recorded on the span by `after_attempt`.
         spans.attempt = span;
-        match deadline::within(deadline, fut).await {
+        match deadline::within(deadline, info, fut).await {
             Some(result) => Attempted::Done(result.into_result()),
             None => Attempted::TimedOut { total },
         }
