@@ -96,15 +96,17 @@ async fn full(
     let rows = file.rows();
     ctx.claim.before_commit(state)?;
     let path = file.commit()?;
-    state.commit(
-        &source.name,
-        SourceState::Full {
-            table: source.table.clone(),
-            format: ctx.format.extension().to_owned(),
-            rows,
-            completed_at: now(),
-        },
-    ).await?;
+    state
+        .commit(
+            &source.name,
+            SourceState::Full {
+                table: source.table.clone(),
+                format: ctx.format.extension().to_owned(),
+                rows,
+                completed_at: now(),
+            },
+        )
+        .await?;
     progress.clear();
     tracing::info!(source = %source.name, rows, rate = format!("{:.0}", progress.rate()),
         file = %path.display(), "full sync committed");
@@ -212,20 +214,22 @@ async fn incremental(
             next_part += 1;
             total += rows;
             run_rows += rows;
-            state.commit(
-                &source.name,
-                SourceState::Incremental {
-                    table: source.table.clone(),
-                    cursor_field: cursor.clone(),
-                    format: format.clone(),
-                    checkpoint: None,
-                    api_checkpoint: checkpoint.clone().map(Box::new),
-                    next_part,
-                    rows: total,
-                    null_cursor_rows: 0,
-                    updated_at: now(),
-                },
-            ).await?;
+            state
+                .commit(
+                    &source.name,
+                    SourceState::Incremental {
+                        table: source.table.clone(),
+                        cursor_field: cursor.clone(),
+                        format: format.clone(),
+                        checkpoint: None,
+                        api_checkpoint: checkpoint.clone().map(Box::new),
+                        next_part,
+                        rows: total,
+                        null_cursor_rows: 0,
+                        updated_at: now(),
+                    },
+                )
+                .await?;
             metrics::counter!("sync_parts_committed_total", "source" => source.name.clone())
                 .increment(1);
             progress.clear();
