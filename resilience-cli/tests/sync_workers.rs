@@ -40,9 +40,11 @@ fn write_files(dir: &Scratch, db: &TestDb, prefix: &str) {
         ),
     )
     .unwrap();
+    // A lease of 6 s, renewed every 2 s: short enough for quick takeovers, long enough
+    // that a loaded machine's late renewal does not hand a live worker's source away.
     let mut pipeline = format!(
         "[pipeline]\npage_size = 200\ncommit_rows = 200\n\n[state]\nbackend = \"redis\"\n\
-         pipeline = \"orders\"\nlease_ttl = \"2s\"\n\n[connections.main]\n{}\n",
+         pipeline = \"orders\"\nlease_ttl = \"6s\"\n\n[connections.main]\n{}\n",
         db.connection_toml()
     );
     for table in INCREMENTAL {
