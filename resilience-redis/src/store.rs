@@ -1,6 +1,7 @@
 //! [`RedisStore`]: the [`SharedStore`] a profile's `[store] backend = "redis"` names.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -54,6 +55,8 @@ pub(crate) struct Inner {
     /// The shared breakers this process uses, by policy and key (looked up without
     /// allocating), each with its Redis key.
     views: RwLock<Views>,
+    /// The polls whose answer refreshed the views.
+    polls: AtomicU64,
     origin: Instant,
     counters: Arc<Counters>,
     add: Script,
@@ -118,6 +121,7 @@ impl RedisStore {
             lease: Script::new(&breaker::lease_script()),
             view: Script::new(breaker::VIEW),
             views: RwLock::default(),
+            polls: AtomicU64::new(0),
             origin: Instant::now(),
             counters: Arc::default(),
             add: Script::new(metrics::ADD),
@@ -211,6 +215,13 @@ impl RedisStore {
     pub fn breaker_view(&self, policy: &str, key: &str) -> Option<(BreakerState, u32)> {
         let view = self.inner.find_view(policy, key)?;
         Some((view.state(), view.failures()))
+    }
+
+    /// How many times this process has refreshed its breaker views from Redis (one
+    /// request every [`POLL`], once a shared breaker is in use): how stale a view can be,
+    /// counted in polls rather than in time.
+    pub fn breaker_polls(&self) -> u64 {
+        self.inner.polls.load(Ordering::Acquire)
     }
 
     /// The Redis key of a shared bucket.

@@ -1,12 +1,14 @@
 //! The breaker shared through Redis: process A sees the dependency fail and opens it;
-//! process B, which made no failing call, fails fast within one poll period (measured);
+//! process B, which made no failing call, fails fast at its next poll (counted, and the
+//! time measured);
 //! a probe from B closes it for everyone; half-open probes are leased fleet-wide.
 
 mod common;
 
+use std::io::{BufRead, BufReader};
 use std::num::NonZeroU32;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use common::{TestError, redis_url, unique_prefix, wall_micros};
@@ -63,7 +65,7 @@ async fn a_breaker_opened_by_another_process_fails_this_one_fast_and_a_probe_clo
     );
 
     let exe = std::env::current_exe().unwrap();
-    let a = Command::new(exe)
+    let mut a = Command::new(exe)
         .env("REDIS_URL", redis_url())
         .args(["--exact", "process_a", "--nocapture", "--test-threads=1"])
         .env("SHARED_BREAKER_PREFIX", &prefix)
@@ -71,10 +73,30 @@ async fn a_breaker_opened_by_another_process_fails_this_one_fast_and_a_probe_clo
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
+    // A reader notes how many polls B had made when A said Redis holds the open
+    // breaker: B's staleness is then counted in its own polls, which a loaded machine
+    // slows down together with everything else, not in wall-clock time.
+    let polls_when_opened = Arc::new(OnceLock::new());
+    let reader = {
+        let stdout = a.stdout.take().unwrap();
+        let (b_store, polls_when_opened) = (Arc::clone(&b_store), Arc::clone(&polls_when_opened));
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            for line in BufReader::new(stdout).lines() {
+                let line = line.unwrap();
+                if line.contains("OPENED ") {
+                    let _ = polls_when_opened.set(b_store.breaker_polls());
+                }
+                text.push_str(&line);
+                text.push('\n');
+            }
+            text
+        })
+    };
 
     // B calls a healthy dependency until the fleet's breaker stops it.
     let until = Instant::now() + Duration::from_secs(20);
-    let rejected_at = loop {
+    let (rejected_at, polls_when_rejected) = loop {
         assert!(Instant::now() < until, "B never saw the breaker A opened");
         match call(&b, false).await {
             Ok(()) => tokio::time::sleep(Duration::from_millis(1)).await,
@@ -83,14 +105,14 @@ async fn a_breaker_opened_by_another_process_fails_this_one_fast_and_a_probe_clo
                     matches!(failure.stop, Stop::CircuitOpen { .. }),
                     "{failure}"
                 );
-                break wall_micros();
+                break (wall_micros(), b_store.breaker_polls());
             }
             Err(e) => panic!("{e}"),
         }
     };
-    let out = a.wait_with_output().unwrap();
-    let text = String::from_utf8(out.stdout).unwrap();
-    assert!(out.status.success(), "{text}");
+    let status = a.wait().unwrap();
+    let text = reader.join().unwrap();
+    assert!(status.success(), "{text}");
     let opened_at: u64 = text
         .lines()
         .find_map(|l| l.split("OPENED ").nth(1))
@@ -98,12 +120,17 @@ async fn a_breaker_opened_by_another_process_fails_this_one_fast_and_a_probe_clo
         .parse()
         .unwrap();
     let staleness = Duration::from_micros(rejected_at.saturating_sub(opened_at));
-    println!("B failed fast {staleness:?} after A's third failure opened the breaker");
-    // The figure is printed (BENCHMARKS.md quotes it); the bound only catches a breaker
-    // that B never saw, and stays loose so a loaded machine does not fail it.
+    // The poll in flight when the breaker opened may have read the old state; the next
+    // one reads the open breaker; one more is slack for B's call loop.
+    let polls_when_opened = *polls_when_opened.get().expect("A said OPENED");
+    let polls = polls_when_rejected.saturating_sub(polls_when_opened);
+    println!(
+        "B failed fast {staleness:?} after A's third failure opened the breaker, \
+         {polls} of its polls after Redis held it"
+    );
     assert!(
-        staleness < Duration::from_secs(2),
-        "B saw the open breaker only after {staleness:?}"
+        polls <= 3,
+        "B failed fast only {polls} polls after the breaker opened ({staleness:?})"
     );
 
     // After recovery_timeout, B's next call is the fleet's probe; it succeeds and
@@ -132,7 +159,7 @@ async fn process_a() {
     for _ in 0..3 {
         assert!(call(&a, true).await.is_err());
     }
-    println!("OPENED {}", wall_micros());
+    let failed_at = wall_micros();
     let until = Instant::now() + Duration::from_secs(10);
     while store.breaker_view("dep", "db-1").map(|v| v.0) != Some(BreakerState::Open) {
         assert!(
@@ -141,6 +168,9 @@ async fn process_a() {
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    // A's view shows OPEN once Redis has answered A's third record: from here on every
+    // poll of B's reads the open breaker. The time is A's third failure's.
+    println!("OPENED {failed_at}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -48,6 +48,10 @@ pub fn answers(port: u16) -> bool {
 
 /// Starts `redis-server` on a free port, watched by a shell that stops it when this
 /// process is gone, and waits until it answers. Returns the port.
+///
+/// The shell waits for end of file on a pipe whose only writer is this process: the
+/// kernel closes it when this process exits, however it exits (`kill -9` included), so
+/// the server stops at once instead of at the next poll.
 // The watching shell outlives this process by design (it stops the server once this
 // process has exited); init reaps it then, so it never lingers as a zombie.
 #[allow(clippy::zombie_processes)]
@@ -57,17 +61,20 @@ fn start_throwaway() -> u16 {
         .expect("a free port")
         .port();
     let script = format!(
-        "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no >/dev/null 2>&1 & \
-         server=$!; while kill -0 {parent} 2>/dev/null; do sleep 1; done; kill $server",
-        parent = std::process::id()
+        "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no \
+         </dev/null >/dev/null 2>&1 & server=$!; cat >/dev/null; kill $server"
     );
-    Command::new("sh")
+    let mut watcher = Command::new("sh")
         .args(["-c", &script])
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("sh and redis-server on the PATH");
+    // Held open for the rest of this process's life; Rust opens pipes close-on-exec, so
+    // processes a test starts do not keep it open after this one is gone.
+    static WATCHED: OnceLock<std::process::ChildStdin> = OnceLock::new();
+    let _ = WATCHED.set(watcher.stdin.take().expect("a piped stdin"));
     let until = Instant::now() + Duration::from_secs(10);
     while !answers(port) {
         assert!(

@@ -55,6 +55,7 @@ impl Inner {
             for (view, row) in views.iter().zip(reply.chunks_exact(3)) {
                 view.update(row[0], row[1], row[2]);
             }
+            self.polls.fetch_add(1, Ordering::Release);
         }
     }
 
