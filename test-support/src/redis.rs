@@ -62,7 +62,7 @@ fn start_throwaway() -> u16 {
         .port();
     let script = format!(
         "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no \
-         </dev/null >/dev/null 2>&1 & server=$!; cat >/dev/null; kill $server"
+         </dev/null >/dev/null 2>&1 & server=$!; cat >/dev/null; kill $server; wait $server"
     );
     let mut watcher = Command::new("sh")
         .args(["-c", &script])
