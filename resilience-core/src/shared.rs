@@ -211,9 +211,11 @@ pub(crate) async fn admit(
     };
     match store.reserve(bucket, max_wait).await {
         Reservation::Go { wait } => {
-            // The time spent asking the store counts against the reserved wait.
-            let asked = Instant::now().saturating_duration_since(now);
-            let wait = wait.saturating_sub(asked);
+            // The slot is `wait` after the store read its clock, which it did after the
+            // request left and before the answer came back. Waiting `wait` from the
+            // answer is late by the answer's way back, never early: the dependency never
+            // sees calls closer together than the limit allows. (A late call does not
+            // push anyone else's slot back: the store hands the slots out.)
             if !wait.is_zero() {
                 slot.emit(Some(operation), EventKind::RateLimitWait { wait });
                 tokio::time::sleep(wait).await;
