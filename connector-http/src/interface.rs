@@ -1,6 +1,6 @@
-//! [`HttpConnector`] as a generic [`Connector`]: the declared streams are its tables,
-//! a page is a record batch, and the connection test and health check fetch a first
-//! page through the same resilient operation as a read.
+//! [`HttpConnector`] as a generic [`Connector`](resilience_core::connector::Connector):
+//! the declared streams are its tables, a page is a record batch, and the connection test
+//! and health check fetch a first page through the same resilient operation as a read.
 
 use std::time::Duration;
 
@@ -8,7 +8,7 @@ use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use futures_core::Stream;
 use futures_util::StreamExt;
-use resilience_core::connector::{ConnectionTestResult, Connector, ConnectorState};
+use resilience_core::connector::{ConnectionTestResult, serialize_millis};
 use resilience_core::health::KeyHealth;
 use resilience_core::{ErrorClass, Resilient, ResilientError};
 use serde::Serialize;
@@ -36,7 +36,7 @@ pub struct HttpHealth {
     /// Whether a first page came back.
     pub reachable: bool,
     /// How long it took (serialized as milliseconds).
-    #[serde(rename = "latency_ms", serialize_with = "millis")]
+    #[serde(rename = "latency_ms", serialize_with = "serialize_millis")]
     pub latency: Duration,
     /// Why not, when not.
     pub error: Option<String>,
@@ -44,10 +44,6 @@ pub struct HttpHealth {
     pub error_class: Option<ErrorClass>,
     /// The engine's view of the key (breaker, retries, rate limit), once used.
     pub resilience: Option<KeyHealth>,
-}
-
-fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64(d.as_secs_f64() * 1000.0)
 }
 
 impl HttpConnector {
@@ -193,39 +189,21 @@ impl HttpConnector {
     }
 }
 
-impl Connector for HttpConnector {
-    type Params = HttpParams;
-    type Error = HttpError;
-    type Table = DiscoveredStream;
-    type Health = HttpHealth;
-    type Schema = SchemaRef;
-    type Chunk = RecordBatch;
-    type Checkpoint = Checkpoint;
-    type IncrementalChunk = IncrementalChunk;
-    type IncrementalOptions = IncrementalOptions;
-
-    fn state(&self) -> ConnectorState {
-        HttpConnector::state(self)
-    }
-
-    fn configure(&mut self, params: HttpParams) -> Result<(), HttpError> {
-        HttpConnector::configure(self, params)
-    }
-
-    async fn test_connection(&self) -> Result<ConnectionTestResult, HttpError> {
-        HttpConnector::test_connection(self).await
+resilience_core::impl_connector! {
+    HttpConnector {
+        type Params = HttpParams;
+        type Error = HttpError;
+        type Table = DiscoveredStream;
+        type Health = HttpHealth;
+        type Schema = SchemaRef;
+        type Chunk = RecordBatch;
+        type Checkpoint = Checkpoint;
+        type IncrementalChunk = IncrementalChunk;
+        type IncrementalOptions = IncrementalOptions;
     }
 
     async fn discover(&self) -> Result<Vec<DiscoveredStream>, HttpError> {
         HttpConnector::discover(self)
-    }
-
-    async fn check_health(&self) -> Result<HttpHealth, HttpError> {
-        HttpConnector::check_health(self).await
-    }
-
-    async fn get_schema(&self, table: &str) -> Result<SchemaRef, HttpError> {
-        HttpConnector::get_schema(self, table).await
     }
 
     /// Pages are as large as the stream's `page_size`; `batch_size` is not used.

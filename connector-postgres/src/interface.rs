@@ -1,7 +1,7 @@
-//! [`PostgresConnector`] as a generic [`Connector`], for pipelines and the CLI.
+//! [`PostgresConnector`] as a generic [`Connector`](resilience_core::connector::Connector),
+//! for pipelines and the CLI.
 
 use futures_core::Stream;
-use resilience_core::connector::{ConnectionTestResult, Connector, ConnectorState};
 
 use crate::catalog::TableSchema;
 use crate::config::PgParams;
@@ -14,39 +14,21 @@ use crate::incremental::IncrementalChunk;
 use crate::incremental::IncrementalOptions;
 use crate::read::DataChunk;
 
-impl Connector for PostgresConnector {
-    type Params = PgParams;
-    type Error = PgError;
-    type Table = DiscoveredTable;
-    type Health = ConnectorHealth;
-    type Schema = TableSchema;
-    type Chunk = DataChunk;
-    type Checkpoint = Checkpoint;
-    type IncrementalChunk = IncrementalChunk;
-    type IncrementalOptions = IncrementalOptions;
-
-    fn state(&self) -> ConnectorState {
-        PostgresConnector::state(self)
-    }
-
-    fn configure(&mut self, params: PgParams) -> Result<(), PgError> {
-        PostgresConnector::configure(self, params)
-    }
-
-    async fn test_connection(&self) -> Result<ConnectionTestResult, PgError> {
-        PostgresConnector::test_connection(self).await
+resilience_core::impl_connector! {
+    PostgresConnector {
+        type Params = PgParams;
+        type Error = PgError;
+        type Table = DiscoveredTable;
+        type Health = ConnectorHealth;
+        type Schema = TableSchema;
+        type Chunk = DataChunk;
+        type Checkpoint = Checkpoint;
+        type IncrementalChunk = IncrementalChunk;
+        type IncrementalOptions = IncrementalOptions;
     }
 
     async fn discover(&self) -> Result<Vec<DiscoveredTable>, PgError> {
         PostgresConnector::discover(self).await
-    }
-
-    async fn check_health(&self) -> Result<ConnectorHealth, PgError> {
-        PostgresConnector::check_health(self).await
-    }
-
-    async fn get_schema(&self, table: &str) -> Result<TableSchema, PgError> {
-        PostgresConnector::get_schema(self, table).await
     }
 
     fn read<'a>(

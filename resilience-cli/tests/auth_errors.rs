@@ -12,7 +12,8 @@ use std::path::Path;
 use std::process::Output;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
-use common::{Scratch, resilient, rt, text};
+use common::secrets::{assert_not_printed, assert_not_written, with_secret};
+use common::{Scratch, resilient, rt, sync_cmd, text};
 use sqlx::{AssertSqlSafe, Connection, Executor};
 use test_support::postgres::ThrowawayCluster;
 
@@ -87,21 +88,14 @@ fn server() -> Arc<AuthServer> {
 /// Runs `resilient args...` in `dir`, with `password` in [`PASSWORD_ENV`] when given.
 fn run(dir: &Path, password: Option<&str>, args: &[&str]) -> Output {
     let mut cmd = resilient();
-    cmd.current_dir(dir).args(args).env_remove(PASSWORD_ENV);
-    if let Some(password) = password {
-        cmd.env(PASSWORD_ENV, password);
-    }
-    cmd.output().expect("the binary runs")
+    cmd.current_dir(dir).args(args);
+    with_secret(&mut cmd, PASSWORD_ENV, password)
+        .output()
+        .expect("the binary runs")
 }
 
 fn assert_no_secret(out: &Output) {
-    let (stdout, stderr) = text(out);
-    for secret in [WRONG, RIGHT] {
-        assert!(
-            !stdout.contains(secret) && !stderr.contains(secret),
-            "a password was printed:\nstdout: {stdout}\nstderr: {stderr}"
-        );
-    }
+    assert_not_printed(out, &[WRONG, RIGHT]);
 }
 
 /// Writes `p.toml`: one full source `items` over `auth_items`, connecting as the login
@@ -118,32 +112,15 @@ fn pipeline(dir: &Scratch, port: u16) {
 }
 
 fn sync(dir: &Scratch, password: &str) -> Output {
-    let args = [
-        "sync",
-        "--config",
-        "p.toml",
-        "--output",
-        "out",
-        "--state",
-        "st/state.json",
-    ];
-    run(dir.path(), Some(password), &args)
+    let mut cmd = sync_cmd(dir.path(), &[]);
+    with_secret(&mut cmd, PASSWORD_ENV, Some(password))
+        .output()
+        .expect("the binary runs")
 }
 
 /// No file under `sub` of `dir` contains a password.
 fn assert_no_secret_in_files(dir: &Scratch, sub: &str) {
-    for name in dir.files(sub) {
-        let path = dir.path().join(sub).join(&name);
-        let body = std::fs::read(&path).unwrap_or_default();
-        let body = String::from_utf8_lossy(&body);
-        for secret in [WRONG, RIGHT] {
-            assert!(
-                !body.contains(secret),
-                "{} holds a password",
-                path.display()
-            );
-        }
-    }
+    assert_not_written(dir.path(), sub, &[WRONG, RIGHT]);
 }
 
 fn health_with_wrong_password() -> (Output, String, String) {
@@ -234,17 +211,7 @@ fn trace_logs_hold_no_password_in_any_form() {
             .expect("the binary runs");
         assert_no_secret(&out);
     }
-    let out = resilient()
-        .current_dir(dir.path())
-        .args([
-            "sync",
-            "--config",
-            "p.toml",
-            "--output",
-            "out",
-            "--state",
-            "st/s.json",
-        ])
+    let out = sync_cmd(dir.path(), &[])
         .env(PASSWORD_ENV, RIGHT)
         .env("RUST_LOG", "trace")
         .output()

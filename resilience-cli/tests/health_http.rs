@@ -2,23 +2,29 @@
 //! a live request classified by debug, a refused credential (exit 2, said once, the
 //! secret nowhere), missing settings (exit 2).
 
-use std::process::Command;
+mod common;
 
+use std::path::Path;
+use std::process::Output;
+
+use common::{Scratch, resilient};
 use sqlx::postgres::PgPoolOptions;
 use test_support::http::{ApiServer, Table};
 use test_support::postgres::pick_server;
 
-fn resilient() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_resilient"));
-    for var in [
-        "DATABASE_URL",
-        "RESILIENCE_PROFILE",
-        "RESILIENCE_POLICY_DIR",
-        "RUST_LOG",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd
+/// `resilient debug --connector http --resilience` on the settings file `config`.
+fn debug(config: &Path) -> Output {
+    resilient()
+        .args([
+            "debug",
+            "--connector",
+            "http",
+            "--resilience",
+            "--api-config",
+        ])
+        .arg(config)
+        .output()
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -40,10 +46,9 @@ async fn health_of_an_api_reports_reachability_and_refusals() {
     let server = ApiServer::start(pool, vec![Table::new("items", "id")], Some("r1ght".into()))
         .await
         .unwrap();
-    let dir = std::env::temp_dir().join(format!("http-cli-health-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let token = dir.join("token");
-    let config = dir.join("api.toml");
+    let scratch = Scratch::new("http-health");
+    let token = scratch.path().join("token");
+    let config = scratch.path().join("api.toml");
     std::fs::write(
         &config,
         format!(
@@ -80,17 +85,7 @@ async fn health_of_an_api_reports_reachability_and_refusals() {
         1,
     );
     server.clear_requests();
-    let out = resilient()
-        .args([
-            "debug",
-            "--connector",
-            "http",
-            "--resilience",
-            "--api-config",
-        ])
-        .arg(&config)
-        .output()
-        .unwrap();
+    let out = debug(&config);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),
@@ -104,17 +99,7 @@ async fn health_of_an_api_reports_reachability_and_refusals() {
         "{text}"
     );
     assert_eq!(server.requests().len(), 1, "one attempt only");
-    let out = resilient()
-        .args([
-            "debug",
-            "--connector",
-            "http",
-            "--resilience",
-            "--api-config",
-        ])
-        .arg(&config)
-        .output()
-        .unwrap();
+    let out = debug(&config);
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("Live request: answered in"));
 
@@ -144,5 +129,4 @@ async fn health_of_an_api_reports_reachability_and_refusals() {
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("--connector http needs --api-config FILE")
     );
-    let _ = std::fs::remove_dir_all(dir);
 }

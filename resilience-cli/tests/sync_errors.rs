@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Scratch, TestDb, run_in, text};
+use common::{Scratch, TestDb, run_in, sync_in, text};
 
 const SOURCE: &str = r#"
 [[sources]]
@@ -25,17 +25,7 @@ fn pipeline(dir: &Scratch, connection: &str, sources: &str) -> &'static str {
 }
 
 fn sync(dir: &Scratch, extra: &[&str]) -> (Option<i32>, String) {
-    let mut args = vec![
-        "sync",
-        "--config",
-        "p.toml",
-        "--output",
-        "out",
-        "--state",
-        "st/state.json",
-    ];
-    args.extend_from_slice(extra);
-    let out = run_in(dir.path(), &args);
+    let out = sync_in(dir.path(), extra);
     let (_, stderr) = text(&out);
     (out.status.code(), stderr)
 }

@@ -16,16 +16,7 @@ fn pipeline(dir: &Scratch, db: &TestDb, table: &str) {
 }
 
 fn sync(dir: &Scratch, format: &str) {
-    let args = [
-        "sync",
-        "--config",
-        "p.toml",
-        "--output",
-        "out",
-        "--state",
-        "st/state.json",
-    ];
-    let out = run_in(dir.path(), &[&args[..], &["--format", format]].concat());
+    let out = sync_in(dir.path(), &["--format", format]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out).1);
 }
 

@@ -10,15 +10,18 @@
 mod common;
 
 use std::path::Path;
-use std::process::Stdio;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::roundtrip::{connect, load_back, mismatches, outputs};
-use common::{Scratch, TestDb, resilient, text};
+use common::secrets::{assert_not_printed, assert_not_written, with_secret};
+use common::{Scratch, TestDb, text};
 use sqlx::postgres::PgPoolOptions;
 use test_support::http::{ApiServer, Fault, RetryAfter, Table};
 
 const SECRET: &str = "tok-7f3a9c-never-print-me";
+/// The variable the API's settings read the token from.
+const TOKEN_ENV: &str = "SYNC_HTTP_TOKEN";
 
 /// Rows `from..=to` of `items`: three rows per cursor value (ties a page boundary falls
 /// inside), text with commas, quotes and line breaks, NULLs, floats and booleans.
@@ -111,23 +114,18 @@ fn files(dir: &Path, server: &ApiServer, mode: &str, extra: &str) {
     .unwrap();
 }
 
-fn sync(dir: &Scratch, extra: &[&str]) -> std::process::Output {
-    let mut args = vec![
-        "sync",
-        "--config",
-        "p.toml",
-        "--output",
-        "out",
-        "--state",
-        "st/state.json",
-    ];
-    args.extend_from_slice(extra);
-    resilient()
-        .current_dir(dir.path())
-        .env("SYNC_HTTP_TOKEN", SECRET)
-        .args(&args)
+/// `resilient sync` in `dir` (see [`common::sync_cmd`]) with `token` as the API's.
+fn sync_cmd(dir: &Scratch, token: &str, extra: &[&str]) -> Command {
+    let mut cmd = common::sync_cmd(dir.path(), extra);
+    with_secret(&mut cmd, TOKEN_ENV, Some(token));
+    cmd
+}
+
+/// `resilient sync` in `dir` with the right token.
+fn sync(dir: &Scratch, extra: &[&str]) -> Output {
+    sync_cmd(dir, SECRET, extra)
         .output()
-        .unwrap()
+        .expect("the binary runs")
 }
 
 /// The output of `dir` in `format`, loaded back, compared with `items`.
@@ -161,22 +159,12 @@ fn assert_retry_after_honoured(server: &ApiServer) {
 }
 
 /// The secret is in none of the run's output, its state or its journal.
-fn assert_no_secret(dir: &Scratch, outputs: &[&std::process::Output]) {
+fn assert_no_secret(dir: &Scratch, outputs: &[&Output]) {
     for out in outputs {
-        let (stdout, stderr) = text(out);
-        assert!(
-            !stdout.contains(SECRET) && !stderr.contains(SECRET),
-            "{stderr}"
-        );
+        assert_not_printed(out, &[SECRET]);
     }
-    for entry in std::fs::read_dir(dir.path().join("st")).unwrap().flatten() {
-        let body = std::fs::read(entry.path()).unwrap();
-        assert!(
-            !String::from_utf8_lossy(&body).contains(SECRET),
-            "{:?} holds the secret",
-            entry.path()
-        );
-    }
+    assert!(dir.path().join("st").is_dir(), "the runs wrote a state");
+    assert_not_written(dir.path(), "st", &[SECRET]);
 }
 
 #[test]
@@ -222,20 +210,7 @@ fn incremental_sync_rides_out_faults_resumes_after_a_kill_and_then_takes_only_ne
     server.clear_requests();
     server.pass(4);
     server.push_fault(Fault::Slow(Duration::from_secs(60)), 1);
-    let mut child = resilient()
-        .current_dir(dir.path())
-        .env("SYNC_HTTP_TOKEN", SECRET)
-        .args([
-            "sync",
-            "--config",
-            "p.toml",
-            "--output",
-            "out",
-            "--state",
-            "st/state.json",
-            "--format",
-            "csv",
-        ])
+    let mut child = sync_cmd(&dir, SECRET, &["--format", "csv"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -308,91 +283,113 @@ fn full_sync_rides_out_faults_in_json_lines_and_parquet() {
     }
 }
 
+/// A pipeline or settings file that is wrong, and what the refusal (exit 2) must say.
+struct BadSettings {
+    mode: &'static str,
+    /// Lines added to the source in `p.toml`.
+    extra: &'static str,
+    /// A text of `api.toml` and what it becomes.
+    settings_edit: Option<(&'static str, &'static str)>,
+    /// What stderr must hold.
+    wants: &'static [&'static str],
+}
+
+const BAD_SETTINGS: [BadSettings; 6] = [
+    BadSettings {
+        mode: "incremental",
+        extra: "cursor_field = \"updated_at\"\nstream = \"nope\"\n",
+        settings_edit: None,
+        wants: &["p.toml:", "unknown stream `nope`", "items, tagged"],
+    },
+    BadSettings {
+        mode: "full",
+        extra: "table = \"items\"\n",
+        settings_edit: None,
+        wants: &[
+            "p.toml:",
+            "`table` does not apply to type = \"http\"",
+            "settings, stream",
+        ],
+    },
+    BadSettings {
+        mode: "incremental",
+        extra: "cursor_field = \"updated_at\"\nlookback = \"soon\"\n",
+        settings_edit: None,
+        wants: &["p.toml:", "invalid lookback `soon`", "\"5m\""],
+    },
+    BadSettings {
+        mode: "full",
+        extra: "policy = \"nope\"\n",
+        settings_edit: None,
+        wants: &["p.toml:", "unknown policy `nope`", "api"],
+    },
+    BadSettings {
+        mode: "incremental",
+        extra: "",
+        settings_edit: None,
+        wants: &["p.toml:", "needs cursor_field"],
+    },
+    // A settings file that does not parse: its own file:line named.
+    BadSettings {
+        mode: "full",
+        extra: "",
+        settings_edit: Some(("page_size = 10", "page_size = 10\npages = 3")),
+        wants: &["p.toml:", "api.toml:8:", "pages"],
+    },
+];
+
+impl BadSettings {
+    /// Writes the files into `dir`, runs the sync and says what it got wrong.
+    fn misses(&self, dir: &Scratch, server: &ApiServer) -> Vec<String> {
+        files(dir.path(), server, self.mode, self.extra);
+        if let Some((from, to)) = self.settings_edit {
+            let api = std::fs::read_to_string(dir.path().join("api.toml")).unwrap();
+            assert!(api.contains(from), "{from:?} not in {api}");
+            std::fs::write(dir.path().join("api.toml"), api.replace(from, to)).unwrap();
+        }
+        let out = sync(dir, &[]);
+        let (_, stderr) = text(&out);
+        let case = format!("{} {:?} {:?}", self.mode, self.extra, self.settings_edit);
+        let mut misses = Vec::new();
+        if out.status.code() != Some(2) {
+            misses.push(format!(
+                "{case}: exit {:?}, want 2: {stderr}",
+                out.status.code()
+            ));
+        }
+        for want in self.wants {
+            if !stderr.contains(want) {
+                misses.push(format!("{case}: want {want:?} in {stderr}"));
+            }
+        }
+        misses
+    }
+}
+
 #[test]
 fn bad_settings_are_located_and_unwritable_types_refused_before_writing() {
     let db = database("http_bad");
     let rt = server_runtime();
     let server = serve(&db, &rt);
     let dir = Scratch::new("http-bad");
-    let cases: [(&str, &str, &[&str]); 5] = [
-        (
-            "incremental",
-            "cursor_field = \"updated_at\"\nstream = \"nope\"\n",
-            &["p.toml:", "unknown stream `nope`", "items, tagged"],
-        ),
-        (
-            "full",
-            "table = \"items\"\n",
-            &[
-                "p.toml:",
-                "`table` does not apply to type = \"http\"",
-                "settings, stream",
-            ],
-        ),
-        (
-            "incremental",
-            "cursor_field = \"updated_at\"\nlookback = \"soon\"\n",
-            &["p.toml:", "invalid lookback `soon`", "\"5m\""],
-        ),
-        (
-            "full",
-            "policy = \"nope\"\n",
-            &["p.toml:", "unknown policy `nope`", "api"],
-        ),
-        ("incremental", "", &["p.toml:", "needs cursor_field"]),
-    ];
-    for (mode, extra, wants) in cases {
-        files(dir.path(), &server, mode, extra);
-        let out = sync(&dir, &[]);
-        let (_, stderr) = text(&out);
-        assert_eq!(out.status.code(), Some(2), "{extra}: {stderr}");
-        for want in wants {
-            assert!(stderr.contains(want), "{extra}: want {want:?} in {stderr}");
-        }
-    }
-    // A settings file that does not parse: its own file:line named.
-    files(dir.path(), &server, "full", "");
-    let api = std::fs::read_to_string(dir.path().join("api.toml")).unwrap();
-    std::fs::write(
-        dir.path().join("api.toml"),
-        api.replace("page_size = 10", "page_size = 10\npages = 3"),
-    )
-    .unwrap();
-    let out = sync(&dir, &[]);
-    let (_, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains("p.toml:") && stderr.contains("api.toml:8:"),
-        "{stderr}"
-    );
-    assert!(stderr.contains("pages"), "{stderr}");
+    // Every case is run and every miss reported, so one change that moves several
+    // messages shows them all.
+    let failures: Vec<String> = BAD_SETTINGS
+        .iter()
+        .flat_map(|case| case.misses(&dir, &server))
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 
     // A wrong credential: refused, said clearly, neither token printed.
     files(dir.path(), &server, "full", "");
     let wrong = "wrong-token-8d1e";
-    let out = resilient()
-        .current_dir(dir.path())
-        .env("SYNC_HTTP_TOKEN", wrong)
-        .args([
-            "sync",
-            "--config",
-            "p.toml",
-            "--output",
-            "out",
-            "--state",
-            "st/state.json",
-        ])
+    let out = sync_cmd(&dir, wrong, &[])
         .output()
-        .unwrap();
-    let (stdout, stderr) = text(&out);
+        .expect("the binary runs");
+    let (_, stderr) = text(&out);
     assert_ne!(out.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("source `items`"), "{stderr}");
-    for token in [wrong, SECRET] {
-        assert!(
-            !stderr.contains(token) && !stdout.contains(token),
-            "{stderr}"
-        );
-    }
+    assert_not_printed(&out, &[wrong, SECRET]);
     assert!(outputs(&dir, "csv").is_empty());
 
     // An inferred array column: CSV cannot write it; refused before any file, exit 2.

@@ -14,7 +14,7 @@ use std::process::{Child, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
-use common::{Scratch, resilient};
+use common::{Scratch, sync_cmd};
 
 const PIPELINE: &str = r#"
 [connections.main]
@@ -44,19 +44,7 @@ struct Running {
 
 impl Running {
     fn start(dir: &Scratch, extra: &[&str]) -> Running {
-        let mut child = resilient()
-            .current_dir(dir.path())
-            .args([
-                "sync",
-                "--config",
-                "p.toml",
-                "--output",
-                "out",
-                "--state",
-                "st/state.json",
-                "--policy-dir",
-                "pol",
-            ])
+        let mut child = sync_cmd(dir.path(), &["--policy-dir", "pol"])
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -186,18 +174,7 @@ fn watch_policies_reloads_when_a_policy_file_changes() {
 #[test]
 fn watch_policies_needs_a_policy_folder() {
     let dir = scratch("reload-nodir");
-    let out = resilient()
-        .current_dir(dir.path())
-        .args([
-            "sync",
-            "--config",
-            "p.toml",
-            "--output",
-            "out",
-            "--state",
-            "st/state.json",
-            "--watch-policies",
-        ])
+    let out = sync_cmd(dir.path(), &["--watch-policies"])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);

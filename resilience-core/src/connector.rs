@@ -62,11 +62,13 @@ pub struct ConnectionTestResult {
     /// The server's version string, when connected.
     pub server_version: Option<String>,
     /// Time from the start of the test to the answer (serialized as `latency_ms`).
-    #[serde(rename = "latency_ms", serialize_with = "millis")]
+    #[serde(rename = "latency_ms", serialize_with = "serialize_millis")]
     pub latency: Duration,
 }
 
-fn millis<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+/// Serializes a duration as fractional milliseconds, as every connector report writes a
+/// latency (`#[serde(serialize_with = "...")]`).
+pub fn serialize_millis<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64() * 1000.0)
 }
 
@@ -136,6 +138,66 @@ pub trait Connector: Resilient + Send + Sync {
         batch_size: usize,
         options: Self::IncrementalOptions,
     ) -> impl Stream<Item = Result<Self::IncrementalChunk, Self::Error>> + Send + 'a;
+}
+
+/// Implements [`Connector`] for a type whose inherent methods of the same names do the
+/// work, so that they stay callable without the trait in scope: the associated types are
+/// given, `state`, `configure`, `test_connection`, `check_health` and `get_schema`
+/// forward to the inherent methods, and the items that follow the types (`discover`,
+/// `read`, `read_incremental`, whose signatures differ between connectors) are written
+/// out by the connector.
+///
+/// ```ignore
+/// resilience_core::impl_connector! {
+///     MyConnector {
+///         type Params = MyParams;
+///         // ... every associated type of `Connector`
+///     }
+///     async fn discover(&self) -> Result<Vec<MyTable>, MyError> {
+///         MyConnector::discover(self).await
+///     }
+///     // ... `read` and `read_incremental`
+/// }
+/// ```
+#[macro_export]
+macro_rules! impl_connector {
+    (
+        $connector:ty {
+            $(type $name:ident = $value:ty;)*
+        }
+        $($own:tt)*
+    ) => {
+        impl $crate::connector::Connector for $connector {
+            $(type $name = $value;)*
+
+            fn state(&self) -> $crate::connector::ConnectorState {
+                <$connector>::state(self)
+            }
+
+            fn configure(&mut self, params: Self::Params) -> ::core::result::Result<(), Self::Error> {
+                <$connector>::configure(self, params)
+            }
+
+            async fn test_connection(
+                &self,
+            ) -> ::core::result::Result<$crate::connector::ConnectionTestResult, Self::Error> {
+                <$connector>::test_connection(self).await
+            }
+
+            async fn check_health(&self) -> ::core::result::Result<Self::Health, Self::Error> {
+                <$connector>::check_health(self).await
+            }
+
+            async fn get_schema(
+                &self,
+                table: &str,
+            ) -> ::core::result::Result<Self::Schema, Self::Error> {
+                <$connector>::get_schema(self, table).await
+            }
+
+            $($own)*
+        }
+    };
 }
 
 #[cfg(test)]

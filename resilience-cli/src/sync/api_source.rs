@@ -32,7 +32,8 @@ use crate::echo;
 use crate::error::CliError;
 use connector_postgres::{IncrementalOptions as PgIncremental, PgParams, ReadOptions};
 
-use crate::sync::config::{DEFAULT_BATCH, RawSource, Source, SyncMode};
+use crate::sync::config::raw::RawSource;
+use crate::sync::config::{DEFAULT_BATCH, Source, SyncMode};
 use crate::sync::location::{Location, Locations, locate};
 
 /// The keys of a `type = "http"` source.

@@ -42,23 +42,26 @@
 //! Unknown keys are errors, and every error names `file:line:column`. Passwords are only
 //! ever named (`password_env`), so a pipeline file can be committed and printed safely.
 
+mod incremental;
+mod postgres;
+pub(super) mod raw;
+
 use std::collections::{BTreeMap, HashSet};
 use std::num::NonZeroUsize;
 use std::ops::Range;
 use std::path::Path;
 
-use connector_postgres::{IncrementalOptions, Lag, NullCursor, PageSize, PgParams, ReadOptions};
+use connector_postgres::{IncrementalOptions, NullCursor, PgParams, ReadOptions};
 use resilience_core::policy::PolicySet;
 use serde::Deserialize;
-use toml::Spanned;
 
 use crate::echo;
 use crate::error::CliError;
 use crate::sync::api_source::{self, ApiSource};
-use crate::sync::connection::{RawConnection, connection};
+use crate::sync::connection::connection;
 use crate::sync::location::{Locations, locate};
-use crate::sync::read_options::{self, ReadKeys};
 use crate::sync::workers;
+use raw::{RawPipeline, SourceType};
 
 /// How a source is copied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -68,65 +71,6 @@ pub enum SyncMode {
     Full,
     /// Only rows after the last checkpoint, appended as new part files.
     Incremental,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub(super) enum SourceType {
-    Postgres,
-    Http,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSettings {
-    batch_size: Option<NonZeroUsize>,
-    commit_rows: Option<NonZeroUsize>,
-    page_size: Option<Spanned<toml::Value>>,
-    page_memory_mb: Option<Spanned<NonZeroUsize>>,
-    partitions: Option<Spanned<toml::Value>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawSource {
-    pub(super) name: Spanned<String>,
-    #[serde(rename = "type")]
-    pub(super) kind: SourceType,
-    pub(super) connection: Option<Spanned<String>>,
-    pub(super) table: Option<Spanned<String>>,
-    pub(super) settings: Option<Spanned<String>>,
-    pub(super) stream: Option<Spanned<String>>,
-    pub(super) cursor_param: Option<Spanned<String>>,
-    pub(super) lookback: Option<Spanned<String>>,
-    pub(super) sync_mode: SyncMode,
-    pub(super) cursor_field: Option<Spanned<String>>,
-    pub(super) policy: Option<Spanned<String>>,
-    pub(super) batch_size: Option<NonZeroUsize>,
-    pub(super) null_cursor: Option<Spanned<RawNullCursor>>,
-    pub(super) lag: Option<Spanned<toml::Value>>,
-    pub(super) page_size: Option<Spanned<toml::Value>>,
-    pub(super) page_memory_mb: Option<Spanned<NonZeroUsize>>,
-    pub(super) partitions: Option<Spanned<toml::Value>>,
-}
-
-/// `null_cursor = "skip" | "error"`.
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub(super) enum RawNullCursor {
-    Skip,
-    Error,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawPipeline {
-    #[serde(default)]
-    pipeline: RawSettings,
-    #[serde(default)]
-    connections: BTreeMap<String, Spanned<RawConnection>>,
-    sources: Vec<Spanned<RawSource>>,
-    state: Option<Spanned<workers::RawState>>,
 }
 
 /// One source, resolved and validated.
@@ -224,155 +168,27 @@ pub fn load(
                 format!("source `{name}` is declared twice"),
             ));
         }
-        if let SourceType::Http = src.kind {
-            if src.sync_mode == SyncMode::Incremental && src.cursor_field.is_none() {
-                return Err(at(
-                    spanned.span(),
-                    format!("source `{name}`: sync_mode = \"incremental\" needs cursor_field"),
-                ));
+        let source = match src.kind {
+            SourceType::Http => {
+                if src.sync_mode == SyncMode::Incremental && src.cursor_field.is_none() {
+                    return Err(at(
+                        spanned.span(),
+                        format!("source `{name}`: sync_mode = \"incremental\" needs cursor_field"),
+                    ));
+                }
+                api_source::source(path, src, spanned.span(), policies, &at, &loc)?
             }
-            sources.push(api_source::source(
-                path,
-                src,
-                spanned.span(),
+            SourceType::Postgres => postgres::source(
+                spanned,
+                &raw,
+                &connections,
                 policies,
+                override_url,
                 &at,
                 &loc,
-            )?);
-            continue;
-        }
-        let span = |v: &Option<Spanned<String>>| v.as_ref().map(Spanned::span);
-        api_source::foreign_keys(
-            name,
-            "postgres",
-            &[
-                ("settings", span(&src.settings)),
-                ("stream", span(&src.stream)),
-                ("cursor_param", span(&src.cursor_param)),
-                ("lookback", span(&src.lookback)),
-            ],
-            "connection, table, sync_mode, cursor_field, policy, batch_size, null_cursor, \
-             lag, page_size, page_memory_mb, partitions",
-            &at,
-        )?;
-        let (Some(conn_name), Some(table)) = (&src.connection, &src.table) else {
-            return Err(at(
-                spanned.span(),
-                format!(
-                    "source `{name}`: type = \"postgres\" needs connection = \"NAME\" (one of \
-                     [connections.NAME]) and table = \"TABLE\""
-                ),
-            ));
+            )?,
         };
-        let mut params = match override_url {
-            Some(url) => crate::connect::params_from_url(url, "--database-url")?,
-            None => connections
-                .get(conn_name.get_ref().as_str())
-                .cloned()
-                .ok_or_else(|| {
-                    let known: Vec<&str> = connections.keys().copied().collect();
-                    at(
-                        conn_name.span(),
-                        format!(
-                            "unknown connection {}, expected one of: {}",
-                            echo::echo(conn_name.get_ref()),
-                            if known.is_empty() {
-                                "(none declared under [connections.NAME])".to_owned()
-                            } else {
-                                known.join(", ")
-                            }
-                        ),
-                    )
-                })?,
-        };
-        if let Some(policy) = &src.policy {
-            if policies.get(policy.get_ref()).is_none() {
-                let known: Vec<&str> = policies.names().collect();
-                return Err(at(
-                    policy.span(),
-                    format!(
-                        "unknown policy {}, expected one of: {}",
-                        echo::echo(policy.get_ref()),
-                        known.join(", ")
-                    ),
-                ));
-            }
-            params.policy = policy.get_ref().clone();
-        }
-        if src.sync_mode == SyncMode::Incremental && src.cursor_field.is_none() {
-            return Err(at(
-                spanned.span(),
-                format!("source `{name}`: sync_mode = \"incremental\" needs cursor_field"),
-            ));
-        }
-        let batch_size = src
-            .batch_size
-            .or(raw.pipeline.batch_size)
-            .map_or(DEFAULT_BATCH, NonZeroUsize::get);
-        let keys = ReadKeys {
-            page_size: src.page_size.as_ref(),
-            page_memory_mb: src.page_memory_mb.as_ref(),
-            partitions: src.partitions.as_ref(),
-        };
-        if let (SyncMode::Incremental, Some(partitions)) = (src.sync_mode, &src.partitions) {
-            return Err(at(
-                partitions.span(),
-                format!(
-                    "source `{name}`: `partitions` only applies to sync_mode = \"full\"; an \
-                     incremental source reads in one stream, in cursor order"
-                ),
-            ));
-        }
-        let pipeline_keys = ReadKeys {
-            page_size: raw.pipeline.page_size.as_ref(),
-            page_memory_mb: raw.pipeline.page_memory_mb.as_ref(),
-            partitions: match src.sync_mode {
-                SyncMode::Full => raw.pipeline.partitions.as_ref(),
-                // The pipeline's partitions are for its full sources.
-                SyncMode::Incremental => None,
-            },
-        };
-        let read = read_options::resolve(keys, pipeline_keys, batch_size, &at)?;
-        if src.sync_mode == SyncMode::Full {
-            params.pool_size = read_options::pool_for(&read, params.pool_size);
-        }
-        let mut incremental = incremental_options(src, name, &at)?;
-        let batch_size = match (src.sync_mode, read.page_size) {
-            // A fixed page size is a promise about part chunks: pages of exactly that many
-            // rows (the last one fewer), retries included.
-            (SyncMode::Incremental, PageSize::Fixed(rows)) => {
-                incremental = incremental.adaptive_pages(false);
-                rows
-            }
-            _ => batch_size,
-        };
-        incremental = incremental.page_memory(read.page_memory);
-        let at = Locations {
-            source: loc(spanned.span()),
-            table: loc(table.span()),
-            cursor_field: src.cursor_field.as_ref().map(|c| loc(c.span())),
-            lag: src.lag.as_ref().map(|l| loc(l.span())),
-            null_cursor: src.null_cursor.as_ref().map(|n| loc(n.span())),
-            connection: match override_url {
-                Some(_) => None,
-                None => raw
-                    .connections
-                    .get(conn_name.get_ref().as_str())
-                    .map(|c| loc(c.span())),
-            },
-        };
-        sources.push(Source {
-            name: name.clone(),
-            params,
-            table: table.get_ref().clone(),
-            mode: src.sync_mode,
-            cursor_field: src.cursor_field.as_ref().map(|c| c.get_ref().clone()),
-            batch_size,
-            read,
-            incremental,
-            at,
-            api: None,
-        });
+        sources.push(source);
     }
     Ok(Pipeline {
         sources,
@@ -389,71 +205,6 @@ pub fn load(
     })
 }
 
-/// `null_cursor` and `lag` of an incremental source; set on a full source, an error.
-fn incremental_options(
-    src: &RawSource,
-    name: &str,
-    at: &impl Fn(Range<usize>, String) -> CliError,
-) -> Result<IncrementalOptions, CliError> {
-    if src.sync_mode == SyncMode::Full {
-        for (key, span) in [
-            ("null_cursor", src.null_cursor.as_ref().map(Spanned::span)),
-            ("lag", src.lag.as_ref().map(Spanned::span)),
-        ] {
-            if let Some(span) = span {
-                return Err(at(
-                    span,
-                    format!("source `{name}`: `{key}` only applies to sync_mode = \"incremental\""),
-                ));
-            }
-        }
-    }
-    let null_cursor = match src.null_cursor.as_ref().map(|n| *n.get_ref()) {
-        None => DEFAULT_NULL_CURSOR,
-        Some(RawNullCursor::Skip) => NullCursor::Skip,
-        Some(RawNullCursor::Error) => NullCursor::Error,
-    };
-    let mut options = IncrementalOptions::new()
-        .null_cursor(null_cursor)
-        .adaptive_pages(true);
-    if let Some(lag) = &src.lag {
-        let expected = "expected a duration such as \"30s\" or \"5m\" (date and timestamp \
-                        cursors) or a whole number of units (integer cursors)";
-        let value = match lag.get_ref() {
-            toml::Value::Integer(n) if *n >= 0 => Lag::Units(*n),
-            toml::Value::Integer(n) => {
-                return Err(at(
-                    lag.span(),
-                    format!("source `{name}`: lag must not be negative, got {n}; {expected}"),
-                ));
-            }
-            toml::Value::String(text) => {
-                Lag::Time(humantime::parse_duration(text.trim()).map_err(|e| {
-                    at(
-                        lag.span(),
-                        format!(
-                            "source `{name}`: invalid lag {}: {e}; {expected}",
-                            echo::echo(text)
-                        ),
-                    )
-                })?)
-            }
-            other => {
-                return Err(at(
-                    lag.span(),
-                    format!(
-                        "source `{name}`: invalid lag {}, a {}; {expected}",
-                        echo::clip(&other.to_string()),
-                        other.type_str()
-                    ),
-                ));
-            }
-        };
-        options = options.lag(value);
-    }
-    Ok(options)
-}
-
 /// A `file:line:column` error for byte offset `offset` of `text`.
 fn located(file: &Path, text: &str, offset: usize, message: String) -> CliError {
     locate(file, text, offset).error(message)
@@ -461,7 +212,7 @@ fn located(file: &Path, text: &str, offset: usize, message: String) -> CliError 
 
 #[cfg(test)]
 mod tests {
-    use connector_postgres::Credential;
+    use connector_postgres::{Credential, Lag};
 
     use super::*;
 

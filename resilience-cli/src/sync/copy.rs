@@ -1,9 +1,7 @@
 //! Copying one source: a full snapshot, or the next incremental parts.
 //!
 //! Both paths follow the same rule: write a file, make it durable, then advance the state;
-//! never the other way round. A run cancelled (Ctrl-C) between a file's commit and the
-//! state's (which awaits the store when the state is shared) leaves what a SIGKILL there
-//! leaves: one part file the state does not list, removed by the next run.
+//! never the other way round ([`commit`](super::commit)).
 
 use std::path::Path;
 use std::pin::pin;
@@ -17,6 +15,7 @@ use crate::args::Format;
 use crate::connect;
 use crate::echo::clip;
 use crate::error::CliError;
+use crate::sync::commit::{self, Parts, Position};
 use crate::sync::config::{Source, SyncMode};
 use crate::sync::ownership::{Claim, remove_orphans};
 use crate::sync::progress::Progress;
@@ -54,6 +53,15 @@ pub(crate) fn reset_hint(source: &str, state: &Path) -> String {
          source's files `{source}.*` in the output folder, or use a new --state and --output",
         state.display()
     )
+}
+
+/// Refuses to run `source` in incremental mode over the full snapshot its state records.
+pub(super) fn synced_in_full(source: &Source, state: &StateFile) -> CliError {
+    source.at.source.error(format!(
+        "source `{}` was synced in full mode with this state; {}",
+        source.name,
+        reset_hint(&source.name, state.path())
+    ))
 }
 
 /// Refuses to run `source` in full mode over a state entry written for something else:
@@ -174,27 +182,7 @@ async fn full(
     }
     // An empty table still gets a file (a header, a schema), so "no rows" is
     // distinguishable from "never synced".
-    let rows = file.rows();
-    ctx.claim.before_commit(state)?;
-    let path = file.commit()?;
-    state
-        .commit(
-            &source.name,
-            SourceState::Full {
-                table: source.table.clone(),
-                format: ctx.format.extension().to_owned(),
-                rows,
-                completed_at: now(),
-            },
-        )
-        .await?;
-    progress.clear();
-    tracing::info!(source = %source.name, rows, rate = format!("{:.0}", progress.rate()),
-        file = %path.display(), "full sync committed");
-    Ok(Outcome {
-        rows,
-        null_cursor_rows: 0,
-    })
+    commit::full(ctx, source, state, file, &mut progress).await
 }
 
 async fn incremental(
@@ -206,7 +194,7 @@ async fn incremental(
 ) -> Result<Outcome, CliError> {
     let cursor = source.cursor_field.clone().unwrap_or_default();
     let format = ctx.format.extension().to_owned();
-    let (mut checkpoint, mut next_part, mut total, mut null_rows) = match state
+    let (mut checkpoint, next_part, total, mut null_rows) = match state
         .state
         .sources
         .get(&source.name)
@@ -244,13 +232,7 @@ async fn incremental(
             }
             (checkpoint.clone(), *next_part, *rows, *null_cursor_rows)
         }
-        Some(SourceState::Full { .. }) => {
-            return Err(source.at.source.error(format!(
-                "source `{}` was synced in full mode with this state; {}",
-                source.name,
-                reset_hint(&source.name, state.path())
-            )));
-        }
+        Some(SourceState::Full { .. }) => return Err(synced_in_full(source, state)),
     };
     for name in remove_orphans(ctx.output, &source.name, Some(next_part))? {
         tracing::warn!(source = %source.name, file = %name, "removed output of an interrupted run (not in the state)");
@@ -275,8 +257,7 @@ async fn incremental(
     }
     tracing::info!(source = %source.name, table = %clip(&source.table), cursor = %clip(&cursor),
         resume = checkpoint.is_some(), "incremental sync started");
-    let mut progress = Progress::new(&source.name);
-    let mut part: Option<AtomicFile> = None;
+    let mut parts = Parts::new(ctx, source, &schema.arrow, next_part, total);
     let mut pending = None;
     let mut chunks = pin!(pg.read_incremental(
         &source.table,
@@ -285,14 +266,13 @@ async fn incremental(
         source.batch_size,
         source.incremental.clone(),
     ));
-    let mut run_rows = 0u64;
     loop {
         let next = chunks.next().await;
         let done = next.is_none();
         if let Some(chunk) = next {
             let chunk = match chunk {
                 Ok(chunk) => chunk,
-                Err(e) if run_rows == 0 && part.is_none() => {
+                Err(e) if parts.untouched() => {
                     let bad = source_error::bad_checkpoint(
                         pg,
                         source,
@@ -304,65 +284,24 @@ async fn incremental(
                 }
                 Err(e) => return Err(fail(&e)),
             };
-            let file = match part.as_mut() {
-                Some(file) => file,
-                None => part.insert(AtomicFile::create(
-                    ctx.output,
-                    &writer::part_name(&source.name, next_part, ctx.format),
-                    ctx.format,
-                    &schema.arrow,
-                )?),
-            };
-            file.write(&chunk.batch)?;
+            parts.write(&chunk.batch)?;
             pending = Some(chunk.checkpoint);
             null_rows = chunk.null_cursor_rows;
-            progress.add(chunk.batch.num_rows() as u64);
         }
-        let full = part
-            .as_ref()
-            .is_some_and(|f| f.rows() >= ctx.commit_rows as u64);
-        if (full || done) && part.is_some() {
-            let file = part.take().expect("checked above");
-            let rows = file.rows();
-            ctx.claim.before_commit(state)?;
-            let path = file.commit()?;
+        if parts.due(done) {
             checkpoint = pending.take();
-            next_part += 1;
-            total += rows;
-            run_rows += rows;
-            state
-                .commit(
-                    &source.name,
-                    SourceState::Incremental {
-                        table: source.table.clone(),
-                        cursor_field: cursor.clone(),
-                        format: format.clone(),
-                        checkpoint: checkpoint.clone(),
-                        api_checkpoint: None,
-                        next_part,
-                        rows: total,
-                        null_cursor_rows: null_rows,
-                        updated_at: now(),
-                    },
-                )
-                .await?;
-            metrics::counter!("sync_parts_committed_total", "source" => source.name.clone())
-                .increment(1);
-            progress.clear();
-            tracing::info!(source = %source.name, rows, total, file = %path.display(), "committed part; state advanced");
+            let position = Position {
+                checkpoint: checkpoint.clone(),
+                api_checkpoint: None,
+                null_cursor_rows: null_rows,
+            };
+            parts.commit(state, position).await?;
         }
         if done {
             break;
         }
     }
-    progress.clear();
-    tracing::info!(source = %source.name, rows = progress.rows(), total,
-        null_cursor_rows_skipped = null_rows,
-        rate = format!("{:.0}", progress.rate()), "incremental sync done");
-    Ok(Outcome {
-        rows: run_rows,
-        null_cursor_rows: null_rows,
-    })
+    Ok(parts.finish(Some(null_rows)))
 }
 
 pub(super) fn now() -> String {

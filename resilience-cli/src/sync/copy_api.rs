@@ -18,8 +18,9 @@ use resilience_core::ResilientError;
 use crate::echo::clip;
 use crate::error::CliError;
 use crate::sync::api_source::ApiSource;
+use crate::sync::commit::{self, Parts, Position};
 use crate::sync::config::{Source, SyncMode};
-use crate::sync::copy::{Context, Outcome, check_full, now, reset_hint};
+use crate::sync::copy::{Context, Outcome, check_full, reset_hint, synced_in_full};
 use crate::sync::format;
 use crate::sync::ownership::remove_orphans;
 use crate::sync::progress::Progress;
@@ -93,27 +94,7 @@ async fn full(
         file.write(&batch)?;
         progress.add(batch.num_rows() as u64);
     }
-    let rows = file.rows();
-    ctx.claim.before_commit(state)?;
-    let path = file.commit()?;
-    state
-        .commit(
-            &source.name,
-            SourceState::Full {
-                table: source.table.clone(),
-                format: ctx.format.extension().to_owned(),
-                rows,
-                completed_at: now(),
-            },
-        )
-        .await?;
-    progress.clear();
-    tracing::info!(source = %source.name, rows, rate = format!("{:.0}", progress.rate()),
-        file = %path.display(), "full sync committed");
-    Ok(Outcome {
-        rows,
-        null_cursor_rows: 0,
-    })
+    commit::full(ctx, source, state, file, &mut progress).await
 }
 
 async fn incremental(
@@ -127,7 +108,7 @@ async fn incremental(
 ) -> Result<Outcome, CliError> {
     let cursor = source.cursor_field.clone().unwrap_or_default();
     let format = ctx.format.extension().to_owned();
-    let (mut checkpoint, mut next_part, mut total) = match state.state.sources.get(&source.name) {
+    let (mut checkpoint, next_part, total) = match state.state.sources.get(&source.name) {
         None => (None, 1, 0),
         Some(SourceState::Incremental {
             table,
@@ -161,21 +142,14 @@ async fn incremental(
             }
             (api_checkpoint.as_deref().cloned(), *next_part, *rows)
         }
-        Some(SourceState::Full { .. }) => {
-            return Err(source.at.source.error(format!(
-                "source `{}` was synced in full mode with this state; {}",
-                source.name,
-                reset_hint(&source.name, state.path())
-            )));
-        }
+        Some(SourceState::Full { .. }) => return Err(synced_in_full(source, state)),
     };
     for name in remove_orphans(ctx.output, &source.name, Some(next_part))? {
         tracing::warn!(source = %source.name, file = %name, "removed output of an interrupted run (not in the state)");
     }
     tracing::info!(source = %source.name, stream = %clip(&source.table), cursor = %clip(&cursor),
         resume = checkpoint.is_some(), "incremental sync started");
-    let mut progress = Progress::new(&source.name);
-    let mut part: Option<AtomicFile> = None;
+    let mut parts = Parts::new(ctx, source, schema, next_part, total);
     let mut pending = None;
     let mut chunks = pin!(conn.read_incremental(
         &source.table,
@@ -183,67 +157,26 @@ async fn incremental(
         checkpoint.clone(),
         api.options.clone(),
     ));
-    let mut run_rows = 0u64;
     loop {
         let next = chunks.next().await;
         let done = next.is_none();
         if let Some(chunk) = next {
             let chunk = chunk.map_err(|e| fail(&e))?;
-            let file = match part.as_mut() {
-                Some(file) => file,
-                None => part.insert(AtomicFile::create(
-                    ctx.output,
-                    &writer::part_name(&source.name, next_part, ctx.format),
-                    ctx.format,
-                    schema,
-                )?),
-            };
-            file.write(&chunk.batch)?;
+            parts.write(&chunk.batch)?;
             pending = Some(chunk.checkpoint);
-            progress.add(chunk.batch.num_rows() as u64);
         }
-        let full = part
-            .as_ref()
-            .is_some_and(|f| f.rows() >= ctx.commit_rows as u64);
-        if (full || done) && part.is_some() {
-            let file = part.take().expect("checked above");
-            let rows = file.rows();
-            ctx.claim.before_commit(state)?;
-            let path = file.commit()?;
+        if parts.due(done) {
             checkpoint = pending.take();
-            next_part += 1;
-            total += rows;
-            run_rows += rows;
-            state
-                .commit(
-                    &source.name,
-                    SourceState::Incremental {
-                        table: source.table.clone(),
-                        cursor_field: cursor.clone(),
-                        format: format.clone(),
-                        checkpoint: None,
-                        api_checkpoint: checkpoint.clone().map(Box::new),
-                        next_part,
-                        rows: total,
-                        null_cursor_rows: 0,
-                        updated_at: now(),
-                    },
-                )
-                .await?;
-            metrics::counter!("sync_parts_committed_total", "source" => source.name.clone())
-                .increment(1);
-            progress.clear();
-            tracing::info!(source = %source.name, rows, total, file = %path.display(), "committed part; state advanced");
+            let position = Position {
+                checkpoint: None,
+                api_checkpoint: checkpoint.clone(),
+                null_cursor_rows: 0,
+            };
+            parts.commit(state, position).await?;
         }
         if done {
             break;
         }
     }
-    progress.clear();
-    tracing::info!(source = %source.name, rows = progress.rows(), total,
-        rate = format!("{:.0}", progress.rate()), "incremental sync done");
-    Ok(Outcome {
-        rows: run_rows,
-        null_cursor_rows: 0,
-    })
+    Ok(parts.finish(None))
 }

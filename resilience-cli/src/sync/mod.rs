@@ -18,6 +18,7 @@
 //! leased to one of them at a time ([`workers`]).
 
 mod api_source;
+mod commit;
 mod config;
 mod connection;
 mod copy;

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod roundtrip;
+pub mod secrets;
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -50,20 +51,27 @@ pub fn run_in(dir: &Path, args: &[&str]) -> Output {
         .expect("the binary runs")
 }
 
-/// Runs `resilient sync` in `dir` on its pipeline `p.toml`, writing into `out/` with the
-/// state in `st/state.json`, plus `extra` arguments.
+/// `resilient sync` in `dir` on its pipeline `p.toml`, writing into `out/` with the
+/// state in `st/state.json`, plus `extra` arguments: to run, or to add to first.
+pub fn sync_cmd(dir: &Path, extra: &[&str]) -> Command {
+    let mut cmd = resilient();
+    cmd.current_dir(dir)
+        .args([
+            "sync",
+            "--config",
+            "p.toml",
+            "--output",
+            "out",
+            "--state",
+            "st/state.json",
+        ])
+        .args(extra);
+    cmd
+}
+
+/// Runs [`sync_cmd`] and returns its output.
 pub fn sync_in(dir: &Path, extra: &[&str]) -> Output {
-    let mut args = vec![
-        "sync",
-        "--config",
-        "p.toml",
-        "--output",
-        "out",
-        "--state",
-        "st/state.json",
-    ];
-    args.extend_from_slice(extra);
-    run_in(dir, &args)
+    sync_cmd(dir, extra).output().expect("the binary runs")
 }
 
 /// stdout and stderr as text.
