@@ -5,6 +5,8 @@
 //! store when the state is shared) leaves what a SIGKILL there leaves: one file the state
 //! does not list, removed by the next run.
 
+use std::path::PathBuf;
+
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use connector_postgres::Checkpoint;
@@ -25,8 +27,7 @@ pub(super) async fn full(
     progress: &mut Progress,
 ) -> Result<Outcome, CliError> {
     let rows = file.rows();
-    ctx.claim.before_commit(state)?;
-    let path = file.commit()?;
+    let path = publish(ctx, state, file)?;
     state
         .commit(
             &source.name,
@@ -45,6 +46,19 @@ pub(super) async fn full(
         rows,
         null_cursor_rows: 0,
     })
+}
+
+/// Renames `file` into place once the run may: its output folder is claimed and, with a
+/// shared state, this worker still holds the source's lease. A rename that fails after
+/// the lease lapsed (the worker was paused past its TTL, and the worker that took the
+/// source over removed the unfinished file) is reported as the lapse it is.
+fn publish(
+    ctx: &Context<'_>,
+    state: &mut StateFile,
+    file: AtomicFile,
+) -> Result<PathBuf, CliError> {
+    ctx.claim.before_commit(state)?;
+    file.commit().map_err(|e| state.lease_lapsed().unwrap_or(e))
 }
 
 /// The part files of one incremental run of a source: the part being written, the
@@ -134,8 +148,7 @@ impl<'c, 'a> Parts<'c, 'a> {
             return Ok(());
         };
         let rows = file.rows();
-        self.ctx.claim.before_commit(state)?;
-        let path = file.commit()?;
+        let path = publish(self.ctx, state, file)?;
         self.next_part += 1;
         self.total += rows;
         self.run_rows += rows;

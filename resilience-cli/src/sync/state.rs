@@ -231,6 +231,12 @@ impl StateFile {
         Ok(())
     }
 
+    /// With a shared state, the error saying this worker's lease on its source lapsed,
+    /// if it has; `None` otherwise (and always with a file of its own).
+    pub fn lease_lapsed(&self) -> Option<CliError> {
+        self.shared.as_ref()?.held.as_ref()?.check().err()
+    }
+
     /// Records `entry` for `source` and replaces the file atomically and durably; a
     /// shared state writes it to the store under the source's lease (fenced: refused when
     /// another worker has taken the source over since).
