@@ -119,32 +119,19 @@ impl<'a> Run<'a> {
         Run(crate::run::Run::new(Engine::global(), call))
     }
 
-    // The steps hand back the engine's own futures rather than wrapping each in an
-    // `async` block of its own: one state machine per step instead of two, on every call.
-
-    /// See [`crate::run::Run::before_attempt`].
+    /// One attempt of the body's future `fut`: see `crate::run::Run::step`. The future
+    /// is built before admission (an `async` block runs nothing until polled) and dropped
+    /// unpolled when the call ends before its attempt.
     #[inline]
-    pub fn before_attempt<T, E: crate::ResilientError>(
-        &mut self,
-    ) -> impl core::future::Future<Output = Option<Result<T, E>>> {
-        self.0.before_attempt()
-    }
-
-    /// See [`crate::run::Run::attempt`].
-    #[inline]
-    pub fn attempt<R: ResultLike, F: core::future::Future<Output = R>>(
+    pub fn step<R, F>(
         &mut self,
         fut: F,
-    ) -> impl core::future::Future<Output = Attempted<R::Ok, R::Err>> {
-        self.0.attempt(fut)
-    }
-
-    /// See [`crate::run::Run::after_attempt`].
-    #[inline]
-    pub fn after_attempt<T, E: crate::ResilientError>(
-        &mut self,
-        outcome: Attempted<T, E>,
-    ) -> impl core::future::Future<Output = Option<Result<T, E>>> {
-        self.0.after_attempt(outcome)
+    ) -> impl core::future::Future<Output = Option<Result<R::Ok, R::Err>>>
+    where
+        R: ResultLike,
+        R::Err: crate::ResilientError,
+        F: core::future::Future<Output = R>,
+    {
+        self.0.step::<R, _, F>(move || fut)
     }
 }

@@ -26,12 +26,11 @@ pub(crate) fn expand(function: &Function, plan: Plan) -> TokenStream {
     let krate = &plan.krate;
     let private = quote!(#krate::__private);
     let local = |name: &str| Ident::new(name, Span::mixed_site());
-    let (resilience, key, run, done, outcome) = (
+    let (resilience, key, run, done) = (
         local("__resilience"),
         local("__key"),
         local("__run"),
         local("__done"),
-        local("__outcome"),
     );
 
     let output = nameable(plan.output.clone(), syn::parse_quote!(_));
@@ -105,11 +104,7 @@ pub(crate) fn expand(function: &Function, plan: Plan) -> TokenStream {
         #tracking
         #start
         loop {
-            if let ::core::option::Option::Some(#done) = #run.before_attempt().await {
-                return #done;
-            }
-            let #outcome = #run.attempt::<#output, _>(#body).await;
-            if let ::core::option::Option::Some(#done) = #run.after_attempt(#outcome).await {
+            if let ::core::option::Option::Some(#done) = #run.step::<#output, _>(#body).await {
                 return #done;
             }
         }

@@ -6,11 +6,13 @@
 //!       └ per attempt: breaker permit → rate-limit permit (key) → attempt deadline → call
 //! ```
 //!
-//! [`Run`] is a small state machine driven by a loop of three steps, `before_attempt`,
-//! `attempt` and `after_attempt`. The loop is written out by the caller (by
-//! [`Engine::run`](crate::Engine::run), or inline by `#[resilient_operation]`) so that the
-//! attempt's future is an ordinary `async` block of the caller's body: it may borrow
-//! `self` and arguments, use `?` and `return`, and stays `Send` whenever the body is.
+//! [`Run`] is a small state machine driven by a loop of one step per attempt,
+//! [`step`](Run::step): admission, the attempt, and the record of its outcome, which
+//! either ends the call or has waited for the next attempt. The loop is written out by
+//! the caller (by [`Engine::run`](crate::Engine::run), or inline by
+//! `#[resilient_operation]`) so that the attempt's future is an ordinary `async` block of
+//! the caller's body: it may borrow `self` and arguments, use `?` and `return`, and stays
+//! `Send` whenever the body is.
 //!
 //! A run started inside another run's attempt is *nested*. Under the **same** policy and
 //! key as an enclosing attempt (a method calling another method of the same connector),
@@ -47,6 +49,7 @@ mod deadline;
 mod outcome;
 mod recover;
 mod retry;
+mod step;
 
 pub use call::Call;
 pub use outcome::{Attempted, ResultLike};
@@ -202,7 +205,7 @@ impl<'a> Run<'a> {
         stop: Stop,
         error: Option<E>,
     ) -> Option<Result<T, E>> {
-        self.finish(slot, false, Instant::now());
+        self.finish(slot, false, Some(Instant::now()));
         self.report_gave_up(slot, Verdict::Stopped(&stop), error.as_ref());
         Some(Err(self.fail(stop, error)))
     }
@@ -243,29 +246,29 @@ impl<'a> Run<'a> {
         slot.on_transition(transition, Some(self.operation), self.recovery);
     }
 
-    fn finish(&self, slot: &Slot, ok: bool, now: Instant) {
+    /// Counts the end of the call at `now` (read here when not given, and only if the
+    /// call's duration is recorded).
+    fn finish(&self, slot: &Slot, ok: bool, now: Option<Instant>) {
         slot.stats.finish(self.operation, ok);
         if !ok {
             slot.meters.failures.increment(1);
         }
         if let Some(started) = self.started {
-            let seconds = now.saturating_duration_since(started).as_secs_f64();
-            slot.meters.call_seconds.record(seconds);
+            slot.meters.call_seconds.record(Elapsed { started, now });
         }
     }
 
-    /// Takes the breaker's and the rate limiter's permits for the next attempt. `Some`
-    /// ends the call (unknown policy, circuit open, rate limited).
-    pub(crate) async fn before_attempt<T, E: ResilientError>(&mut self) -> Option<Result<T, E>> {
+    /// Admission, up to a wait: takes the breaker's permit and a rate-limit token for the
+    /// next attempt (unless the retry path took them already), or ends the call (unknown
+    /// policy, circuit open).
+    #[inline]
+    fn begin<T, E: ResilientError>(&mut self) -> Begin<T, E> {
         if self.joined {
-            return None;
+            return Begin::Go;
         }
         let slot = match self.slot.as_deref() {
             Some(slot) if !slot.hot.retired() => slot,
-            _ => {
-                let known = self.engine.policies().names().map(str::to_owned).collect();
-                return Some(Err(self.fail(Stop::UnknownPolicy { known }, None)));
-            }
+            _ => return Begin::End(Err(self.unknown_policy())),
         };
         let now = Instant::now();
         if self.started.is_none() {
@@ -279,35 +282,58 @@ impl<'a> Run<'a> {
             None => {
                 match admit::try_admit(slot, &mut self.permit, now, self.operation, self.recovery) {
                     Ok(true) => now,
-                    Ok(false) => {
-                        let waited =
-                            admit::wait(slot, &mut self.permit, now, self.deadline, self.operation);
-                        match waited.await {
-                            Ok(at) => at,
-                            Err(stop) => return self.give_up(slot, stop, None),
-                        }
-                    }
-                    Err(stop) => return self.give_up(slot, stop, None),
+                    Ok(false) => return Begin::Wait(now),
+                    Err(stop) => return Begin::End(self.stopped(slot, stop)),
                 }
             }
         };
-
         self.admitted = Some(admitted);
         self.attempt += 1;
         slot.meters.attempts.increment(1);
-        None
+        Begin::Go
     }
 
-    /// Runs one attempt's future under the attempt deadline.
-    pub(crate) async fn attempt<R, F>(&mut self, fut: F) -> Attempted<R::Ok, R::Err>
-    where
-        R: ResultLike,
-        F: Future<Output = R>,
-    {
-        let (Some(slot), Some(now)) = (self.slot.as_deref(), self.admitted) else {
-            return Attempted::Done(fut.await.into_result());
-        };
-        let attempt_deadline = now + slot.hot.attempt();
+    /// The call's policy is not (or no longer) loaded.
+    #[cold]
+    #[inline(never)]
+    fn unknown_policy<E: ResilientError>(&self) -> E {
+        let known = self.engine.policies().names().map(str::to_owned).collect();
+        self.fail(Stop::UnknownPolicy { known }, None)
+    }
+
+    /// Admission refused before the attempt: the call ends with `stop`.
+    #[cold]
+    #[inline(never)]
+    fn stopped<T, E: ResilientError>(&self, slot: &Slot, stop: Stop) -> Result<T, E> {
+        match self.give_up(slot, stop, None) {
+            Some(done) => done,
+            None => unreachable!("giving up ends the call"),
+        }
+    }
+
+    /// Admission's slow part: waits for a rate-limit token (or the shared store's word),
+    /// the breaker's permit already taken at `now`; `Some` ends the call (rate limited).
+    #[cold]
+    #[inline(never)]
+    async fn wait_admission<T, E: ResilientError>(&mut self, now: Instant) -> Option<Result<T, E>> {
+        let slot = self.slot.as_deref()?;
+        let waited = admit::wait(slot, &mut self.permit, now, self.deadline, self.operation);
+        match waited.await {
+            Ok(at) => {
+                self.admitted = Some(at);
+                self.attempt += 1;
+                slot.meters.attempts.increment(1);
+                None
+            }
+            Err(stop) => self.give_up(slot, stop, None),
+        }
+    }
+
+    /// The current attempt's information, and its deadline: the attempt timeout or the
+    /// total deadline, whichever is first (`true` when it is the total one).
+    #[inline]
+    fn attempt_info(&self, slot: &Slot, admitted: Instant) -> (AttemptInfo, Instant, bool) {
+        let attempt_deadline = admitted + slot.hot.attempt();
         let (deadline, total) = match self.deadline {
             Some(total) if total <= attempt_deadline => (total, true),
             _ => (attempt_deadline, false),
@@ -322,6 +348,20 @@ impl<'a> Run<'a> {
                 Some(chain) => chain.with(slot_id(slot)),
             },
         };
+        (info, deadline, total)
+    }
+
+    /// Runs one attempt's future under the attempt deadline (inside the attempt's span,
+    /// when the call has spans).
+    pub(crate) async fn attempt<R, F>(&mut self, fut: F) -> Attempted<R::Ok, R::Err>
+    where
+        R: ResultLike,
+        F: Future<Output = R>,
+    {
+        let (Some(slot), Some(now)) = (self.slot.as_deref(), self.admitted) else {
+            return Attempted::Done(fut.await.into_result());
+        };
+        let (info, deadline, total) = self.attempt_info(slot, now);
         let Some(spans) = self.spans.as_mut() else {
             return match deadline::within(deadline, info, fut).await {
                 Some(result) => Attempted::Done(result.into_result()),
@@ -338,7 +378,7 @@ impl<'a> Run<'a> {
             class = tracing::field::Empty,
         );
         let fut = fut.instrument(span.clone());
-        // The outcome's class is recorded on the span by `after_attempt`.
+        // The outcome's class is recorded on the span by `settle`.
         spans.attempt = span;
         match deadline::within(deadline, info, fut).await {
             Some(result) => Attempted::Done(result.into_result()),
@@ -346,16 +386,17 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// Records how the attempt ended and decides: `Some` ends the call with its result;
-    /// `None` means retry (after recovery and the backoff delay, already waited).
-    pub(crate) async fn after_attempt<T, E: ResilientError>(
+    /// Records how the attempt ended: `Ok` ends the call with its result, `Err` is a
+    /// failed attempt for [`after_failure`](Self::after_failure) to decide on.
+    #[inline]
+    fn settle<T, E: ResilientError>(
         &mut self,
         outcome: Attempted<T, E>,
-    ) -> Option<Result<T, E>> {
+    ) -> Result<Result<T, E>, Failed<E>> {
         let slot = match self.slot.as_deref() {
             Some(slot) if !self.joined => slot,
             _ => {
-                return Some(match outcome {
+                return Ok(match outcome {
                     Attempted::Done(result) => result,
                     Attempted::TimedOut { .. } => Err(self.fail(
                         Stop::AttemptTimedOut {
@@ -368,7 +409,6 @@ impl<'a> Run<'a> {
             }
         };
         let permit = self.permit.take();
-        let now = Instant::now();
         if let Some(spans) = self.spans.as_mut() {
             let class = match &outcome {
                 Attempted::Done(Ok(_)) => "ok",
@@ -377,28 +417,81 @@ impl<'a> Run<'a> {
             };
             std::mem::replace(&mut spans.attempt, Span::none()).record("class", class);
         }
-        let (class, error, total_ran_out) = match outcome {
+        match outcome {
             Attempted::Done(Ok(value)) => {
+                // The clock is read only for what needs it: a breaker record that changes
+                // something (a probe, ratio mode, failures to reset), or the duration
+                // histogram when a metrics recorder takes it.
+                let mut now = None;
                 if let Some(permit) = permit
-                    && let Some(t) = slot.breaker.record(permit, Outcome::Success, now)
+                    && !slot.breaker.success_changes_nothing(&permit)
                 {
-                    self.transition(slot, t);
+                    let at = *now.get_or_insert_with(Instant::now);
+                    if let Some(t) = slot.breaker.record(permit, Outcome::Success, at) {
+                        self.transition(slot, t);
+                    }
                 }
                 if slot.shared.is_some() {
                     crate::shared::record(slot, Outcome::Success);
                 }
                 self.finish(slot, true, now);
-                return Some(Ok(value));
+                Ok(Ok(value))
             }
-            Attempted::Done(Err(e)) => (e.class(), Some(e), false),
+            Attempted::Done(Err(e)) => Err(Failed {
+                class: e.class(),
+                error: Some(e),
+                total_ran_out: false,
+                permit,
+                now: Instant::now(),
+            }),
             Attempted::TimedOut { total } => {
+                let now = Instant::now();
                 Stats::bump(&slot.stats.timeouts);
-                (ErrorClass::Timeout, None, total)
+                Err(Failed {
+                    class: ErrorClass::Timeout,
+                    error: None,
+                    total_ran_out: total,
+                    permit,
+                    now,
+                })
             }
-        };
-        // The failure path is boxed so that the common case's future stays small.
-        Box::pin(self.after_failure(class, error, total_ran_out, permit, now)).await
+        }
     }
+}
+
+/// The synchronous part of admission, decided.
+enum Begin<T, E> {
+    /// Admitted (or part of an enclosing attempt): the attempt may start.
+    Go,
+    /// The breaker's permit is taken at this moment; a rate-limit token is still to wait
+    /// for.
+    Wait(Instant),
+    /// The call ends here.
+    End(Result<T, E>),
+}
+
+/// A call's duration for the histogram, measured only when a recorder takes it (the
+/// handle is a no-op without one), so that a call reads the clock once less.
+struct Elapsed {
+    started: Instant,
+    /// The end of the call, when already read.
+    now: Option<Instant>,
+}
+
+impl metrics::IntoF64 for Elapsed {
+    fn into_f64(self) -> f64 {
+        let now = self.now.unwrap_or_else(Instant::now);
+        now.saturating_duration_since(self.started).as_secs_f64()
+    }
+}
+
+/// A failed attempt, recorded but not yet decided on.
+pub(super) struct Failed<E> {
+    pub(super) class: ErrorClass,
+    pub(super) error: Option<E>,
+    pub(super) total_ran_out: bool,
+    pub(super) permit: Option<Permit>,
+    pub(super) now: Instant,
 }
 
 /// Starts a call at `now`: counts it, deposits it in the retry budget (an outermost

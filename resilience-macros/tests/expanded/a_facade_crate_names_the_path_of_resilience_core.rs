@@ -14,14 +14,8 @@ async fn load(table: &str) -> Result<u64, LoadError> {
             .run(__run)
     };
     loop {
-        if let ::core::option::Option::Some(__done) = __run.before_attempt().await {
-            return __done;
-        }
-        let __outcome = __run
-            .attempt::<Result<u64, LoadError>, _>(async { Ok(table.len() as u64) })
-            .await;
         if let ::core::option::Option::Some(__done) = __run
-            .after_attempt(__outcome)
+            .step::<Result<u64, LoadError>, _>(async { Ok(table.len() as u64) })
             .await
         {
             return __done;

@@ -12,14 +12,8 @@ async fn count(&self, table: &str) -> PgResult<u64> {
         (&::resilience_core::__private::Check::<PgResult<u64>>::new()).run(__run)
     };
     loop {
-        if let ::core::option::Option::Some(__done) = __run.before_attempt().await {
-            return __done;
-        }
-        let __outcome = __run
-            .attempt::<PgResult<u64>, _>(async { self.query_scalar(table).await })
-            .await;
         if let ::core::option::Option::Some(__done) = __run
-            .after_attempt(__outcome)
+            .step::<PgResult<u64>, _>(async { self.query_scalar(table).await })
             .await
         {
             return __done;

@@ -14,20 +14,14 @@ pub async fn test_connection(&self) -> Result<Info, PgError> {
         (&::resilience_core::__private::Check::<Result<Info, PgError>>::new()).run(__run)
     };
     loop {
-        if let ::core::option::Option::Some(__done) = __run.before_attempt().await {
-            return __done;
-        }
-        let __outcome = __run
-            .attempt::<
+        if let ::core::option::Option::Some(__done) = __run
+            .step::<
                 Result<Info, PgError>,
                 _,
             >(async {
                 self.client.ping().await?;
                 Ok(Info)
             })
-            .await;
-        if let ::core::option::Option::Some(__done) = __run
-            .after_attempt(__outcome)
             .await
         {
             return __done;

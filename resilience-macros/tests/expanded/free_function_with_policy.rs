@@ -15,14 +15,8 @@ async fn list_orders(client: &Client, page: u32) -> Result<Vec<Order>, ApiError>
             .run(__run)
     };
     loop {
-        if let ::core::option::Option::Some(__done) = __run.before_attempt().await {
-            return __done;
-        }
-        let __outcome = __run
-            .attempt::<Result<Vec<Order>, ApiError>, _>(async { client.get(page).await })
-            .await;
         if let ::core::option::Option::Some(__done) = __run
-            .after_attempt(__outcome)
+            .step::<Result<Vec<Order>, ApiError>, _>(async { client.get(page).await })
             .await
         {
             return __done;

@@ -17,20 +17,14 @@ pub(crate) async fn next(&mut self) -> io::Result<u32> {
         (&::resilience_core::__private::Check::<io::Result<u32>>::new()).run(__run)
     };
     loop {
-        if let ::core::option::Option::Some(__done) = __run.before_attempt().await {
-            return __done;
-        }
-        let __outcome = __run
-            .attempt::<
+        if let ::core::option::Option::Some(__done) = __run
+            .step::<
                 io::Result<u32>,
                 _,
             >(async {
                 self.calls += 1;
                 Ok(self.calls)
             })
-            .await;
-        if let ::core::option::Option::Some(__done) = __run
-            .after_attempt(__outcome)
             .await
         {
             return __done;

@@ -16,11 +16,8 @@ async fn fetch_page(&self, table: &Table, after: Option<&Key>) -> Result<Page, P
         (&::resilience_core::__private::Check::<Result<Page, PgError>>::new()).run(__run)
     };
     loop {
-        if let ::core::option::Option::Some(__done) = __run.before_attempt().await {
-            return __done;
-        }
-        let __outcome = __run
-            .attempt::<
+        if let ::core::option::Option::Some(__done) = __run
+            .step::<
                 Result<Page, PgError>,
                 _,
             >(async {
@@ -29,9 +26,6 @@ async fn fetch_page(&self, table: &Table, after: Option<&Key>) -> Result<Page, P
                 }
                 self.query(table, after).await
             })
-            .await;
-        if let ::core::option::Option::Some(__done) = __run
-            .after_attempt(__outcome)
             .await
         {
             return __done;

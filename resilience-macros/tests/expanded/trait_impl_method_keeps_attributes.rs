@@ -15,17 +15,11 @@ async fn read(&self, cursor: Option<&Cursor>) -> Result<Self::Page, Self::Error>
             .run(__run)
     };
     loop {
-        if let ::core::option::Option::Some(__done) = __run.before_attempt().await {
-            return __done;
-        }
-        let __outcome = __run
-            .attempt::<
+        if let ::core::option::Option::Some(__done) = __run
+            .step::<
                 Result<Self::Page, Self::Error>,
                 _,
             >(async { Ok(self.page(cursor).await?) })
-            .await;
-        if let ::core::option::Option::Some(__done) = __run
-            .after_attempt(__outcome)
             .await
         {
             return __done;
