@@ -16,7 +16,7 @@ use crate::events::EventKind;
 use crate::failure::Stop;
 use crate::limiter::{Admission, Limited};
 use crate::recovery::Recovery;
-use crate::slot::Slot;
+use crate::slot::{Slot, Ticks};
 
 /// Takes the breaker's permit (into `permit`) and a rate-limit token at `now`. Returns
 /// when the attempt was admitted (later than `now` when it waited for a token), or the
@@ -29,19 +29,21 @@ pub(super) async fn admit(
     operation: &'static str,
     recovery: Option<&Arc<dyn Recovery>>,
 ) -> Result<Instant, Stop> {
-    if try_admit(slot, permit, now, operation, recovery)? {
+    if try_admit(slot, permit, now, None, operation, recovery)? {
         return Ok(now);
     }
     wait(slot, permit, now, deadline, operation).await
 }
 
 /// The synchronous part of [`admit`]: `Ok(true)` when admitted at `now`, `Ok(false)` when
-/// the permit is taken but the attempt must wait for a token ([`wait`]).
+/// the permit is taken but the attempt must wait for a token ([`wait`]). `ticks` is `now`
+/// on the slot's clocks, when the caller has it.
 #[inline]
 pub(super) fn try_admit(
     slot: &Arc<Slot>,
     permit: &mut Option<Permit>,
     now: Instant,
+    ticks: Option<Ticks>,
     operation: &'static str,
     recovery: Option<&Arc<dyn Recovery>>,
 ) -> Result<bool, Stop> {
@@ -54,7 +56,11 @@ pub(super) fn try_admit(
         Err(retry_in) => return Err(rejected(slot, operation, retry_in)),
     }
     // A shared policy always takes the slow path: the store decides.
-    Ok(slot.shared.is_none() && (!slot.hot.rate_limited() || slot.bucket.try_acquire(now)))
+    let token = || match ticks {
+        Some(ticks) => slot.bucket.try_acquire_at(ticks.bucket),
+        None => slot.bucket.try_acquire(now),
+    };
+    Ok(slot.shared.is_none() && (!slot.hot.rate_limited() || token()))
 }
 
 #[cold]

@@ -40,7 +40,7 @@ use crate::events::{ErrorText, EventKind, Verdict};
 use crate::failure::{Failure, Stop};
 use crate::health::Stats;
 use crate::recovery::Recovery;
-use crate::slot::Slot;
+use crate::slot::{Slot, Ticks};
 use resilience_policy::ErrorClass;
 
 mod admit;
@@ -271,8 +271,13 @@ impl<'a> Run<'a> {
             _ => return Begin::End(Err(self.unknown_policy())),
         };
         let now = Instant::now();
-        if self.started.is_none() {
-            self.spans = start(slot, now, self.operation, self.enclosing.is_none());
+        let first = self.started.is_none();
+        // An outermost call's first attempt makes a deposit in the retry budget; the
+        // bucket's clock comes from the same subtraction.
+        let deposit = first && self.enclosing.is_none();
+        let ticks = (deposit || slot.hot.rate_limited()).then(|| slot.ticks(now));
+        if first {
+            self.spans = start(slot, now, ticks, self.operation, deposit);
             self.started = Some(now);
             self.deadline = Some(now + slot.hot.total());
         }
@@ -280,7 +285,9 @@ impl<'a> Run<'a> {
         let admitted = match self.admitted_next.take() {
             Some(at) => at,
             None => {
-                match admit::try_admit(slot, &mut self.permit, now, self.operation, self.recovery) {
+                let (permit, operation, recovery) =
+                    (&mut self.permit, self.operation, self.recovery);
+                match admit::try_admit(slot, permit, now, ticks, operation, recovery) {
                     Ok(true) => now,
                     Ok(false) => return Begin::Wait(now),
                     Err(stop) => return Begin::End(self.stopped(slot, stop)),
@@ -500,12 +507,16 @@ pub(super) struct Failed<E> {
 fn start(
     slot: &Slot,
     now: Instant,
+    ticks: Option<Ticks>,
     operation: &'static str,
     outermost: bool,
 ) -> Option<Box<Spans>> {
     slot.meters.calls.increment(1);
     if outermost {
-        slot.budget.deposit(now);
+        match ticks {
+            Some(ticks) => slot.budget.deposit_at(ticks.budget),
+            None => slot.budget.deposit(now),
+        }
     }
     // Checked first, so that a call makes no span at all (not even a disabled one to
     // drop) unless some subscriber wants `debug`.
