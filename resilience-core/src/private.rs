@@ -90,6 +90,7 @@ impl std::fmt::Debug for Run<'_> {
 
 impl<'a> Run<'a> {
     /// A method's call: the receiver's engine; its default policy and key unless given.
+    #[inline]
     pub fn method(
         resilience: &'a Resilience,
         policy: Option<&'static str>,
@@ -103,11 +104,12 @@ impl<'a> Run<'a> {
         if let Some(hook) = resilience.recovery() {
             call = call.recovery(hook);
         }
-        let engine = resilience.engine();
-        match resilience.default_slot().filter(|_| defaults) {
-            Some(slot) => Run(crate::run::Run::resolved(engine, call, slot)),
-            None => Run(crate::run::Run::new(engine, call)),
-        }
+        let slot = resilience.default_slot().filter(|_| defaults);
+        Run(crate::run::Run::resolved_or_new(
+            resilience.engine(),
+            call,
+            slot,
+        ))
     }
 
     /// A free function's call: the process-wide engine.

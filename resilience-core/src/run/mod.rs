@@ -154,6 +154,23 @@ impl<'a> Run<'a> {
         Run::with_slot(engine, call, Some(SlotRef::Borrowed(slot)))
     }
 
+    /// A run on `slot` when given (already resolved for the call's policy and key), or
+    /// on the slot looked up for this call.
+    #[inline]
+    pub(crate) fn resolved_or_new(
+        engine: &'a Engine,
+        call: Call<'a>,
+        slot: Option<&'a Arc<Slot>>,
+    ) -> Self {
+        let slot = match slot {
+            Some(slot) => Some(SlotRef::Borrowed(slot)),
+            None => engine
+                .slot(call.policy, call.key.unwrap_or(call.policy))
+                .map(SlotRef::Owned),
+        };
+        Run::with_slot(engine, call, slot)
+    }
+
     #[inline]
     fn with_slot(engine: &'a Engine, call: Call<'a>, slot: Option<SlotRef<'a>>) -> Self {
         let enclosing = attempt::current_chain();
@@ -248,6 +265,7 @@ impl<'a> Run<'a> {
 
     /// Counts the end of the call at `now` (read here when not given, and only if the
     /// call's duration is recorded).
+    #[inline]
     fn finish(&self, slot: &Slot, ok: bool, now: Option<Instant>) {
         slot.stats.finish(self.operation, ok);
         if !ok {
@@ -277,7 +295,11 @@ impl<'a> Run<'a> {
         let deposit = first && self.enclosing.is_none();
         let ticks = (deposit || slot.hot.rate_limited()).then(|| slot.ticks(now));
         if first {
-            self.spans = start(slot, now, ticks, self.operation, deposit);
+            // Written only when there are spans (the first attempt has none yet), so that
+            // a call without them does not drop the empty value it replaces.
+            if let Some(spans) = start(slot, now, ticks, self.operation, deposit) {
+                self.spans.get_or_insert(spans);
+            }
             self.started = Some(now);
             self.deadline = Some(now + slot.hot.total());
         }
