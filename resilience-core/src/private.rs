@@ -19,10 +19,11 @@ pub trait ResilientResult {}
 impl<T, E: crate::ResilientError> ResilientResult for Result<T, E> {}
 
 /// The function's return type `R`, as a value the check's methods are called on:
-/// `(&Check::<R>::new()).run(run)`.
+/// `(&Check::<R>::new()).run(&mut run)`.
 ///
 /// Method lookup tries [`CheckedRun`] (on `Check<R>`, taking `&self`) first; it applies
-/// only when `R` is a [`ResilientResult`] and hands the run back. Otherwise lookup falls
+/// only when `R` is a [`ResilientResult`] and hands the run back (borrowed, so that the run
+/// is not moved: it is as large as a call's state). Otherwise lookup falls
 /// through to [`UncheckedRun`] (on `&Check<R>`, one auto-reference further), whose bound
 /// `R: ResilientResult` fails: one error, where the expansion spans the call (the user's return type). Its result is a type
 /// nothing constrains, so the compiler reports none of the later calls on the run that
@@ -52,12 +53,12 @@ impl<R> Default for Check<R> {
 /// The check, passed: see [`Check`].
 pub trait CheckedRun {
     /// `run`, unchanged.
-    fn run<'a>(&self, run: Run<'a>) -> Run<'a>;
+    fn run<'r, 'a>(&self, run: &'r mut Run<'a>) -> &'r mut Run<'a>;
 }
 
 impl<T, E: crate::ResilientError> CheckedRun for Check<Result<T, E>> {
     #[inline(always)]
-    fn run<'a>(&self, run: Run<'a>) -> Run<'a> {
+    fn run<'r, 'a>(&self, run: &'r mut Run<'a>) -> &'r mut Run<'a> {
         run
     }
 }
@@ -65,13 +66,13 @@ impl<T, E: crate::ResilientError> CheckedRun for Check<Result<T, E>> {
 /// The check, failed: see [`Check`].
 pub trait UncheckedRun<R> {
     /// Never compiles: `R: ResilientResult` does not hold where this is chosen.
-    fn run<X>(&self, run: Run<'_>) -> X
+    fn run<X>(&self, run: &mut Run<'_>) -> X
     where
         R: ResilientResult;
 }
 
 impl<R> UncheckedRun<R> for &Check<R> {
-    fn run<X>(&self, _: Run<'_>) -> X
+    fn run<X>(&self, _: &mut Run<'_>) -> X
     where
         R: ResilientResult,
     {

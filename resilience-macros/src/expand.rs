@@ -46,10 +46,10 @@ pub(crate) fn expand(function: &Function, plan: Plan) -> TokenStream {
         let output = respan(quote!(#output), span);
         let private = respan(private.clone(), span);
         quote_spanned! {span=>
-            let mut #run = {
+            let #run = {
                 #[allow(unused_imports)]
                 use #private::{CheckedRun as _, UncheckedRun as _};
-                (&#private::Check::<#output>::new()).run(#run)
+                (&#private::Check::<#output>::new()).run(&mut #run)
             };
         }
     };

@@ -6,10 +6,10 @@ async fn count(&self, table: &str) -> PgResult<u64> {
         ::core::option::Option::None,
         "count_rows",
     );
-    let mut __run = {
+    let __run = {
         #[allow(unused_imports)]
         use ::resilience_core::__private::{CheckedRun as _, UncheckedRun as _};
-        (&::resilience_core::__private::Check::<PgResult<u64>>::new()).run(__run)
+        (&::resilience_core::__private::Check::<PgResult<u64>>::new()).run(&mut __run)
     };
     loop {
         if let ::core::option::Option::Some(__done) = __run

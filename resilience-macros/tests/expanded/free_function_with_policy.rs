@@ -8,11 +8,11 @@ async fn list_orders(client: &Client, page: u32) -> Result<Vec<Order>, ApiError>
         ::core::option::Option::Some(::core::convert::AsRef::<str>::as_ref(&__key)),
         "list_orders",
     );
-    let mut __run = {
+    let __run = {
         #[allow(unused_imports)]
         use ::resilience_core::__private::{CheckedRun as _, UncheckedRun as _};
         (&::resilience_core::__private::Check::<Result<Vec<Order>, ApiError>>::new())
-            .run(__run)
+            .run(&mut __run)
     };
     loop {
         if let ::core::option::Option::Some(__done) = __run

@@ -14,10 +14,11 @@ where
         ::core::option::Option::None,
         "load",
     );
-    let mut __run = {
+    let __run = {
         #[allow(unused_imports)]
         use ::resilience_core::__private::{CheckedRun as _, UncheckedRun as _};
-        (&::resilience_core::__private::Check::<Result<Vec<T>, Error>>::new()).run(__run)
+        (&::resilience_core::__private::Check::<Result<Vec<T>, Error>>::new())
+            .run(&mut __run)
     };
     loop {
         if let ::core::option::Option::Some(__done) = __run

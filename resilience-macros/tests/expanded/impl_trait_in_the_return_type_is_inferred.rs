@@ -6,10 +6,11 @@ async fn rows(&self) -> Result<impl Iterator<Item = Row>, Error> {
         ::core::option::Option::None,
         "rows",
     );
-    let mut __run = {
+    let __run = {
         #[allow(unused_imports)]
         use ::resilience_core::__private::{CheckedRun as _, UncheckedRun as _};
-        (&::resilience_core::__private::Check::<Result<(), Error>>::new()).run(__run)
+        (&::resilience_core::__private::Check::<Result<(), Error>>::new())
+            .run(&mut __run)
     };
     loop {
         if let ::core::option::Option::Some(__done) = __run

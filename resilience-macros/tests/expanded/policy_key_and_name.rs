@@ -10,10 +10,11 @@ async fn fetch_page(&self, table: &Table, after: Option<&Key>) -> Result<Page, P
         ::core::option::Option::Some(::core::convert::AsRef::<str>::as_ref(&__key)),
         "fetch_page",
     );
-    let mut __run = {
+    let __run = {
         #[allow(unused_imports)]
         use ::resilience_core::__private::{CheckedRun as _, UncheckedRun as _};
-        (&::resilience_core::__private::Check::<Result<Page, PgError>>::new()).run(__run)
+        (&::resilience_core::__private::Check::<Result<Page, PgError>>::new())
+            .run(&mut __run)
     };
     loop {
         if let ::core::option::Option::Some(__done) = __run

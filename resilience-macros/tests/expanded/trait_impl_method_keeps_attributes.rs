@@ -8,11 +8,11 @@ async fn read(&self, cursor: Option<&Cursor>) -> Result<Self::Page, Self::Error>
         ::core::option::Option::None,
         "source.read",
     );
-    let mut __run = {
+    let __run = {
         #[allow(unused_imports)]
         use ::resilience_core::__private::{CheckedRun as _, UncheckedRun as _};
         (&::resilience_core::__private::Check::<Result<Self::Page, Self::Error>>::new())
-            .run(__run)
+            .run(&mut __run)
     };
     loop {
         if let ::core::option::Option::Some(__done) = __run
