@@ -209,10 +209,11 @@ impl<S> Called<S> {
         }
         let mut run = match &key {
             Some(key) => Run::new(resilience.engine(), call.key(key.as_ref())),
-            None => match resilience.default_slot() {
-                Some(slot) => Run::resolved(resilience.engine(), call.key(resilience.key()), slot),
-                None => Run::new(resilience.engine(), call.key(resilience.key())),
-            },
+            None => Run::resolved_or_new(
+                resilience.engine(),
+                call.key(resilience.key()),
+                resilience.default_slot(),
+            ),
         };
         let inner = &mut self.inner;
         loop {

@@ -148,12 +148,6 @@ impl<'a> Run<'a> {
         Run::with_slot(engine, call, slot)
     }
 
-    /// A run on a slot already resolved for the call's policy and key.
-    #[inline]
-    pub(crate) fn resolved(engine: &'a Engine, call: Call<'a>, slot: &'a Arc<Slot>) -> Self {
-        Run::with_slot(engine, call, Some(SlotRef::Borrowed(slot)))
-    }
-
     /// A run on `slot` when given (already resolved for the call's policy and key), or
     /// on the slot looked up for this call.
     #[inline]
