@@ -36,7 +36,9 @@ impl Run<'_> {
             Begin::Go => {}
             Begin::End(done) => return Some(done),
             Begin::Wait(now) => {
-                if let Some(done) = Box::pin(self.wait_admission(now)).await {
+                // Not boxed again: the wait is (`admit::wait`), and what is left here is
+                // no larger than the attempt's own state.
+                if let Some(done) = self.wait_admission(now).await {
                     return Some(done);
                 }
             }
