@@ -26,22 +26,19 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::time::Instant;
 use tracing::{Instrument, Span};
 
 use crate::attempt::{self, AttemptInfo, Chain};
 use crate::backoff::Backoff;
-use crate::breaker::{Outcome, Permit, Transition};
+use crate::breaker::{Permit, Transition};
 use crate::engine::Engine;
 use crate::error::ResilientError;
 use crate::events::{ErrorText, EventKind, Verdict};
 use crate::failure::{Failure, Stop};
-use crate::health::Stats;
 use crate::recovery::Recovery;
-use crate::slot::{Slot, Ticks};
-use resilience_policy::ErrorClass;
+use crate::slot::Slot;
 
 mod admit;
 mod call;
@@ -49,6 +46,7 @@ mod deadline;
 mod outcome;
 mod recover;
 mod retry;
+mod settle;
 mod step;
 
 pub use call::Call;
@@ -270,88 +268,6 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// Admission, up to a wait: takes the breaker's permit and a rate-limit token for the
-    /// next attempt (unless the retry path took them already), or ends the call (unknown
-    /// policy, circuit open).
-    #[inline]
-    fn begin<T, E: ResilientError>(&mut self) -> Begin<T, E> {
-        if self.joined {
-            return Begin::Go;
-        }
-        let slot = match self.slot.as_deref() {
-            Some(slot) if !slot.hot.retired() => slot,
-            _ => return Begin::End(Err(self.unknown_policy())),
-        };
-        let now = Instant::now();
-        let first = self.started.is_none();
-        // An outermost call's first attempt makes a deposit in the retry budget; the
-        // bucket's clock comes from the same subtraction.
-        let deposit = first && self.enclosing.is_none();
-        let ticks = (deposit || slot.hot.rate_limited()).then(|| slot.ticks(now));
-        if first {
-            // Written only when there are spans (the first attempt has none yet), so that
-            // a call without them does not drop the empty value it replaces.
-            if let Some(spans) = start(slot, now, ticks, self.operation, deposit) {
-                self.spans.get_or_insert(spans);
-            }
-            self.started = Some(now);
-            self.deadline = Some(now + slot.hot.total());
-        }
-
-        let admitted = match self.admitted_next.take() {
-            Some(at) => at,
-            None => {
-                let (permit, operation, recovery) =
-                    (&mut self.permit, self.operation, self.recovery);
-                match admit::try_admit(slot, permit, now, ticks, operation, recovery) {
-                    Ok(true) => now,
-                    Ok(false) => return Begin::Wait(now),
-                    Err(stop) => return Begin::End(self.stopped(slot, stop)),
-                }
-            }
-        };
-        self.admitted = Some(admitted);
-        self.attempt += 1;
-        slot.meters.attempts.increment(1);
-        Begin::Go
-    }
-
-    /// The call's policy is not (or no longer) loaded.
-    #[cold]
-    #[inline(never)]
-    fn unknown_policy<E: ResilientError>(&self) -> E {
-        let known = self.engine.policies().names().map(str::to_owned).collect();
-        self.fail(Stop::UnknownPolicy { known }, None)
-    }
-
-    /// Admission refused before the attempt: the call ends with `stop`.
-    #[cold]
-    #[inline(never)]
-    fn stopped<T, E: ResilientError>(&self, slot: &Slot, stop: Stop) -> Result<T, E> {
-        match self.give_up(slot, stop, None) {
-            Some(done) => done,
-            None => unreachable!("giving up ends the call"),
-        }
-    }
-
-    /// Admission's slow part: waits for a rate-limit token (or the shared store's word),
-    /// the breaker's permit already taken at `now`; `Some` ends the call (rate limited).
-    #[cold]
-    #[inline(never)]
-    async fn wait_admission<T, E: ResilientError>(&mut self, now: Instant) -> Option<Result<T, E>> {
-        let slot = self.slot.as_deref()?;
-        let waited = admit::wait(slot, &mut self.permit, now, self.deadline, self.operation);
-        match waited.await {
-            Ok(at) => {
-                self.admitted = Some(at);
-                self.attempt += 1;
-                slot.meters.attempts.increment(1);
-                None
-            }
-            Err(stop) => self.give_up(slot, stop, None),
-        }
-    }
-
     /// The current attempt's information, and its deadline: the attempt timeout or the
     /// total deadline, whichever is first (`true` when it is the total one).
     #[inline]
@@ -408,140 +324,20 @@ impl<'a> Run<'a> {
             None => Attempted::TimedOut { total },
         }
     }
-
-    /// Records how the attempt ended: `Ok` ends the call with its result, `Err` is a
-    /// failed attempt for [`after_failure`](Self::after_failure) to decide on.
-    #[inline]
-    fn settle<T, E: ResilientError>(
-        &mut self,
-        outcome: Attempted<T, E>,
-    ) -> Result<Result<T, E>, Failed<E>> {
-        let slot = match self.slot.as_deref() {
-            Some(slot) if !self.joined => slot,
-            _ => {
-                return Ok(match outcome {
-                    Attempted::Done(result) => result,
-                    Attempted::TimedOut { .. } => Err(self.fail(
-                        Stop::AttemptTimedOut {
-                            timeout: Duration::ZERO,
-                            attempts: self.attempt,
-                        },
-                        None,
-                    )),
-                });
-            }
-        };
-        let permit = self.permit.take();
-        if let Some(spans) = self.spans.as_mut() {
-            let class = match &outcome {
-                Attempted::Done(Ok(_)) => "ok",
-                Attempted::Done(Err(e)) => e.class().as_str(),
-                Attempted::TimedOut { .. } => ErrorClass::Timeout.as_str(),
-            };
-            std::mem::replace(&mut spans.attempt, Span::none()).record("class", class);
-        }
-        match outcome {
-            Attempted::Done(Ok(value)) => {
-                // The clock is read only for what needs it: a breaker record that changes
-                // something (a probe, ratio mode, failures to reset), or the duration
-                // histogram when a metrics recorder takes it.
-                let mut now = None;
-                if let Some(permit) = permit
-                    && !slot.breaker.success_changes_nothing(&permit)
-                {
-                    let at = *now.get_or_insert_with(Instant::now);
-                    if let Some(t) = slot.breaker.record(permit, Outcome::Success, at) {
-                        self.transition(slot, t);
-                    }
-                }
-                if slot.shared.is_some() {
-                    crate::shared::record(slot, Outcome::Success);
-                }
-                self.finish(slot, true, now);
-                Ok(Ok(value))
-            }
-            Attempted::Done(Err(e)) => Err(Failed {
-                class: e.class(),
-                error: Some(e),
-                total_ran_out: false,
-                permit,
-                now: Instant::now(),
-            }),
-            Attempted::TimedOut { total } => {
-                let now = Instant::now();
-                Stats::bump(&slot.stats.timeouts);
-                Err(Failed {
-                    class: ErrorClass::Timeout,
-                    error: None,
-                    total_ran_out: total,
-                    permit,
-                    now,
-                })
-            }
-        }
-    }
-}
-
-/// The synchronous part of admission, decided.
-enum Begin<T, E> {
-    /// Admitted (or part of an enclosing attempt): the attempt may start.
-    Go,
-    /// The breaker's permit is taken at this moment; a rate-limit token is still to wait
-    /// for.
-    Wait(Instant),
-    /// The call ends here.
-    End(Result<T, E>),
 }
 
 /// A call's duration for the histogram, measured only when a recorder takes it (the
 /// handle is a no-op without one), so that a call reads the clock once less.
-struct Elapsed {
-    started: Instant,
+pub(super) struct Elapsed {
+    pub(super) started: Instant,
     /// The end of the call, when already read.
-    now: Option<Instant>,
+    pub(super) now: Option<Instant>,
 }
 
 impl metrics::IntoF64 for Elapsed {
     fn into_f64(self) -> f64 {
         let now = self.now.unwrap_or_else(Instant::now);
         now.saturating_duration_since(self.started).as_secs_f64()
-    }
-}
-
-/// A failed attempt, recorded but not yet decided on.
-pub(super) struct Failed<E> {
-    pub(super) class: ErrorClass,
-    pub(super) error: Option<E>,
-    pub(super) total_ran_out: bool,
-    pub(super) permit: Option<Permit>,
-    pub(super) now: Instant,
-}
-
-/// Starts a call at `now`: counts it, deposits it in the retry budget (an outermost
-/// call only) and returns its spans, when a subscriber wants them.
-#[inline]
-fn start(
-    slot: &Slot,
-    now: Instant,
-    ticks: Option<Ticks>,
-    operation: &'static str,
-    outermost: bool,
-) -> Option<Box<Spans>> {
-    slot.meters.calls.increment(1);
-    if outermost {
-        match ticks {
-            Some(ticks) => slot.budget.deposit_at(ticks.budget),
-            None => slot.budget.deposit(now),
-        }
-    }
-    // Checked first, so that a call makes no span at all (not even a disabled one to
-    // drop) unless some subscriber wants `debug`.
-    if tracing::Level::DEBUG <= tracing::level_filters::STATIC_MAX_LEVEL
-        && tracing::Level::DEBUG <= tracing::level_filters::LevelFilter::current()
-    {
-        Spans::new(slot, operation)
-    } else {
-        None
     }
 }
 

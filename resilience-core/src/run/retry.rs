@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::Run;
 use super::admit::admit;
-use super::{Failed, Run};
+use super::settle::Failed;
 use crate::backoff::Backoff;
 use crate::breaker::{BreakerState, Outcome};
 use crate::error::ResilientError;

@@ -15,8 +15,9 @@ use std::pin::pin;
 
 use tokio::time::Sleep;
 
+use super::admit::Begin;
 use super::deadline::poll_within;
-use super::{Attempted, Begin, ResultLike, Run};
+use super::{Attempted, ResultLike, Run};
 use crate::attempt::Scoped;
 use crate::error::ResilientError;
 
