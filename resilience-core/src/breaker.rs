@@ -252,6 +252,19 @@ impl CircuitBreaker {
         (result, transition)
     }
 
+    /// Whether [`record`](Self::record)ing a success under `permit` would change nothing
+    /// (so the caller needs no clock read for it): the breaker is off, or still CLOSED (a
+    /// non-probe permit of the current generation) in consecutive mode with no failure
+    /// counted.
+    #[inline]
+    pub fn success_changes_nothing(&self, permit: &Permit) -> bool {
+        !self.enabled.load(Ordering::Relaxed)
+            || (!permit.probe
+                && self.generation.load(Ordering::Acquire) == permit.generation
+                && !self.ratio.load(Ordering::Relaxed)
+                && self.failures.load(Ordering::Acquire) == 0)
+    }
+
     /// Gives back a permit whose attempt never ran (cancelled, or refused later on).
     pub fn release(&self, permit: Permit) {
         if permit.probe {

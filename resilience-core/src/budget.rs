@@ -113,13 +113,28 @@ impl RetryBudget {
         self.settings.store(policy);
     }
 
+    /// When the budget's window started: the origin of [`since_origin`](Self::since_origin).
+    pub(crate) fn origin(&self) -> Instant {
+        self.origin
+    }
+
+    /// `now` in nanoseconds since the budget's origin (0 before it). In 64-bit nanoseconds
+    /// (584 years): a 128-bit division would cost more than the rest of a deposit.
+    #[inline]
+    pub(crate) fn since_origin(&self, now: Instant) -> u64 {
+        let since = now.saturating_duration_since(self.origin);
+        since.as_secs() * 1_000_000_000 + u64::from(since.subsec_nanos())
+    }
+
     /// The current period (1-based, so a fresh slot's 0 never matches) and its slot.
     fn slot(&self, now: Instant) -> (u64, &Slot) {
+        self.slot_at(self.since_origin(now))
+    }
+
+    /// [`slot`](Self::slot) at `nanos` since the origin.
+    #[inline]
+    fn slot_at(&self, nanos: u64) -> (u64, &Slot) {
         let slot_len = self.settings.slot_len.load(Ordering::Relaxed);
-        // In 64-bit nanoseconds (584 years): a 128-bit division would cost more than the
-        // rest of a deposit.
-        let since = now.saturating_duration_since(self.origin);
-        let nanos = since.as_secs() * 1_000_000_000 + u64::from(since.subsec_nanos());
         let period = nanos / slot_len + 1;
         let slot = &self.slots[(period % SLOTS as u64) as usize];
         let seen = slot.period.load(Ordering::Acquire);
@@ -136,8 +151,14 @@ impl RetryBudget {
 
     /// Records a call (first attempt).
     pub fn deposit(&self, now: Instant) {
+        self.deposit_at(self.since_origin(now));
+    }
+
+    /// [`deposit`](Self::deposit) at `nanos` since the [`origin`](Self::origin).
+    #[inline]
+    pub(crate) fn deposit_at(&self, nanos: u64) {
         if self.settings.enabled.load(Ordering::Relaxed) {
-            self.slot(now).1.deposits.bump();
+            self.slot_at(nanos).1.deposits.bump();
         }
     }
 

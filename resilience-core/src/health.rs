@@ -128,6 +128,7 @@ impl Stats {
     }
 
     /// Counts a finished call of `operation`.
+    #[inline]
     pub(crate) fn finish(&self, operation: &'static str, ok: bool) {
         let counters = self.operation(operation).unwrap_or(&self.other);
         counters.calls.bump();

@@ -191,7 +191,11 @@ struct Called<S> {
 }
 
 impl<S> Called<S> {
-    async fn run<Req, K>(mut self, key: Option<K>, request: Req) -> Result<S::Response, S::Error>
+    async fn run<Req, K>(
+        mut self,
+        key: Option<K>,
+        mut request: Req,
+    ) -> Result<S::Response, S::Error>
     where
         S: Service<Req>,
         S::Error: ResilientError,
@@ -205,25 +209,26 @@ impl<S> Called<S> {
         }
         let mut run = match &key {
             Some(key) => Run::new(resilience.engine(), call.key(key.as_ref())),
-            None => match resilience.default_slot() {
-                Some(slot) => Run::resolved(resilience.engine(), call.key(resilience.key()), slot),
-                None => Run::new(resilience.engine(), call.key(resilience.key())),
-            },
+            None => Run::resolved_or_new(
+                resilience.engine(),
+                call.key(resilience.key()),
+                resilience.default_slot(),
+            ),
         };
         let inner = &mut self.inner;
         loop {
-            if let Some(done) = run.before_attempt().await {
-                return done;
-            }
-            let (service, request) = (&mut *inner, request.clone());
-            let attempt = async move {
-                poll_fn(|cx| service.poll_ready(cx)).await?;
-                service.call(request).await
-            };
-            let outcome = run
-                .attempt::<Result<S::Response, S::Error>, _>(attempt)
-                .await;
-            if let Some(done) = run.after_attempt(outcome).await {
+            // Built once admitted: the request is cloned for an attempt that runs.
+            let step = run.step::<Result<S::Response, S::Error>, _, _>(|| {
+                // Borrowed mutably, so the call's future is `Send` whenever `Req` is (a
+                // shared borrow would need `Req: Sync`).
+                let request: &mut Req = &mut request;
+                let (service, request) = (&mut *inner, request.clone());
+                async move {
+                    poll_fn(|cx| service.poll_ready(cx)).await?;
+                    service.call(request).await
+                }
+            });
+            if let Some(done) = step.await {
                 return done;
             }
         }

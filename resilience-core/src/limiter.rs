@@ -133,13 +133,24 @@ impl TokenBucket {
         self.store(policy);
     }
 
-    fn nanos(&self, now: Instant) -> u64 {
+    /// `now` in nanoseconds since the bucket's origin (0 before it).
+    pub(crate) fn nanos(&self, now: Instant) -> u64 {
         now.saturating_duration_since(self.origin).as_nanos() as u64
+    }
+
+    /// When the bucket started: the origin of [`nanos`](Self::nanos).
+    pub(crate) fn origin(&self) -> Instant {
+        self.origin
     }
 
     /// Takes a token if one is free at `now`; otherwise says how long until one is.
     fn try_take(&self, now: Instant) -> Result<(), Duration> {
-        let now = self.nanos(now);
+        self.try_take_at(self.nanos(now))
+    }
+
+    /// [`try_take`](Self::try_take) at `now` in nanoseconds since the origin.
+    #[inline]
+    fn try_take_at(&self, now: u64) -> Result<(), Duration> {
         let interval = self.interval.load(Ordering::Relaxed);
         let tolerance = self.tolerance.load(Ordering::Relaxed);
         let mut tat = self.tat.load(Ordering::Acquire);
@@ -190,7 +201,13 @@ impl TokenBucket {
     /// Takes a token if one is free at `now` and nobody is queued for one: the fast path,
     /// with no waiting and no `async`.
     pub fn try_acquire(&self, now: Instant) -> bool {
-        self.waiting.load(Ordering::Acquire) == 0 && self.try_take(now).is_ok()
+        self.try_acquire_at(self.nanos(now))
+    }
+
+    /// [`try_acquire`](Self::try_acquire) at `nanos` since the [`origin`](Self::origin).
+    #[inline]
+    pub(crate) fn try_acquire_at(&self, nanos: u64) -> bool {
+        self.waiting.load(Ordering::Acquire) == 0 && self.try_take_at(nanos).is_ok()
     }
 
     /// Takes a token at `now`, waiting for one when the policy says `wait`, but never past

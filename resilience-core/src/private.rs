@@ -19,10 +19,11 @@ pub trait ResilientResult {}
 impl<T, E: crate::ResilientError> ResilientResult for Result<T, E> {}
 
 /// The function's return type `R`, as a value the check's methods are called on:
-/// `(&Check::<R>::new()).run(run)`.
+/// `(&Check::<R>::new()).run(&mut run)`.
 ///
 /// Method lookup tries [`CheckedRun`] (on `Check<R>`, taking `&self`) first; it applies
-/// only when `R` is a [`ResilientResult`] and hands the run back. Otherwise lookup falls
+/// only when `R` is a [`ResilientResult`] and hands the run back (borrowed, so that the run
+/// is not moved: it is as large as a call's state). Otherwise lookup falls
 /// through to [`UncheckedRun`] (on `&Check<R>`, one auto-reference further), whose bound
 /// `R: ResilientResult` fails: one error, where the expansion spans the call (the user's return type). Its result is a type
 /// nothing constrains, so the compiler reports none of the later calls on the run that
@@ -52,12 +53,12 @@ impl<R> Default for Check<R> {
 /// The check, passed: see [`Check`].
 pub trait CheckedRun {
     /// `run`, unchanged.
-    fn run<'a>(&self, run: Run<'a>) -> Run<'a>;
+    fn run<'r, 'a>(&self, run: &'r mut Run<'a>) -> &'r mut Run<'a>;
 }
 
 impl<T, E: crate::ResilientError> CheckedRun for Check<Result<T, E>> {
     #[inline(always)]
-    fn run<'a>(&self, run: Run<'a>) -> Run<'a> {
+    fn run<'r, 'a>(&self, run: &'r mut Run<'a>) -> &'r mut Run<'a> {
         run
     }
 }
@@ -65,13 +66,13 @@ impl<T, E: crate::ResilientError> CheckedRun for Check<Result<T, E>> {
 /// The check, failed: see [`Check`].
 pub trait UncheckedRun<R> {
     /// Never compiles: `R: ResilientResult` does not hold where this is chosen.
-    fn run<X>(&self, run: Run<'_>) -> X
+    fn run<X>(&self, run: &mut Run<'_>) -> X
     where
         R: ResilientResult;
 }
 
 impl<R> UncheckedRun<R> for &Check<R> {
-    fn run<X>(&self, _: Run<'_>) -> X
+    fn run<X>(&self, _: &mut Run<'_>) -> X
     where
         R: ResilientResult,
     {
@@ -90,6 +91,7 @@ impl std::fmt::Debug for Run<'_> {
 
 impl<'a> Run<'a> {
     /// A method's call: the receiver's engine; its default policy and key unless given.
+    #[inline]
     pub fn method(
         resilience: &'a Resilience,
         policy: Option<&'static str>,
@@ -103,11 +105,12 @@ impl<'a> Run<'a> {
         if let Some(hook) = resilience.recovery() {
             call = call.recovery(hook);
         }
-        let engine = resilience.engine();
-        match resilience.default_slot().filter(|_| defaults) {
-            Some(slot) => Run(crate::run::Run::resolved(engine, call, slot)),
-            None => Run(crate::run::Run::new(engine, call)),
-        }
+        let slot = resilience.default_slot().filter(|_| defaults);
+        Run(crate::run::Run::resolved_or_new(
+            resilience.engine(),
+            call,
+            slot,
+        ))
     }
 
     /// A free function's call: the process-wide engine.
@@ -119,32 +122,19 @@ impl<'a> Run<'a> {
         Run(crate::run::Run::new(Engine::global(), call))
     }
 
-    // The steps hand back the engine's own futures rather than wrapping each in an
-    // `async` block of its own: one state machine per step instead of two, on every call.
-
-    /// See [`crate::run::Run::before_attempt`].
+    /// One attempt of the body's future `fut`: see `crate::run::Run::step`. The future
+    /// is built before admission (an `async` block runs nothing until polled) and dropped
+    /// unpolled when the call ends before its attempt.
     #[inline]
-    pub fn before_attempt<T, E: crate::ResilientError>(
-        &mut self,
-    ) -> impl core::future::Future<Output = Option<Result<T, E>>> {
-        self.0.before_attempt()
-    }
-
-    /// See [`crate::run::Run::attempt`].
-    #[inline]
-    pub fn attempt<R: ResultLike, F: core::future::Future<Output = R>>(
+    pub fn step<R, F>(
         &mut self,
         fut: F,
-    ) -> impl core::future::Future<Output = Attempted<R::Ok, R::Err>> {
-        self.0.attempt(fut)
-    }
-
-    /// See [`crate::run::Run::after_attempt`].
-    #[inline]
-    pub fn after_attempt<T, E: crate::ResilientError>(
-        &mut self,
-        outcome: Attempted<T, E>,
-    ) -> impl core::future::Future<Output = Option<Result<T, E>>> {
-        self.0.after_attempt(outcome)
+    ) -> impl core::future::Future<Output = Option<Result<R::Ok, R::Err>>>
+    where
+        R: ResultLike,
+        R::Err: crate::ResilientError,
+        F: core::future::Future<Output = R>,
+    {
+        self.0.step::<R, _, F>(move || fut)
     }
 }

@@ -114,6 +114,14 @@ impl AtomicDuration {
     }
 }
 
+/// One instant on the clocks of a slot's retry budget and rate-limit bucket, in
+/// nanoseconds since each one's origin.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ticks {
+    pub(crate) budget: u64,
+    pub(crate) bucket: u64,
+}
+
 /// State for one policy and key.
 pub(crate) struct Slot {
     pub(crate) policy_name: Arc<str>,
@@ -127,6 +135,10 @@ pub(crate) struct Slot {
     pub(crate) budget: RetryBudget,
     pub(crate) gate: RecoveryGate,
     pub(crate) bucket: Arc<TokenBucket>,
+    /// How long after the bucket's origin the budget's is, in nanoseconds (the bucket
+    /// may be older, shared with other policies); `None` if the bucket's is the later one
+    /// (another runtime's paused clock). See [`ticks`](Self::ticks).
+    bucket_lead: Option<u64>,
     /// The shared store this slot takes its rate-limit tokens from, when its policy is
     /// shared (see [`shared`](crate::shared)); `None` keeps everything local.
     pub(crate) shared: Option<Arc<dyn SharedStore>>,
@@ -145,10 +157,14 @@ impl Slot {
         hub: Arc<Hub>,
     ) -> Self {
         static SERIAL: AtomicU32 = AtomicU32::new(1);
+        let budget = RetryBudget::new(&policy.retry.budget);
+        let bucket_lead =
+            (bucket.origin() <= budget.origin()).then(|| bucket.nanos(budget.origin()));
         Slot {
             serial: SERIAL.fetch_add(1, Ordering::Relaxed).max(1),
             breaker: CircuitBreaker::new(&policy.circuit_breaker),
-            budget: RetryBudget::new(&policy.retry.budget),
+            budget,
+            bucket_lead,
             gate: RecoveryGate::new(&policy.recovery),
             hot: Hot::new(&policy),
             stats: Stats::new(),
@@ -160,6 +176,28 @@ impl Slot {
             policy: RwLock::new(policy),
             bucket,
             shared: None,
+        }
+    }
+
+    /// `now` on the clocks of the retry budget and the rate-limit bucket, from one
+    /// `Instant` subtraction instead of one each (std's checked arithmetic is a good part
+    /// of a call's cost). The bucket's is the budget's plus the lead between their
+    /// origins, exact once `now` is past both; otherwise (instants of another runtime's
+    /// paused clock) each is computed on its own.
+    #[inline]
+    pub(crate) fn ticks(&self, now: Instant) -> Ticks {
+        match self.bucket_lead {
+            Some(lead) if now >= self.budget.origin() => {
+                let budget = self.budget.since_origin(now);
+                Ticks {
+                    budget,
+                    bucket: budget.saturating_add(lead),
+                }
+            }
+            _ => Ticks {
+                budget: self.budget.since_origin(now),
+                bucket: self.bucket.nanos(now),
+            },
         }
     }
 

@@ -26,12 +26,11 @@ pub(crate) fn expand(function: &Function, plan: Plan) -> TokenStream {
     let krate = &plan.krate;
     let private = quote!(#krate::__private);
     let local = |name: &str| Ident::new(name, Span::mixed_site());
-    let (resilience, key, run, done, outcome) = (
+    let (resilience, key, run, done) = (
         local("__resilience"),
         local("__key"),
         local("__run"),
         local("__done"),
-        local("__outcome"),
     );
 
     let output = nameable(plan.output.clone(), syn::parse_quote!(_));
@@ -47,10 +46,10 @@ pub(crate) fn expand(function: &Function, plan: Plan) -> TokenStream {
         let output = respan(quote!(#output), span);
         let private = respan(private.clone(), span);
         quote_spanned! {span=>
-            let mut #run = {
+            let #run = {
                 #[allow(unused_imports)]
                 use #private::{CheckedRun as _, UncheckedRun as _};
-                (&#private::Check::<#output>::new()).run(#run)
+                (&#private::Check::<#output>::new()).run(&mut #run)
             };
         }
     };
@@ -105,11 +104,7 @@ pub(crate) fn expand(function: &Function, plan: Plan) -> TokenStream {
         #tracking
         #start
         loop {
-            if let ::core::option::Option::Some(#done) = #run.before_attempt().await {
-                return #done;
-            }
-            let #outcome = #run.attempt::<#output, _>(#body).await;
-            if let ::core::option::Option::Some(#done) = #run.after_attempt(#outcome).await {
+            if let ::core::option::Option::Some(#done) = #run.step::<#output, _>(#body).await {
                 return #done;
             }
         }

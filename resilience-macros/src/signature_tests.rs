@@ -78,5 +78,5 @@ fn an_opaque_error_type_is_left_to_the_calls() {
     );
     let text = tokens.to_string();
     assert!(!text.contains("Check"), "{text}");
-    assert!(text.contains("before_attempt"), "{text}");
+    assert!(text.contains("step"), "{text}");
 }

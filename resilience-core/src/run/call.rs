@@ -65,11 +65,7 @@ impl Engine {
     {
         let mut run = Run::new(self, call);
         loop {
-            if let Some(done) = run.before_attempt().await {
-                return done;
-            }
-            let outcome = run.attempt::<Result<T, E>, _>(f()).await;
-            if let Some(done) = run.after_attempt(outcome).await {
+            if let Some(done) = run.step::<Result<T, E>, _, _>(&mut f).await {
                 return done;
             }
         }

@@ -11,8 +11,8 @@
 //! only when first polled in either case, so paused-clock tests see no difference.
 
 use std::future::{Future, poll_fn};
-use std::pin::pin;
-use std::task::Poll;
+use std::pin::{Pin, pin};
+use std::task::{Context, Poll};
 
 use tokio::task::coop;
 use tokio::time::{Instant, Sleep};
@@ -31,25 +31,34 @@ pub(super) async fn within<F: Future>(
     let mut fut = pin!(Some(fut));
     let mut scoped = Scoped::new(fut.as_mut(), info);
     let mut timer = pin!(None::<Sleep>);
-    poll_fn(move |cx| {
-        let had_budget = coop::has_budget_remaining();
-        if let Poll::Ready(output) = scoped.poll(cx) {
-            return Poll::Ready(Some(output));
-        }
-        if timer.is_none() {
-            timer.set(Some(tokio::time::sleep_until(deadline)));
-        }
-        let Some(sleep) = timer.as_mut().as_pin_mut() else {
-            return Poll::Pending;
-        };
-        // As `timeout_at` does: an attempt that used up the task's budget must not keep
-        // its own deadline from being seen.
-        let fired = if had_budget && !coop::has_budget_remaining() {
-            pin!(coop::unconstrained(sleep)).poll(cx)
-        } else {
-            sleep.poll(cx)
-        };
-        fired.map(|()| None)
-    })
-    .await
+    poll_fn(move |cx| poll_within(&mut scoped, timer.as_mut(), deadline, cx)).await
+}
+
+/// One poll of an attempt under its deadline (see [`within`]): the attempt first, then the
+/// timer, built at the first `Pending`.
+#[inline]
+pub(super) fn poll_within<F: Future>(
+    scoped: &mut Scoped<'_, F>,
+    mut timer: Pin<&mut Option<Sleep>>,
+    deadline: Instant,
+    cx: &mut Context<'_>,
+) -> Poll<Option<F::Output>> {
+    let had_budget = coop::has_budget_remaining();
+    if let Poll::Ready(output) = scoped.poll(cx) {
+        return Poll::Ready(Some(output));
+    }
+    if timer.is_none() {
+        timer.set(Some(tokio::time::sleep_until(deadline)));
+    }
+    let Some(sleep) = timer.as_mut().as_pin_mut() else {
+        return Poll::Pending;
+    };
+    // As `timeout_at` does: an attempt that used up the task's budget must not keep its
+    // own deadline from being seen.
+    let fired = if had_budget && !coop::has_budget_remaining() {
+        pin!(coop::unconstrained(sleep)).poll(cx)
+    } else {
+        sleep.poll(cx)
+    };
+    fired.map(|()| None)
 }

@@ -6,11 +6,13 @@
 //!       └ per attempt: breaker permit → rate-limit permit (key) → attempt deadline → call
 //! ```
 //!
-//! [`Run`] is a small state machine driven by a loop of three steps, `before_attempt`,
-//! `attempt` and `after_attempt`. The loop is written out by the caller (by
-//! [`Engine::run`](crate::Engine::run), or inline by `#[resilient_operation]`) so that the
-//! attempt's future is an ordinary `async` block of the caller's body: it may borrow
-//! `self` and arguments, use `?` and `return`, and stays `Send` whenever the body is.
+//! [`Run`] is a small state machine driven by a loop of one step per attempt,
+//! [`step`](Run::step): admission, the attempt, and the record of its outcome, which
+//! either ends the call or has waited for the next attempt. The loop is written out by
+//! the caller (by [`Engine::run`](crate::Engine::run), or inline by
+//! `#[resilient_operation]`) so that the attempt's future is an ordinary `async` block of
+//! the caller's body: it may borrow `self` and arguments, use `?` and `return`, and stays
+//! `Send` whenever the body is.
 //!
 //! A run started inside another run's attempt is *nested*. Under the **same** policy and
 //! key as an enclosing attempt (a method calling another method of the same connector),
@@ -24,22 +26,19 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::time::Instant;
 use tracing::{Instrument, Span};
 
 use crate::attempt::{self, AttemptInfo, Chain};
 use crate::backoff::Backoff;
-use crate::breaker::{Outcome, Permit, Transition};
+use crate::breaker::{Permit, Transition};
 use crate::engine::Engine;
 use crate::error::ResilientError;
 use crate::events::{ErrorText, EventKind, Verdict};
 use crate::failure::{Failure, Stop};
-use crate::health::Stats;
 use crate::recovery::Recovery;
 use crate::slot::Slot;
-use resilience_policy::ErrorClass;
 
 mod admit;
 mod call;
@@ -47,6 +46,8 @@ mod deadline;
 mod outcome;
 mod recover;
 mod retry;
+mod settle;
+mod step;
 
 pub use call::Call;
 pub use outcome::{Attempted, ResultLike};
@@ -145,10 +146,21 @@ impl<'a> Run<'a> {
         Run::with_slot(engine, call, slot)
     }
 
-    /// A run on a slot already resolved for the call's policy and key.
+    /// A run on `slot` when given (already resolved for the call's policy and key), or
+    /// on the slot looked up for this call.
     #[inline]
-    pub(crate) fn resolved(engine: &'a Engine, call: Call<'a>, slot: &'a Arc<Slot>) -> Self {
-        Run::with_slot(engine, call, Some(SlotRef::Borrowed(slot)))
+    pub(crate) fn resolved_or_new(
+        engine: &'a Engine,
+        call: Call<'a>,
+        slot: Option<&'a Arc<Slot>>,
+    ) -> Self {
+        let slot = match slot {
+            Some(slot) => Some(SlotRef::Borrowed(slot)),
+            None => engine
+                .slot(call.policy, call.key.unwrap_or(call.policy))
+                .map(SlotRef::Owned),
+        };
+        Run::with_slot(engine, call, slot)
     }
 
     #[inline]
@@ -202,7 +214,7 @@ impl<'a> Run<'a> {
         stop: Stop,
         error: Option<E>,
     ) -> Option<Result<T, E>> {
-        self.finish(slot, false, Instant::now());
+        self.finish(slot, false, Some(Instant::now()));
         self.report_gave_up(slot, Verdict::Stopped(&stop), error.as_ref());
         Some(Err(self.fail(stop, error)))
     }
@@ -243,71 +255,24 @@ impl<'a> Run<'a> {
         slot.on_transition(transition, Some(self.operation), self.recovery);
     }
 
-    fn finish(&self, slot: &Slot, ok: bool, now: Instant) {
+    /// Counts the end of the call at `now` (read here when not given, and only if the
+    /// call's duration is recorded).
+    #[inline]
+    fn finish(&self, slot: &Slot, ok: bool, now: Option<Instant>) {
         slot.stats.finish(self.operation, ok);
         if !ok {
             slot.meters.failures.increment(1);
         }
         if let Some(started) = self.started {
-            let seconds = now.saturating_duration_since(started).as_secs_f64();
-            slot.meters.call_seconds.record(seconds);
+            slot.meters.call_seconds.record(Elapsed { started, now });
         }
     }
 
-    /// Takes the breaker's and the rate limiter's permits for the next attempt. `Some`
-    /// ends the call (unknown policy, circuit open, rate limited).
-    pub(crate) async fn before_attempt<T, E: ResilientError>(&mut self) -> Option<Result<T, E>> {
-        if self.joined {
-            return None;
-        }
-        let slot = match self.slot.as_deref() {
-            Some(slot) if !slot.hot.retired() => slot,
-            _ => {
-                let known = self.engine.policies().names().map(str::to_owned).collect();
-                return Some(Err(self.fail(Stop::UnknownPolicy { known }, None)));
-            }
-        };
-        let now = Instant::now();
-        if self.started.is_none() {
-            self.spans = start(slot, now, self.operation, self.enclosing.is_none());
-            self.started = Some(now);
-            self.deadline = Some(now + slot.hot.total());
-        }
-
-        let admitted = match self.admitted_next.take() {
-            Some(at) => at,
-            None => {
-                match admit::try_admit(slot, &mut self.permit, now, self.operation, self.recovery) {
-                    Ok(true) => now,
-                    Ok(false) => {
-                        let waited =
-                            admit::wait(slot, &mut self.permit, now, self.deadline, self.operation);
-                        match waited.await {
-                            Ok(at) => at,
-                            Err(stop) => return self.give_up(slot, stop, None),
-                        }
-                    }
-                    Err(stop) => return self.give_up(slot, stop, None),
-                }
-            }
-        };
-
-        self.admitted = Some(admitted);
-        self.attempt += 1;
-        slot.meters.attempts.increment(1);
-        None
-    }
-
-    /// Runs one attempt's future under the attempt deadline.
-    pub(crate) async fn attempt<R, F>(&mut self, fut: F) -> Attempted<R::Ok, R::Err>
-    where
-        R: ResultLike,
-        F: Future<Output = R>,
-    {
-        let (Some(slot), Some(now)) = (self.slot.as_deref(), self.admitted) else {
-            return Attempted::Done(fut.await.into_result());
-        };
-        let attempt_deadline = now + slot.hot.attempt();
+    /// The current attempt's information, and its deadline: the attempt timeout or the
+    /// total deadline, whichever is first (`true` when it is the total one).
+    #[inline]
+    fn attempt_info(&self, slot: &Slot, admitted: Instant) -> (AttemptInfo, Instant, bool) {
+        let attempt_deadline = admitted + slot.hot.attempt();
         let (deadline, total) = match self.deadline {
             Some(total) if total <= attempt_deadline => (total, true),
             _ => (attempt_deadline, false),
@@ -322,6 +287,20 @@ impl<'a> Run<'a> {
                 Some(chain) => chain.with(slot_id(slot)),
             },
         };
+        (info, deadline, total)
+    }
+
+    /// Runs one attempt's future under the attempt deadline (inside the attempt's span,
+    /// when the call has spans).
+    pub(crate) async fn attempt<R, F>(&mut self, fut: F) -> Attempted<R::Ok, R::Err>
+    where
+        R: ResultLike,
+        F: Future<Output = R>,
+    {
+        let (Some(slot), Some(now)) = (self.slot.as_deref(), self.admitted) else {
+            return Attempted::Done(fut.await.into_result());
+        };
+        let (info, deadline, total) = self.attempt_info(slot, now);
         let Some(spans) = self.spans.as_mut() else {
             return match deadline::within(deadline, info, fut).await {
                 Some(result) => Attempted::Done(result.into_result()),
@@ -338,90 +317,27 @@ impl<'a> Run<'a> {
             class = tracing::field::Empty,
         );
         let fut = fut.instrument(span.clone());
-        // The outcome's class is recorded on the span by `after_attempt`.
+        // The outcome's class is recorded on the span by `settle`.
         spans.attempt = span;
         match deadline::within(deadline, info, fut).await {
             Some(result) => Attempted::Done(result.into_result()),
             None => Attempted::TimedOut { total },
         }
     }
-
-    /// Records how the attempt ended and decides: `Some` ends the call with its result;
-    /// `None` means retry (after recovery and the backoff delay, already waited).
-    pub(crate) async fn after_attempt<T, E: ResilientError>(
-        &mut self,
-        outcome: Attempted<T, E>,
-    ) -> Option<Result<T, E>> {
-        let slot = match self.slot.as_deref() {
-            Some(slot) if !self.joined => slot,
-            _ => {
-                return Some(match outcome {
-                    Attempted::Done(result) => result,
-                    Attempted::TimedOut { .. } => Err(self.fail(
-                        Stop::AttemptTimedOut {
-                            timeout: Duration::ZERO,
-                            attempts: self.attempt,
-                        },
-                        None,
-                    )),
-                });
-            }
-        };
-        let permit = self.permit.take();
-        let now = Instant::now();
-        if let Some(spans) = self.spans.as_mut() {
-            let class = match &outcome {
-                Attempted::Done(Ok(_)) => "ok",
-                Attempted::Done(Err(e)) => e.class().as_str(),
-                Attempted::TimedOut { .. } => ErrorClass::Timeout.as_str(),
-            };
-            std::mem::replace(&mut spans.attempt, Span::none()).record("class", class);
-        }
-        let (class, error, total_ran_out) = match outcome {
-            Attempted::Done(Ok(value)) => {
-                if let Some(permit) = permit
-                    && let Some(t) = slot.breaker.record(permit, Outcome::Success, now)
-                {
-                    self.transition(slot, t);
-                }
-                if slot.shared.is_some() {
-                    crate::shared::record(slot, Outcome::Success);
-                }
-                self.finish(slot, true, now);
-                return Some(Ok(value));
-            }
-            Attempted::Done(Err(e)) => (e.class(), Some(e), false),
-            Attempted::TimedOut { total } => {
-                Stats::bump(&slot.stats.timeouts);
-                (ErrorClass::Timeout, None, total)
-            }
-        };
-        // The failure path is boxed so that the common case's future stays small.
-        Box::pin(self.after_failure(class, error, total_ran_out, permit, now)).await
-    }
 }
 
-/// Starts a call at `now`: counts it, deposits it in the retry budget (an outermost
-/// call only) and returns its spans, when a subscriber wants them.
-#[inline]
-fn start(
-    slot: &Slot,
-    now: Instant,
-    operation: &'static str,
-    outermost: bool,
-) -> Option<Box<Spans>> {
-    slot.meters.calls.increment(1);
-    if outermost {
-        slot.budget.deposit(now);
-    }
-    // Checked first, so that a call makes no span at all (not even a disabled one to
-    // drop) unless some subscriber wants `debug`.
-    if tracing::Level::DEBUG <= tracing::level_filters::STATIC_MAX_LEVEL
-        && tracing::Level::DEBUG <= tracing::level_filters::LevelFilter::current()
-    {
-        Spans::new(slot, operation)
-    } else {
-        None
+/// A call's duration for the histogram, measured only when a recorder takes it (the
+/// handle is a no-op without one), so that a call reads the clock once less.
+pub(super) struct Elapsed {
+    pub(super) started: Instant,
+    /// The end of the call, when already read.
+    pub(super) now: Option<Instant>,
+}
+
+impl metrics::IntoF64 for Elapsed {
+    fn into_f64(self) -> f64 {
+        let now = self.now.unwrap_or_else(Instant::now);
+        now.saturating_duration_since(self.started).as_secs_f64()
     }
 }
 

@@ -11,8 +11,9 @@ use tokio::time::Instant;
 
 use super::Run;
 use super::admit::admit;
+use super::settle::Failed;
 use crate::backoff::Backoff;
-use crate::breaker::{BreakerState, Outcome, Permit};
+use crate::breaker::{BreakerState, Outcome};
 use crate::error::ResilientError;
 use crate::events::{ErrorText, EventKind, Verdict};
 use crate::failure::{Stop, fmt_secs};
@@ -22,12 +23,15 @@ impl Run<'_> {
     /// Decides what follows a failed attempt: give up, or recover, wait and retry.
     pub(super) async fn after_failure<T, E: ResilientError>(
         &mut self,
-        class: ErrorClass,
-        error: Option<E>,
-        total_ran_out: bool,
-        permit: Option<Permit>,
-        now: Instant,
+        failed: Failed<E>,
     ) -> Option<Result<T, E>> {
+        let Failed {
+            class,
+            error,
+            total_ran_out,
+            permit,
+            now,
+        } = failed;
         let slot = self.slot.as_deref()?;
         let policy = slot.policy();
         slot.stats.error(class);
@@ -45,7 +49,7 @@ impl Run<'_> {
         if self.enclosing.is_some() {
             // One attempt only: the outer run decides whether to retry.
             if let Some(error) = error {
-                self.finish(slot, false, now);
+                self.finish(slot, false, Some(now));
                 return Some(Err(error));
             }
             let stop = Stop::AttemptTimedOut {
@@ -87,7 +91,7 @@ impl Run<'_> {
         }
 
         if !policy.retry.retry_on.contains(class) {
-            self.finish(slot, false, now);
+            self.finish(slot, false, Some(now));
             if let Some(e) = &error {
                 self.report_gave_up(slot, Verdict::NotRetried, Some(e));
             }

@@ -7,21 +7,15 @@ async fn load(table: &str) -> Result<u64, LoadError> {
         ::core::option::Option::None,
         "load",
     );
-    let mut __run = {
+    let __run = {
         #[allow(unused_imports)]
         use my_facade::resilience::__private::{CheckedRun as _, UncheckedRun as _};
         (&my_facade::resilience::__private::Check::<Result<u64, LoadError>>::new())
-            .run(__run)
+            .run(&mut __run)
     };
     loop {
-        if let ::core::option::Option::Some(__done) = __run.before_attempt().await {
-            return __done;
-        }
-        let __outcome = __run
-            .attempt::<Result<u64, LoadError>, _>(async { Ok(table.len() as u64) })
-            .await;
         if let ::core::option::Option::Some(__done) = __run
-            .after_attempt(__outcome)
+            .step::<Result<u64, LoadError>, _>(async { Ok(table.len() as u64) })
             .await
         {
             return __done;

@@ -6,20 +6,14 @@ async fn count(&self, table: &str) -> PgResult<u64> {
         ::core::option::Option::None,
         "count_rows",
     );
-    let mut __run = {
+    let __run = {
         #[allow(unused_imports)]
         use ::resilience_core::__private::{CheckedRun as _, UncheckedRun as _};
-        (&::resilience_core::__private::Check::<PgResult<u64>>::new()).run(__run)
+        (&::resilience_core::__private::Check::<PgResult<u64>>::new()).run(&mut __run)
     };
     loop {
-        if let ::core::option::Option::Some(__done) = __run.before_attempt().await {
-            return __done;
-        }
-        let __outcome = __run
-            .attempt::<PgResult<u64>, _>(async { self.query_scalar(table).await })
-            .await;
         if let ::core::option::Option::Some(__done) = __run
-            .after_attempt(__outcome)
+            .step::<PgResult<u64>, _>(async { self.query_scalar(table).await })
             .await
         {
             return __done;

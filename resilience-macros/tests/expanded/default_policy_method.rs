@@ -8,26 +8,21 @@ pub async fn test_connection(&self) -> Result<Info, PgError> {
         ::core::option::Option::None,
         "test_connection",
     );
-    let mut __run = {
+    let __run = {
         #[allow(unused_imports)]
         use ::resilience_core::__private::{CheckedRun as _, UncheckedRun as _};
-        (&::resilience_core::__private::Check::<Result<Info, PgError>>::new()).run(__run)
+        (&::resilience_core::__private::Check::<Result<Info, PgError>>::new())
+            .run(&mut __run)
     };
     loop {
-        if let ::core::option::Option::Some(__done) = __run.before_attempt().await {
-            return __done;
-        }
-        let __outcome = __run
-            .attempt::<
+        if let ::core::option::Option::Some(__done) = __run
+            .step::<
                 Result<Info, PgError>,
                 _,
             >(async {
                 self.client.ping().await?;
                 Ok(Info)
             })
-            .await;
-        if let ::core::option::Option::Some(__done) = __run
-            .after_attempt(__outcome)
             .await
         {
             return __done;

@@ -8,21 +8,15 @@ async fn list_orders(client: &Client, page: u32) -> Result<Vec<Order>, ApiError>
         ::core::option::Option::Some(::core::convert::AsRef::<str>::as_ref(&__key)),
         "list_orders",
     );
-    let mut __run = {
+    let __run = {
         #[allow(unused_imports)]
         use ::resilience_core::__private::{CheckedRun as _, UncheckedRun as _};
         (&::resilience_core::__private::Check::<Result<Vec<Order>, ApiError>>::new())
-            .run(__run)
+            .run(&mut __run)
     };
     loop {
-        if let ::core::option::Option::Some(__done) = __run.before_attempt().await {
-            return __done;
-        }
-        let __outcome = __run
-            .attempt::<Result<Vec<Order>, ApiError>, _>(async { client.get(page).await })
-            .await;
         if let ::core::option::Option::Some(__done) = __run
-            .after_attempt(__outcome)
+            .step::<Result<Vec<Order>, ApiError>, _>(async { client.get(page).await })
             .await
         {
             return __done;

@@ -14,23 +14,15 @@ where
         ::core::option::Option::None,
         "load",
     );
-    let mut __run = {
+    let __run = {
         #[allow(unused_imports)]
         use ::resilience_core::__private::{CheckedRun as _, UncheckedRun as _};
-        (&::resilience_core::__private::Check::<Result<Vec<T>, Error>>::new()).run(__run)
+        (&::resilience_core::__private::Check::<Result<Vec<T>, Error>>::new())
+            .run(&mut __run)
     };
     loop {
-        if let ::core::option::Option::Some(__done) = __run.before_attempt().await {
-            return __done;
-        }
-        let __outcome = __run
-            .attempt::<
-                Result<Vec<T>, Error>,
-                _,
-            >(async { self.decode(name, rows.as_ref()) })
-            .await;
         if let ::core::option::Option::Some(__done) = __run
-            .after_attempt(__outcome)
+            .step::<Result<Vec<T>, Error>, _>(async { self.decode(name, rows.as_ref()) })
             .await
         {
             return __done;

@@ -6,20 +6,15 @@ async fn rows(&self) -> Result<impl Iterator<Item = Row>, Error> {
         ::core::option::Option::None,
         "rows",
     );
-    let mut __run = {
+    let __run = {
         #[allow(unused_imports)]
         use ::resilience_core::__private::{CheckedRun as _, UncheckedRun as _};
-        (&::resilience_core::__private::Check::<Result<(), Error>>::new()).run(__run)
+        (&::resilience_core::__private::Check::<Result<(), Error>>::new())
+            .run(&mut __run)
     };
     loop {
-        if let ::core::option::Option::Some(__done) = __run.before_attempt().await {
-            return __done;
-        }
-        let __outcome = __run
-            .attempt::<Result<_, Error>, _>(async { Ok(self.rows.iter().cloned()) })
-            .await;
         if let ::core::option::Option::Some(__done) = __run
-            .after_attempt(__outcome)
+            .step::<Result<_, Error>, _>(async { Ok(self.rows.iter().cloned()) })
             .await
         {
             return __done;

@@ -11,26 +11,20 @@ pub(crate) async fn next(&mut self) -> io::Result<u32> {
         ::core::option::Option::None,
         "next",
     );
-    let mut __run = {
+    let __run = {
         #[allow(unused_imports)]
         use ::resilience_core::__private::{CheckedRun as _, UncheckedRun as _};
-        (&::resilience_core::__private::Check::<io::Result<u32>>::new()).run(__run)
+        (&::resilience_core::__private::Check::<io::Result<u32>>::new()).run(&mut __run)
     };
     loop {
-        if let ::core::option::Option::Some(__done) = __run.before_attempt().await {
-            return __done;
-        }
-        let __outcome = __run
-            .attempt::<
+        if let ::core::option::Option::Some(__done) = __run
+            .step::<
                 io::Result<u32>,
                 _,
             >(async {
                 self.calls += 1;
                 Ok(self.calls)
             })
-            .await;
-        if let ::core::option::Option::Some(__done) = __run
-            .after_attempt(__outcome)
             .await
         {
             return __done;

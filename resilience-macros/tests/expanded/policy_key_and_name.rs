@@ -10,17 +10,15 @@ async fn fetch_page(&self, table: &Table, after: Option<&Key>) -> Result<Page, P
         ::core::option::Option::Some(::core::convert::AsRef::<str>::as_ref(&__key)),
         "fetch_page",
     );
-    let mut __run = {
+    let __run = {
         #[allow(unused_imports)]
         use ::resilience_core::__private::{CheckedRun as _, UncheckedRun as _};
-        (&::resilience_core::__private::Check::<Result<Page, PgError>>::new()).run(__run)
+        (&::resilience_core::__private::Check::<Result<Page, PgError>>::new())
+            .run(&mut __run)
     };
     loop {
-        if let ::core::option::Option::Some(__done) = __run.before_attempt().await {
-            return __done;
-        }
-        let __outcome = __run
-            .attempt::<
+        if let ::core::option::Option::Some(__done) = __run
+            .step::<
                 Result<Page, PgError>,
                 _,
             >(async {
@@ -29,9 +27,6 @@ async fn fetch_page(&self, table: &Table, after: Option<&Key>) -> Result<Page, P
                 }
                 self.query(table, after).await
             })
-            .await;
-        if let ::core::option::Option::Some(__done) = __run
-            .after_attempt(__outcome)
             .await
         {
             return __done;

@@ -8,24 +8,18 @@ async fn read(&self, cursor: Option<&Cursor>) -> Result<Self::Page, Self::Error>
         ::core::option::Option::None,
         "source.read",
     );
-    let mut __run = {
+    let __run = {
         #[allow(unused_imports)]
         use ::resilience_core::__private::{CheckedRun as _, UncheckedRun as _};
         (&::resilience_core::__private::Check::<Result<Self::Page, Self::Error>>::new())
-            .run(__run)
+            .run(&mut __run)
     };
     loop {
-        if let ::core::option::Option::Some(__done) = __run.before_attempt().await {
-            return __done;
-        }
-        let __outcome = __run
-            .attempt::<
+        if let ::core::option::Option::Some(__done) = __run
+            .step::<
                 Result<Self::Page, Self::Error>,
                 _,
             >(async { Ok(self.page(cursor).await?) })
-            .await;
-        if let ::core::option::Option::Some(__done) = __run
-            .after_attempt(__outcome)
             .await
         {
             return __done;
