@@ -79,6 +79,7 @@ impl AttemptInfo {
 }
 
 /// The attempt running in this task, if any.
+#[inline]
 pub fn current() -> Option<AttemptInfo> {
     CURRENT.try_with(Cell::get).ok().flatten()
 }

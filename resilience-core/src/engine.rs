@@ -166,6 +166,7 @@ impl Engine {
     /// key over and over (the usual case for `Engine::run`) then skips the registry's
     /// read lock and hashing. Slots live as long as their engine and are changed in place
     /// by a reload, so a remembered slot is the one the registry would return.
+    #[inline]
     pub(crate) fn slot(&self, policy: &str, key: &str) -> Option<Arc<Slot>> {
         let remembered = LAST_SLOT
             .try_with(|last| {
@@ -182,6 +183,13 @@ impl Engine {
         if remembered.is_some() {
             return remembered;
         }
+        self.slot_lookup(policy, key)
+    }
+
+    /// [`slot`](Self::slot) when this thread does not remember it: the registry's, then
+    /// remembered.
+    #[inline(never)]
+    fn slot_lookup(&self, policy: &str, key: &str) -> Option<Arc<Slot>> {
         let slot = self.inner.registry.get_or_create(policy, key)?;
         let _ = LAST_SLOT.try_with(|last| {
             *last.borrow_mut() = Some((Arc::downgrade(&self.inner), Arc::downgrade(&slot)));
