@@ -127,7 +127,6 @@ impl Resilience {
     }
 
     /// The runtime state of the default policy and key, resolved once.
-    #[inline]
     pub(crate) fn default_slot(&self) -> Option<&Arc<Slot>> {
         self.inner
             .slot
