@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
@@ -219,11 +219,13 @@ async fn terminating_random_partitions_mid_page_loses_and_repeats_nothing() {
     let killer = {
         let (mut admin, kills) = (db.admin().await, Arc::clone(&kills));
         tokio::spawn(async move {
-            // One running page query at a time, whichever partition it belongs to.
+            // One partition's session at a time, whichever partition it belongs to: its
+            // page query running, or the session between two pages inside the
+            // partition's transaction.
             let sql = "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM \
                        (SELECT pid FROM pg_stat_activity WHERE application_name = $1 \
-                        AND state = 'active' AND query LIKE '%LIMIT%' ORDER BY random() \
-                        LIMIT 1) p) t";
+                        AND state IN ('active', 'idle in transaction') \
+                        AND query LIKE '%LIMIT%' ORDER BY random() LIMIT 1) p) t";
             while kills.load(Ordering::SeqCst) < 4 {
                 let n: i64 = sqlx::query_scalar(sql)
                     .bind("pgread_part_kill")
@@ -235,8 +237,20 @@ async fn terminating_random_partitions_mid_page_loses_and_repeats_nothing() {
             }
         })
     };
-    let (seen, per_partition) =
-        read_partitioned(&pg, "items", partitioned(4, 5000), |_| async {}).await;
+    // A few pages in, the read waits until the killer has struck, so that a read
+    // faster than the killer (a loaded machine) cannot pass without a fault.
+    let (seen, per_partition) = read_partitioned(&pg, "items", partitioned(4, 5000), |index| {
+        let kills = Arc::clone(&kills);
+        async move {
+            if index == 3 {
+                let until = Instant::now() + Duration::from_secs(30);
+                while kills.load(Ordering::SeqCst) < 1 && Instant::now() < until {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+        }
+    })
+    .await;
     killer.abort();
     assert!(
         kills.load(Ordering::SeqCst) >= 1,
