@@ -8,12 +8,13 @@
 //! timeout, once per attempt; directly, it is refused at once, retried with the policy's
 //! backoff, and classified, so a wrong password exits 2 and a down server exits 1.
 
+use connector_http::HttpParams;
 use connector_postgres::{PgError, PgParams, PostgresConnector};
 use resilience_core::policy::PolicySet;
 use resilience_core::{Call, Engine, Failure, ResilientError};
 use sqlx::{Connection, PgConnection};
 
-use crate::args::PolicySource;
+use crate::args::{PolicySource, Target};
 use crate::error::CliError;
 
 /// The database used when neither `--database-url` nor `DATABASE_URL` is given.
@@ -132,4 +133,21 @@ pub async fn preflight(engine: &Engine, params: &PgParams) -> Result<(), Connect
             Ok(())
         })
         .await
+}
+
+/// The REST API's settings from `--api-config FILE` (for `--connector http`), with the
+/// file's name as messages show it.
+pub fn api_params(target: &Target) -> Result<(HttpParams, String), CliError> {
+    let path = target.api_config.as_ref().ok_or_else(|| {
+        CliError::Usage(
+            "--connector http needs --api-config FILE: the API's settings as TOML (see the \
+             README, \"The REST API connector\")"
+                .into(),
+        )
+    })?;
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::Usage(format!("--api-config {shown}: {e}")))?;
+    let params = toml::from_str(&text).map_err(|e| CliError::Usage(format!("{shown}: {e}")))?;
+    Ok((params, shown))
 }

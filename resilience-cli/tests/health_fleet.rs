@@ -36,14 +36,7 @@ fn health_shows_the_breaker_another_process_opened() {
     let db = TestDb::create("fleethealth", "SELECT 1");
     let dir = Scratch::new("fleethealth");
     let prefix = format!("test-health-{}-{}", std::process::id(), line!());
-    std::fs::write(
-        dir.path().join("fleet.toml"),
-        format!(
-            "[store]\nbackend = \"redis\"\nurl = \"{}\"\nprefix = \"{prefix}\"\n",
-            test_support::redis::url()
-        ),
-    )
-    .unwrap();
+    fleet_profile(&dir, &prefix);
     let key = db.host_key();
     let runtime = rt();
     // This test process is the other worker: its `db` calls fail until the fleet's
@@ -143,23 +136,8 @@ fn sync_with_a_store_takes_its_tokens_from_redis_and_reports_as_a_worker() {
     );
     let dir = Scratch::new("fleetsync");
     let prefix = format!("test-sync-{}-{}", std::process::id(), line!());
-    std::fs::write(
-        dir.path().join("fleet.toml"),
-        format!(
-            "[store]\nbackend = \"redis\"\nurl = \"{}\"\nprefix = \"{prefix}\"\n",
-            test_support::redis::url()
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("p.toml"),
-        format!(
-            "[connections.main]\n{}\n[[sources]]\nname = \"items\"\ntype = \"postgres\"\n\
-             connection = \"main\"\ntable = \"items\"\nsync_mode = \"full\"\n",
-            db.connection_toml()
-        ),
-    )
-    .unwrap();
+    fleet_profile(&dir, &prefix);
+    std::fs::write(dir.path().join("p.toml"), db.full_pipeline("items")).unwrap();
     let out = common::sync_in(dir.path(), &["--policy-dir", ".", "--profile", "fleet"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out).1);
     let buckets = redis_cli(&["--scan", "--pattern", &format!("{prefix}:rl:*")]);
@@ -169,4 +147,16 @@ fn sync_with_a_store_takes_its_tokens_from_redis_and_reports_as_a_worker() {
     );
     let workers = redis_cli(&["zcard", &format!("{prefix}:workers")]);
     assert_eq!(workers.trim(), "1", "the sync reported as one worker");
+}
+
+/// Writes the `fleet` profile: the test Redis as the store, under `prefix`.
+fn fleet_profile(dir: &Scratch, prefix: &str) {
+    std::fs::write(
+        dir.path().join("fleet.toml"),
+        format!(
+            "[store]\nbackend = \"redis\"\nurl = \"{}\"\nprefix = \"{prefix}\"\n",
+            test_support::redis::url()
+        ),
+    )
+    .unwrap();
 }

@@ -7,12 +7,7 @@ use common::{Scratch, TestDb, run_in, sync_in, text};
 const ROWS: i64 = 5_000;
 
 fn pipeline(dir: &Scratch, db: &TestDb, table: &str) {
-    let pipeline = format!(
-        "[connections.main]\n{}\n[[sources]]\nname = \"{table}\"\ntype = \"postgres\"\n\
-         connection = \"main\"\ntable = \"{table}\"\nsync_mode = \"full\"\n",
-        db.connection_toml()
-    );
-    std::fs::write(dir.path().join("p.toml"), pipeline).unwrap();
+    std::fs::write(dir.path().join("p.toml"), db.full_pipeline(table)).unwrap();
 }
 
 fn sync(dir: &Scratch, format: &str) {

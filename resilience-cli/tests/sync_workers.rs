@@ -165,13 +165,7 @@ fn a_killed_worker_s_sources_are_finished_by_the_other_every_row_once() {
     assert!(status.success(), "worker b failed: {b_log}");
     // The source A was syncing when it died: B took it over after the TTL and resumed it
     // from A's last checkpoint.
-    let killed_in = a_log
-        .lines()
-        .last()
-        .and_then(|l| l.split("source=").nth(1))
-        .and_then(|s| s.split_whitespace().next())
-        .expect("the committed part names its source")
-        .to_owned();
+    let killed_in = last_source(&a_log);
     assert!(
         b_log.lines().any(|l| l.contains("incremental sync started")
             && l.contains(&format!("source={killed_in}"))
@@ -207,15 +201,7 @@ fn a_killed_worker_s_sources_are_finished_by_the_other_every_row_once() {
     assert_eq!(output_ids(&dir), ids);
 
     // Another pipeline's run, with a local state file, is refused the workers' folder.
-    std::fs::write(
-        dir.path().join("other.toml"),
-        format!(
-            "[connections.main]\n{}\n[[sources]]\nname = \"e1\"\ntype = \"postgres\"\n\
-             connection = \"main\"\ntable = \"e1\"\nsync_mode = \"full\"\n",
-            db.connection_toml()
-        ),
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("other.toml"), db.full_pipeline("e1")).unwrap();
     let out = run_in(
         dir.path(),
         &[
@@ -295,13 +281,7 @@ fn a_stalled_worker_whose_lease_lapsed_writes_nothing_more() {
     let mut a = spawn_worker(&dir, "a");
     let a_lines = lines_of(&mut a);
     let a_log = wait_for(&a_lines, "committed part", Duration::from_secs(60));
-    let held = a_log
-        .lines()
-        .last()
-        .and_then(|l| l.split("source=").nth(1))
-        .and_then(|s| s.split_whitespace().next())
-        .expect("the committed part names its source")
-        .to_owned();
+    let held = last_source(&a_log);
     // A stalls (SIGSTOP) past its lease's TTL; B takes A's source over meanwhile.
     signal(&a, "-STOP");
     let mut b = spawn_worker(&dir, "b");
@@ -349,4 +329,14 @@ fn a_stalled_worker_whose_lease_lapsed_writes_nothing_more() {
             "{source}"
         );
     }
+}
+
+/// The source named by the last line of `log` (a "committed part" line).
+fn last_source(log: &str) -> String {
+    log.lines()
+        .last()
+        .and_then(|l| l.split("source=").nth(1))
+        .and_then(|s| s.split_whitespace().next())
+        .expect("the committed part names its source")
+        .to_owned()
 }

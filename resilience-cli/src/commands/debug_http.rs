@@ -5,7 +5,7 @@
 //! shown is the API's own, with the class the rules give it, whether the policy would
 //! retry it, whether the breaker would count it, and any `Retry-After` it carried.
 
-use connector_http::{HttpConnector, HttpParams};
+use connector_http::HttpConnector;
 use resilience_core::{Engine, PolicySet, ResilientError};
 use serde::Serialize;
 use tokio::time::Instant;
@@ -42,16 +42,7 @@ struct Attempt {
 /// Runs the report; exit 1 (2 for a refused request or bad settings) when the live
 /// request failed, after printing it.
 pub(crate) async fn run(args: &DebugArgs) -> Result<(), CliError> {
-    let path = args.target.api_config.as_ref().ok_or_else(|| {
-        CliError::Usage(
-            "--connector http needs --api-config FILE: the API's settings as TOML".into(),
-        )
-    })?;
-    let shown = path.display();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| CliError::Usage(format!("--api-config {shown}: {e}")))?;
-    let params: HttpParams =
-        toml::from_str(&text).map_err(|e| CliError::Usage(format!("{shown}: {e}")))?;
+    let (params, shown) = connect::api_params(&args.target)?;
     let engine = connect::engine(&args.target.policies)?;
     let mut policy = engine
         .policies()

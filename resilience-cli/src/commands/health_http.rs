@@ -7,7 +7,7 @@
 //! refused the request or the settings (credentials, a wrong path), 1 when it could not
 //! be reached.
 
-use connector_http::{HttpConnector, HttpParams};
+use connector_http::HttpConnector;
 use resilience_core::ResilientError;
 
 use crate::args::HealthArgs;
@@ -16,18 +16,7 @@ use crate::error::CliError;
 
 /// Runs the check and prints it (text, or JSON with `--json`).
 pub(crate) async fn run(args: &HealthArgs) -> Result<(), CliError> {
-    let path = args.target.api_config.as_ref().ok_or_else(|| {
-        CliError::Usage(
-            "--connector http needs --api-config FILE: the API's settings as TOML (see the \
-             README, \"The REST API connector\")"
-                .into(),
-        )
-    })?;
-    let shown = path.display();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| CliError::Usage(format!("--api-config {shown}: {e}")))?;
-    let params: HttpParams =
-        toml::from_str(&text).map_err(|e| CliError::Usage(format!("{shown}: {e}")))?;
+    let (params, shown) = connect::api_params(&args.target)?;
     let engine = connect::engine(&args.target.policies)?;
     let mut api = HttpConnector::with_engine(engine);
     api.configure(params)

@@ -178,6 +178,16 @@ impl TestDb {
         toml
     }
 
+    /// A pipeline file's text: connection `main` to the database and one source named
+    /// after `table` that syncs it in full.
+    pub fn full_pipeline(&self, table: &str) -> String {
+        format!(
+            "[connections.main]\n{}\n[[sources]]\nname = \"{table}\"\ntype = \"postgres\"\n\
+             connection = \"main\"\ntable = \"{table}\"\nsync_mode = \"full\"\n",
+            self.connection_toml()
+        )
+    }
+
     /// `host:port` of the server.
     pub fn host_key(&self) -> String {
         self.server.host_key()
