@@ -205,6 +205,7 @@ impl CircuitBreaker {
     }
 
     /// Asks to make one attempt. `Err` carries how long until a probe may go.
+    #[inline]
     pub fn acquire(&self, now: Instant) -> (Result<Permit, Duration>, Option<Transition>) {
         if !self.enabled.load(Ordering::Relaxed) {
             return (
@@ -227,6 +228,13 @@ impl CircuitBreaker {
                 None,
             );
         }
+        self.acquire_locked(now)
+    }
+
+    /// [`acquire`](Self::acquire) when the breaker is not CLOSED: under the lock.
+    #[cold]
+    #[inline(never)]
+    fn acquire_locked(&self, now: Instant) -> (Result<Permit, Duration>, Option<Transition>) {
         let mut inner = self.lock();
         let transition = self.maybe_half_open(&mut inner, now);
         let result = match inner.state {

@@ -73,6 +73,9 @@ struct Settings {
     /// Retries always allowed over the window: `min_per_second × ttl`, as `f64` bits.
     reserve: AtomicU64,
     slot_len: AtomicU64,
+    /// `2⁶⁴ / slot_len`, rounded down: a slot's number is found by a multiplication (a
+    /// division, on every call, costs tens of cycles). See [`RetryBudget::period_at`].
+    slot_inverse: AtomicU64,
 }
 
 impl Settings {
@@ -82,6 +85,7 @@ impl Settings {
             ratio: AtomicU64::new(0),
             reserve: AtomicU64::new(0),
             slot_len: AtomicU64::new(1),
+            slot_inverse: AtomicU64::new(u64::MAX),
         };
         settings.store(policy);
         settings
@@ -90,8 +94,10 @@ impl Settings {
     fn store(&self, policy: &BudgetPolicy) {
         let slot_len = (policy.ttl / SLOTS as u32).max(Duration::from_millis(1));
         let reserve = f64::from(policy.min_per_second) * policy.ttl.as_secs_f64();
-        self.slot_len
-            .store(slot_len.as_nanos() as u64, Ordering::Relaxed);
+        let slot_len = slot_len.as_nanos() as u64;
+        let inverse = u64::try_from((1u128 << 64) / u128::from(slot_len)).unwrap_or(u64::MAX);
+        self.slot_len.store(slot_len, Ordering::Relaxed);
+        self.slot_inverse.store(inverse, Ordering::Relaxed);
         self.ratio.store(policy.ratio.to_bits(), Ordering::Relaxed);
         self.reserve.store(reserve.to_bits(), Ordering::Relaxed);
         self.enabled.store(policy.enabled, Ordering::Relaxed);
@@ -134,8 +140,7 @@ impl RetryBudget {
     /// [`slot`](Self::slot) at `nanos` since the origin.
     #[inline]
     fn slot_at(&self, nanos: u64) -> (u64, &Slot) {
-        let slot_len = self.settings.slot_len.load(Ordering::Relaxed);
-        let period = nanos / slot_len + 1;
+        let period = self.period_at(nanos) + 1;
         let slot = &self.slots[(period % SLOTS as u64) as usize];
         let seen = slot.period.load(Ordering::Acquire);
         if seen != period
@@ -147,6 +152,26 @@ impl RetryBudget {
             slot.deposits.reset();
         }
         (period, slot)
+    }
+
+    /// `nanos / slot_len`, exactly, by a multiplication by the slot length's inverse: the
+    /// quotient it gives is the exact one or one less (the inverse is rounded down by less
+    /// than one, times at most 2⁶⁴ / 2⁶⁴), and the remainder tells which. A length and an
+    /// inverse read across a reload that changed them can be further apart: the remainder
+    /// shows it too, and the division is done.
+    #[inline]
+    fn period_at(&self, nanos: u64) -> u64 {
+        let len = self.settings.slot_len.load(Ordering::Relaxed);
+        let inverse = self.settings.slot_inverse.load(Ordering::Relaxed);
+        let guess = ((u128::from(nanos) * u128::from(inverse)) >> 64) as u64;
+        let rest = nanos.wrapping_sub(guess.wrapping_mul(len));
+        if rest < len {
+            guess
+        } else if rest - len < len {
+            guess + 1
+        } else {
+            nanos / len
+        }
     }
 
     /// Records a call (first attempt).
@@ -219,6 +244,40 @@ impl RetryBudget {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The slot number by multiplication is the division's, for every instant and slot
+        /// length, and also when the length and its inverse come from two reloads.
+        #[test]
+        fn period_by_inverse_is_the_division(
+            nanos in any::<u64>(),
+            len_ms in 1u64..=100_000_000,
+            other_ms in 1u64..=100_000_000,
+            torn in any::<bool>(),
+        ) {
+            let b = budget(0.2, 10);
+            let store = |ms: u64| b.settings.store(&BudgetPolicy {
+                enabled: true,
+                ratio: 0.2,
+                min_per_second: 10,
+                ttl: Duration::from_millis(ms * SLOTS as u64),
+            });
+            store(len_ms);
+            let len = b.settings.slot_len.load(Ordering::Relaxed);
+            prop_assert_eq!(len, len_ms * 1_000_000);
+            if torn {
+                // A reload between the two loads: the length is new, the inverse old.
+                store(other_ms);
+                b.settings.slot_len.store(len, Ordering::Relaxed);
+            }
+            prop_assert_eq!(b.period_at(nanos), nanos / len);
+            for near in [len.saturating_mul(nanos % 1000), (nanos / len) * len, u64::MAX] {
+                prop_assert_eq!(b.period_at(near), near / len);
+                prop_assert_eq!(b.period_at(near.saturating_sub(1)), near.saturating_sub(1) / len);
+            }
+        }
+    }
 
     fn budget(ratio: f64, min_per_second: u32) -> RetryBudget {
         RetryBudget::new(&BudgetPolicy {

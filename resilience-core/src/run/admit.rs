@@ -178,7 +178,7 @@ impl Run<'_> {
                 self.spans.get_or_insert(spans);
             }
             self.started = Some(now);
-            self.deadline = Some(now + slot.hot.total());
+            self.total = slot.hot.total();
         }
 
         let admitted = match self.admitted_next.take() {
@@ -226,7 +226,8 @@ impl Run<'_> {
         now: Instant,
     ) -> Option<Result<T, E>> {
         let slot = self.slot.as_deref()?;
-        let waited = wait(slot, &mut self.permit, now, self.deadline, self.operation);
+        let deadline = self.deadline();
+        let waited = wait(slot, &mut self.permit, now, deadline, self.operation);
         match waited.await {
             Ok(at) => {
                 self.admitted = Some(at);

@@ -26,6 +26,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::time::Instant;
 use tracing::{Instrument, Span};
@@ -84,7 +85,9 @@ pub(crate) struct Run<'a> {
     attempt: u32,
     bonus_attempts: u32,
     started: Option<Instant>,
-    deadline: Option<Instant>,
+    /// The total timeout, as it was when the call started: the call's deadline is
+    /// `started + total` ([`deadline`](Self::deadline)).
+    total: Duration,
     /// When the current attempt was admitted (read once, after the permits).
     admitted: Option<Instant>,
     /// Permits already taken for the next attempt (by the retry path, which still holds
@@ -132,7 +135,7 @@ impl std::fmt::Debug for Run<'_> {
             .field("operation", &self.operation)
             .field("joined", &self.joined)
             .field("attempt", &self.attempt)
-            .field("deadline", &self.deadline)
+            .field("deadline", &self.deadline())
             .finish_non_exhaustive()
     }
 }
@@ -181,7 +184,7 @@ impl<'a> Run<'a> {
             attempt: 0,
             bonus_attempts: 0,
             started: None,
-            deadline: None,
+            total: Duration::ZERO,
             admitted: None,
             admitted_next: None,
             permit: None,
@@ -268,14 +271,35 @@ impl<'a> Run<'a> {
         }
     }
 
+    /// The call's deadline, once it has started.
+    fn deadline(&self) -> Option<Instant> {
+        self.started.map(|started| started + self.total)
+    }
+
     /// The current attempt's information, and its deadline: the attempt timeout or the
     /// total deadline, whichever is first (`true` when it is the total one).
-    #[inline]
+    #[inline(always)]
     fn attempt_info(&self, slot: &Slot, admitted: Instant) -> (AttemptInfo, Instant, bool) {
-        let attempt_deadline = admitted + slot.hot.attempt();
-        let (deadline, total) = match self.deadline {
-            Some(total) if total <= attempt_deadline => (total, true),
-            _ => (attempt_deadline, false),
+        let attempt = slot.hot.attempt();
+        let (deadline, total) = match self.started {
+            // Admitted as the call started (its first attempt, with no wait): the two
+            // deadlines compare as the two timeouts do, and one of them is computed.
+            Some(started) if started == admitted => {
+                if self.total <= attempt {
+                    (started + self.total, true)
+                } else {
+                    (admitted + attempt, false)
+                }
+            }
+            Some(started) => {
+                let (total, attempt) = (started + self.total, admitted + attempt);
+                if total <= attempt {
+                    (total, true)
+                } else {
+                    (attempt, false)
+                }
+            }
+            None => (admitted + attempt, false),
         };
         let info = AttemptInfo {
             number: self.attempt,

@@ -35,7 +35,7 @@ impl Run<'_> {
             },
         );
         let deadline = self
-            .deadline
+            .deadline()
             .unwrap_or_else(|| Instant::now() + slot.hot.total());
         let result = match tokio::time::timeout_at(deadline, hook.recover(cause)).await {
             Ok(result) => result,

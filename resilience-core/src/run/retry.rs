@@ -148,7 +148,7 @@ impl Run<'_> {
         }
 
         let retry = self.attempt;
-        let deadline = self.deadline.unwrap_or_else(|| now + total_timeout);
+        let deadline = self.deadline().unwrap_or_else(|| now + total_timeout);
         let before_wait = Instant::now();
         // The dependency's own word on when to come back beats the backoff schedule.
         let hint = error
@@ -194,11 +194,12 @@ impl Run<'_> {
         };
         self.emit(slot, kind);
         tokio::time::sleep_until(before_wait + delay).await;
+        let deadline = self.deadline();
         match admit(
             slot,
             &mut self.permit,
             Instant::now(),
-            self.deadline,
+            deadline,
             self.operation,
             self.recovery,
         )
