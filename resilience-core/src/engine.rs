@@ -5,8 +5,8 @@
 //! that a host is down whichever operation hit it. Cloning an engine is cheap and shares
 //! that state.
 
-use std::cell::RefCell;
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::cell::Cell;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use tokio::time::Instant;
 
@@ -162,45 +162,94 @@ impl Engine {
 
     /// The slot for a policy and key, created on first use; `None` for an unknown policy.
     ///
-    /// A thread remembers the last slot it looked up: a connector calling one policy and
-    /// key over and over (the usual case for `Engine::run`) then skips the registry's
-    /// read lock and hashing. Slots live as long as their engine and are changed in place
-    /// by a reload, so a remembered slot is the one the registry would return.
+    /// A thread remembers the number of the last slot it looked up: a connector calling
+    /// one policy and key over and over (the usual case for `Engine::run`) then borrows it
+    /// from the engine's arena, with no lock, no hashing and no reference count. The
+    /// slot's policy and key are compared with the call's either way, so a remembered
+    /// number can only ever give the slot the registry would (slots are changed in place
+    /// by a reload, never replaced).
     #[inline]
-    pub(crate) fn slot(&self, policy: &str, key: &str) -> Option<Arc<Slot>> {
+    pub(crate) fn slot(&self, policy: &str, key: &str) -> Option<&Arc<Slot>> {
         let remembered = LAST_SLOT
-            .try_with(|last| {
-                let last = last.borrow();
-                let (engine, slot) = last.as_ref()?;
-                if !std::ptr::eq(engine.as_ptr(), Arc::as_ptr(&self.inner)) {
-                    return None;
-                }
-                let slot = slot.upgrade()?;
-                (*slot.policy_name == *policy && *slot.key == *key).then_some(slot)
-            })
+            .try_with(Cell::get)
             .ok()
-            .flatten();
-        if remembered.is_some() {
-            return remembered;
+            .flatten()
+            .filter(|&(engine, _)| engine == self.identity())
+            .and_then(|(_, number)| self.inner.registry.arena.get(number))
+            .filter(|slot| *slot.policy_name == *policy && *slot.key == *key);
+        match remembered {
+            Some(slot) => Some(slot),
+            None => self.slot_lookup(policy, key),
         }
-        self.slot_lookup(policy, key)
     }
 
     /// [`slot`](Self::slot) when this thread does not remember it: the registry's, then
     /// remembered.
     #[inline(never)]
-    fn slot_lookup(&self, policy: &str, key: &str) -> Option<Arc<Slot>> {
+    fn slot_lookup(&self, policy: &str, key: &str) -> Option<&Arc<Slot>> {
         let slot = self.inner.registry.get_or_create(policy, key)?;
-        let _ = LAST_SLOT.try_with(|last| {
-            *last.borrow_mut() = Some((Arc::downgrade(&self.inner), Arc::downgrade(&slot)));
-        });
+        let _ = LAST_SLOT.try_with(|last| last.set(Some((self.identity(), slot.number))));
         Some(slot)
+    }
+
+    /// Which engine this is, among those alive (its shared state's address).
+    #[inline]
+    fn identity(&self) -> usize {
+        Arc::as_ptr(&self.inner).addr()
     }
 }
 
 thread_local! {
-    /// The last slot this thread looked up, and its engine. Both are held weakly: the
-    /// slot is not kept alive, and the engine's allocation (not the engine) is, so no
-    /// other engine can be created at the same address while it is remembered.
-    static LAST_SLOT: RefCell<Option<(Weak<Inner>, Weak<Slot>)>> = const { RefCell::new(None) };
+    /// The last engine (by [`Engine::identity`]) and slot number this thread looked up.
+    /// An engine dropped and another made at the same address can only make a lookup
+    /// miss: the slot found is checked by its policy and key.
+    static LAST_SLOT: Cell<Option<(usize, usize)>> = const { Cell::new(None) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Policy;
+
+    fn engine() -> Engine {
+        let policies = [("a", Policy::default()), ("b", Policy::default())];
+        Engine::new(PolicySet::from_policies(policies).unwrap())
+    }
+
+    /// The slot the registry holds for `policy` and `key`.
+    fn registered(engine: &Engine, policy: &str, key: &str) -> Arc<Slot> {
+        engine.inner.registry.find(policy, key).unwrap()
+    }
+
+    #[test]
+    fn a_remembered_slot_is_the_registrys_for_the_same_policy_and_key_only() {
+        let (one, two) = (engine(), engine());
+        // Interleaved on one thread: every lookup after the first of a pair is remembered
+        // or looked up again, and each must be the slot of its own engine, policy and key.
+        for _ in 0..3 {
+            for (engine, policy, key) in [
+                (&one, "a", "k1"),
+                (&one, "a", "k1"),
+                (&one, "a", "k2"),
+                (&one, "b", "k1"),
+                (&two, "a", "k1"),
+                (&two, "a", "k1"),
+                (&one, "a", "k1"),
+            ] {
+                let slot = engine.slot(policy, key).unwrap();
+                assert!(Arc::ptr_eq(slot, &registered(engine, policy, key)));
+                assert_eq!((&*slot.policy_name, &*slot.key), (policy, key));
+            }
+        }
+        assert!(one.slot("unknown", "k1").is_none());
+        // A slot number remembered from one engine names another slot (or none) in
+        // another: the check by policy and key sends the lookup to the registry. `one`
+        // numbered a/k1, a/k2, b/k1; `two` gets a/k1, b/k1, a/k2.
+        let _ = (two.slot("b", "k1"), two.slot("a", "k2"));
+        let b_of_one = one.slot("b", "k1").unwrap().number;
+        assert_eq!(two.slot("a", "k2").unwrap().number, b_of_one);
+        LAST_SLOT.with(|last| last.set(Some((two.identity(), b_of_one))));
+        let slot = two.slot("b", "k1").unwrap();
+        assert!(Arc::ptr_eq(slot, &registered(&two, "b", "k1")));
+    }
 }

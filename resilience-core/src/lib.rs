@@ -71,6 +71,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
+mod arena;
 pub mod attempt;
 pub mod backoff;
 pub mod breaker;

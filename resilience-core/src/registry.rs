@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::time::Instant;
 
+use crate::arena::SlotArena;
 use crate::events::Hub;
 use crate::limiter::TokenBucket;
 use crate::policy::{Difference, PolicyError, PolicySet};
@@ -56,6 +57,8 @@ type Buckets = HashMap<(Arc<str>, Arc<str>), Arc<TokenBucket>>;
 pub(crate) struct Registry {
     policies: RwLock<Arc<PolicySet>>,
     slots: RwLock<Slots>,
+    /// The same slots by number, borrowed by calls that know it (see [`SlotArena`]).
+    pub(crate) arena: SlotArena,
     buckets: Mutex<Buckets>,
     /// The engine's observers, which every slot reports to.
     pub(crate) hub: Arc<Hub>,
@@ -93,6 +96,7 @@ impl Registry {
         Registry {
             policies: RwLock::new(Arc::new(policies)),
             slots: RwLock::default(),
+            arena: SlotArena::new(),
             buckets: Mutex::default(),
             hub: Arc::default(),
             store: None,
@@ -180,19 +184,19 @@ impl Registry {
 
     /// The slot of `policy` and `key`, created when it does not exist yet; `None` for a
     /// policy that is not loaded.
-    pub(crate) fn get_or_create(&self, policy: &str, key: &str) -> Option<Arc<Slot>> {
+    pub(crate) fn get_or_create(&self, policy: &str, key: &str) -> Option<&Arc<Slot>> {
         if let Some(slot) = self.find(policy, key) {
-            return Some(slot);
+            return self.arena.get(slot.number);
         }
         let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
         let settings = Arc::clone(self.policies().get(policy)?);
         let by_key = slots.entry(Arc::from(policy)).or_default();
         if let Some(slot) = by_key.get(key) {
-            return Some(Arc::clone(slot));
+            return self.arena.get(slot.number);
         }
         let key: Arc<str> = if by_key.len() >= MAX_KEYS_PER_POLICY {
             if let Some(slot) = by_key.get(OVERFLOW_KEY) {
-                return Some(Arc::clone(slot));
+                return self.arena.get(slot.number);
             }
             // Once per policy: later keys find the overflow slot under the read lock.
             tracing::warn!(
@@ -227,9 +231,13 @@ impl Registry {
             Arc::clone(&self.hub),
         );
         slot.shared = self.store.clone().filter(|_| shared);
+        // Numbered and put in the arena under the write lock, before any call can find it.
+        slot.number = self.arena.next_number();
+        let number = slot.number;
         let slot = Arc::new(slot);
         by_key.insert(key, Arc::clone(&slot));
-        Some(slot)
+        self.arena.put(number, slot);
+        self.arena.get(number)
     }
 
     /// Every slot, in no particular order.

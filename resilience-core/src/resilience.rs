@@ -130,7 +130,10 @@ impl Resilience {
     pub(crate) fn default_slot(&self) -> Option<&Arc<Slot>> {
         self.inner
             .slot
-            .get_or_init(|| self.inner.engine.slot(&self.inner.policy, &self.inner.key))
+            .get_or_init(|| {
+                let engine = &self.inner.engine;
+                engine.slot(&self.inner.policy, &self.inner.key).cloned()
+            })
             .as_ref()
     }
 }

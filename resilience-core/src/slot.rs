@@ -129,6 +129,8 @@ pub(crate) struct Slot {
     /// A number no other slot of this process has (never 0): its identity in an attempt's
     /// chain of enclosing policies and keys.
     pub(crate) serial: u32,
+    /// Its place in its engine's [`SlotArena`](crate::arena::SlotArena).
+    pub(crate) number: usize,
     policy: RwLock<Arc<Policy>>,
     pub(crate) hot: Hot,
     pub(crate) breaker: CircuitBreaker,
@@ -162,6 +164,7 @@ impl Slot {
             (bucket.origin() <= budget.origin()).then(|| bucket.nanos(budget.origin()));
         Slot {
             serial: SERIAL.fetch_add(1, Ordering::Relaxed).max(1),
+            number: usize::MAX,
             breaker: CircuitBreaker::new(&policy.circuit_breaker),
             budget,
             bucket_lead,

@@ -161,7 +161,7 @@ impl Run<'_> {
         if self.joined {
             return Begin::Go;
         }
-        let slot = match self.slot.as_deref() {
+        let slot = match self.slot {
             Some(slot) if !slot.hot.retired() => slot,
             _ => return Begin::End(Err(self.unknown_policy())),
         };
@@ -225,7 +225,7 @@ impl Run<'_> {
         &mut self,
         now: Instant,
     ) -> Option<Result<T, E>> {
-        let slot = self.slot.as_deref()?;
+        let slot = self.slot?;
         let deadline = self.deadline();
         let waited = wait(slot, &mut self.permit, now, deadline, self.operation);
         match waited.await {

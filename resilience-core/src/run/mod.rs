@@ -53,29 +53,11 @@ mod step;
 pub use call::Call;
 pub use outcome::{Attempted, ResultLike};
 
-/// The slot a run works on: borrowed from a [`Resilience`](crate::Resilience) that
-/// resolved it once, or looked up for this call.
-enum SlotRef<'a> {
-    Borrowed(&'a Arc<Slot>),
-    Owned(Arc<Slot>),
-}
-
-impl std::ops::Deref for SlotRef<'_> {
-    type Target = Arc<Slot>;
-
-    fn deref(&self) -> &Arc<Slot> {
-        match self {
-            SlotRef::Borrowed(slot) => slot,
-            SlotRef::Owned(slot) => slot,
-        }
-    }
-}
-
 /// The state of one call. See the module docs.
 pub(crate) struct Run<'a> {
     engine: &'a Engine,
     policy_name: &'a str,
-    slot: Option<SlotRef<'a>>,
+    slot: Option<&'a Arc<Slot>>,
     operation: &'static str,
     recovery: Option<&'a Arc<dyn Recovery>>,
     /// The policies and keys of the enclosing attempts; `None` for an outermost run.
@@ -145,7 +127,7 @@ impl<'a> Run<'a> {
     #[inline]
     pub(crate) fn new(engine: &'a Engine, call: Call<'a>) -> Self {
         let key = call.key.unwrap_or(call.policy);
-        let slot = engine.slot(call.policy, key).map(SlotRef::Owned);
+        let slot = engine.slot(call.policy, key);
         Run::with_slot(engine, call, slot)
     }
 
@@ -158,16 +140,14 @@ impl<'a> Run<'a> {
         slot: Option<&'a Arc<Slot>>,
     ) -> Self {
         let slot = match slot {
-            Some(slot) => Some(SlotRef::Borrowed(slot)),
-            None => engine
-                .slot(call.policy, call.key.unwrap_or(call.policy))
-                .map(SlotRef::Owned),
+            Some(slot) => Some(slot),
+            None => engine.slot(call.policy, call.key.unwrap_or(call.policy)),
         };
         Run::with_slot(engine, call, slot)
     }
 
     #[inline]
-    fn with_slot(engine: &'a Engine, call: Call<'a>, slot: Option<SlotRef<'a>>) -> Self {
+    fn with_slot(engine: &'a Engine, call: Call<'a>, slot: Option<&'a Arc<Slot>>) -> Self {
         let enclosing = attempt::current_chain();
         let joined = match (&slot, enclosing) {
             (Some(slot), Some(chain)) => chain.contains(slot_id(slot)),
@@ -321,7 +301,7 @@ impl<'a> Run<'a> {
         R: ResultLike,
         F: Future<Output = R>,
     {
-        let (Some(slot), Some(now)) = (self.slot.as_deref(), self.admitted) else {
+        let (Some(slot), Some(now)) = (self.slot, self.admitted) else {
             return Attempted::Done(fut.await.into_result());
         };
         let (info, deadline, total) = self.attempt_info(slot, now);

@@ -32,7 +32,7 @@ impl Run<'_> {
             permit,
             now,
         } = failed;
-        let slot = self.slot.as_deref()?;
+        let slot = self.slot?;
         let policy = slot.policy();
         slot.stats.error(class);
         if let Some(permit) = permit {

@@ -22,7 +22,7 @@ impl Run<'_> {
         &mut self,
         outcome: Attempted<T, E>,
     ) -> Result<Result<T, E>, Failed<E>> {
-        let slot = match self.slot.as_deref() {
+        let slot = match self.slot {
             Some(slot) if !self.joined => slot,
             _ => {
                 return Ok(match outcome {

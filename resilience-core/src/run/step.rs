@@ -48,7 +48,7 @@ impl Run<'_> {
             // Part of an enclosing attempt: the body runs as it is.
             return Some(make().await.into_result());
         }
-        let outcome = match (self.slot.as_deref(), self.admitted) {
+        let outcome = match (self.slot, self.admitted) {
             (Some(slot), Some(admitted)) if self.spans.is_none() => {
                 let (info, deadline, total) = self.attempt_info(slot, admitted);
                 let mut fut = pin!(Some(make()));
