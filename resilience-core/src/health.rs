@@ -138,7 +138,24 @@ impl Stats {
     }
 
     /// The counters of `operation`, added on first use; `None` once every slot is taken.
+    /// Found by the name's address first (an operation's name is one string literal),
+    /// then by its text.
+    #[inline]
     fn operation(&self, operation: &'static str) -> Option<&OpCounters> {
+        for slot in &self.operations {
+            match slot.get() {
+                Some(c) if std::ptr::eq(c.name, operation) => return Some(c),
+                Some(_) => continue,
+                None => break,
+            }
+        }
+        self.operation_by_name(operation)
+    }
+
+    /// [`operation`](Self::operation) by the name's text, adding it when new.
+    #[cold]
+    #[inline(never)]
+    fn operation_by_name(&self, operation: &'static str) -> Option<&OpCounters> {
         let same = |c: &OpCounters| std::ptr::eq(c.name, operation) || c.name == operation;
         for slot in &self.operations {
             match slot.get() {
