@@ -90,20 +90,38 @@ pub(crate) fn current_chain() -> Option<Chain> {
     current().map(|a| a.chain)
 }
 
-/// `info` as the current attempt until dropped; then the previous one again.
-struct Entered(Option<AttemptInfo>);
+/// `info` as the current attempt until dropped; then the previous one again (none, for
+/// an outermost attempt: only the cell's tag is written back, not a whole value).
+enum Entered {
+    Outermost,
+    Nested(AttemptInfo),
+}
 
 impl Entered {
     #[inline]
     fn new(info: AttemptInfo) -> Entered {
-        Entered(CURRENT.replace(Some(info)))
+        CURRENT.with(|cell| {
+            // Only the tag is read when there is no outer attempt (the usual case).
+            if cell.get().is_none() {
+                cell.set(Some(info));
+                Entered::Outermost
+            } else {
+                match cell.replace(Some(info)) {
+                    Some(outer) => Entered::Nested(outer),
+                    None => Entered::Outermost,
+                }
+            }
+        })
     }
 }
 
 impl Drop for Entered {
     #[inline]
     fn drop(&mut self) {
-        CURRENT.set(self.0);
+        match self {
+            Entered::Outermost => CURRENT.set(None),
+            Entered::Nested(outer) => CURRENT.set(Some(*outer)),
+        }
     }
 }
 
