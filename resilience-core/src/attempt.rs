@@ -141,7 +141,7 @@ impl<'a, F: Future> Scoped<'a, F> {
 
     /// Polls the attempt with `info` as the current attempt; on completion its future is
     /// dropped in the scope too, as a task-local's scope does.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<F::Output> {
         let _in = Entered::new(self.info);
         let Some(running) = self.fut.as_mut().as_pin_mut() else {

@@ -207,28 +207,33 @@ impl CircuitBreaker {
     /// Asks to make one attempt. `Err` carries how long until a probe may go.
     #[inline]
     pub fn acquire(&self, now: Instant) -> (Result<Permit, Duration>, Option<Transition>) {
+        match self.closed_permit() {
+            Some(permit) => (Ok(permit), None),
+            None => self.acquire_locked(now),
+        }
+    }
+
+    /// The permit of a breaker that is off or CLOSED, taken without the lock; `None` when
+    /// it is neither, and [`acquire`](Self::acquire) decides. Small enough to come back in
+    /// registers: the common case builds no pair of results in memory.
+    #[inline]
+    pub fn closed_permit(&self) -> Option<Permit> {
         if !self.enabled.load(Ordering::Relaxed) {
-            return (
-                Ok(Permit {
-                    probe: false,
-                    generation: 0,
-                }),
-                None,
-            );
+            return Some(Permit {
+                probe: false,
+                generation: 0,
+            });
         }
         if self.state.load(Ordering::Acquire) == BreakerState::Closed as u8 {
             // The generation is read after the state: a permit taken just as the breaker
             // opened carries the old generation, and its outcome is ignored.
             let generation = self.generation.load(Ordering::Acquire);
-            return (
-                Ok(Permit {
-                    probe: false,
-                    generation,
-                }),
-                None,
-            );
+            return Some(Permit {
+                probe: false,
+                generation,
+            });
         }
-        self.acquire_locked(now)
+        None
     }
 
     /// [`acquire`](Self::acquire) when the breaker is not CLOSED: under the lock.

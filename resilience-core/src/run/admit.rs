@@ -52,20 +52,33 @@ pub(super) fn try_admit(
     operation: &'static str,
     recovery: Option<&Arc<dyn Recovery>>,
 ) -> Result<bool, Stop> {
-    let (taken, transition) = slot.breaker.acquire(now);
-    if let Some(t) = transition {
-        transition_cold(slot, t, operation, recovery);
-    }
-    match taken {
-        Ok(taken) => *permit = Some(taken),
-        Err(retry_in) => return Err(rejected(slot, operation, retry_in)),
-    }
+    *permit = Some(match slot.breaker.closed_permit() {
+        Some(taken) => taken,
+        None => acquire_locked(slot, now, operation, recovery)?,
+    });
     // A shared policy always takes the slow path: the store decides.
     let token = || match ticks {
         Some(ticks) => slot.bucket.try_acquire_at(ticks.bucket),
         None => slot.bucket.try_acquire(now),
     };
     Ok(slot.shared.is_none() && (!slot.hot.rate_limited() || token()))
+}
+
+/// The breaker's permit when it is not CLOSED: taken under its lock, reporting the
+/// transition it makes (OPEN to HALF_OPEN) and the rejection.
+#[cold]
+#[inline(never)]
+fn acquire_locked(
+    slot: &Arc<Slot>,
+    now: Instant,
+    operation: &'static str,
+    recovery: Option<&Arc<dyn Recovery>>,
+) -> Result<Permit, Stop> {
+    let (taken, transition) = slot.breaker.acquire(now);
+    if let Some(t) = transition {
+        transition_cold(slot, t, operation, recovery);
+    }
+    taken.map_err(|retry_in| rejected(slot, operation, retry_in))
 }
 
 #[cold]
