@@ -36,7 +36,7 @@ pub(super) async fn within<F: Future>(
 
 /// One poll of an attempt under its deadline (see [`within`]): the attempt first, then the
 /// timer, built at the first `Pending`.
-#[inline]
+#[inline(always)]
 pub(super) fn poll_within<F: Future>(
     scoped: &mut Scoped<'_, F>,
     mut timer: Pin<&mut Option<Sleep>>,
