@@ -25,45 +25,55 @@ impl Run<'_> {
     /// One attempt: admission, then the attempt `make` builds (called once admitted), then
     /// its record. `Some` ends the call with its result; `None` means retry: recovery and
     /// the backoff delay are behind, and the next attempt's permits may be taken.
+    ///
+    /// Not an `async fn`: an `async fn` moves its arguments into its body when first
+    /// polled, and `make` (which holds the attempt's future when the caller built it
+    /// already) would be copied from where it was just written, a stall reading back a
+    /// value still on its way to memory. The `async` block uses it where it was captured.
     #[inline]
-    pub(crate) async fn step<R, M, F>(&mut self, make: M) -> Option<Result<R::Ok, R::Err>>
+    pub(crate) fn step<R, M, F>(
+        &mut self,
+        make: M,
+    ) -> impl Future<Output = Option<Result<R::Ok, R::Err>>>
     where
         R: ResultLike,
         R::Err: ResilientError,
         M: FnOnce() -> F,
         F: Future<Output = R>,
     {
-        match self.begin() {
-            Begin::Go => {}
-            Begin::End(done) => return Some(done),
-            Begin::Wait(now) => {
-                // Not boxed again: the wait is (`admit::wait`), and what is left here is
-                // no larger than the attempt's own state.
-                if let Some(done) = self.wait_admission(now).await {
-                    return Some(done);
+        async move {
+            match self.begin() {
+                Begin::Go => {}
+                Begin::End(done) => return Some(done),
+                Begin::Wait(now) => {
+                    // Not boxed again: the wait is (`admit::wait`), and what is left here is
+                    // no larger than the attempt's own state.
+                    if let Some(done) = self.wait_admission(now).await {
+                        return Some(done);
+                    }
                 }
             }
-        }
-        if self.joined {
-            // Part of an enclosing attempt: the body runs as it is.
-            return Some(make().await.into_result());
-        }
-        let outcome = match (self.slot, self.admitted) {
-            (Some(slot), Some(admitted)) if self.spans.is_none() => {
-                let (info, deadline, total) = self.attempt_info(slot, admitted);
-                let mut fut = pin!(Some(make()));
-                let mut scoped = Scoped::new(fut.as_mut(), info);
-                let mut timer = pin!(None::<Sleep>);
-                match poll_fn(|cx| poll_within(&mut scoped, timer.as_mut(), deadline, cx)).await {
-                    Some(result) => Attempted::Done(result.into_result()),
-                    None => Attempted::TimedOut { total },
-                }
+            if self.joined {
+                // Part of an enclosing attempt: the body runs as it is.
+                return Some(make().await.into_result());
             }
-            _ => Box::pin(self.attempt::<R, F>(make())).await,
-        };
-        match self.settle(outcome) {
-            Ok(done) => Some(done),
-            Err(failed) => Box::pin(self.after_failure(failed)).await,
+            let outcome = match (self.slot, self.admitted) {
+                (Some(slot), Some(admitted)) if self.spans.is_none() => {
+                    let (info, deadline, total) = self.attempt_info(slot, admitted);
+                    let mut fut = pin!(Some(make()));
+                    let mut scoped = Scoped::new(fut.as_mut(), info);
+                    let mut timer = pin!(None::<Sleep>);
+                    match poll_fn(|cx| poll_within(&mut scoped, timer.as_mut(), deadline, cx)).await {
+                        Some(result) => Attempted::Done(result.into_result()),
+                        None => Attempted::TimedOut { total },
+                    }
+                }
+                _ => Box::pin(self.attempt::<R, F>(make())).await,
+            };
+            match self.settle(outcome) {
+                Ok(done) => Some(done),
+                Err(failed) => Box::pin(self.after_failure(failed)).await,
+            }
         }
     }
 }
