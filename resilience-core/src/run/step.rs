@@ -31,6 +31,10 @@ impl Run<'_> {
     /// already) would be copied from where it was just written, a stall reading back a
     /// value still on its way to memory. The `async` block uses it where it was captured.
     #[inline]
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an async fn moves its arguments into its body at the first poll"
+    )]
     pub(crate) fn step<R, M, F>(
         &mut self,
         make: M,
@@ -63,7 +67,8 @@ impl Run<'_> {
                     let mut fut = pin!(Some(make()));
                     let mut scoped = Scoped::new(fut.as_mut(), info);
                     let mut timer = pin!(None::<Sleep>);
-                    match poll_fn(|cx| poll_within(&mut scoped, timer.as_mut(), deadline, cx)).await {
+                    match poll_fn(|cx| poll_within(&mut scoped, timer.as_mut(), deadline, cx)).await
+                    {
                         Some(result) => Attempted::Done(result.into_result()),
                         None => Attempted::TimedOut { total },
                     }
