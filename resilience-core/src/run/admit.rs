@@ -169,7 +169,7 @@ impl Run<'_> {
     /// Admission, up to a wait: takes the breaker's permit and a rate-limit token for the
     /// next attempt (unless the retry path took them already), or ends the call (unknown
     /// policy, circuit open).
-    #[inline]
+    #[inline(always)]
     pub(super) fn begin<T, E: ResilientError>(&mut self) -> Begin<T, E> {
         if self.joined {
             return Begin::Go;

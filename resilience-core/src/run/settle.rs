@@ -17,7 +17,7 @@ use resilience_policy::ErrorClass;
 impl Run<'_> {
     /// Records how the attempt ended: `Ok` ends the call with its result, `Err` is a
     /// failed attempt for [`after_failure`](Self::after_failure) to decide on.
-    #[inline]
+    #[inline(always)]
     pub(super) fn settle<T, E: ResilientError>(
         &mut self,
         outcome: Attempted<T, E>,
