@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Scratch, TestDb, rt, run_in, text};
+use common::{Scratch, TestDb, fleet_profile, rt, run_in, text};
 use resilience_core::breaker::BreakerState;
 use resilience_core::policy::LoadOptions;
 use resilience_core::{Call, Engine, Failure, PolicySet, ResilientError};
@@ -36,7 +36,7 @@ fn health_shows_the_breaker_another_process_opened() {
     let db = TestDb::create("fleethealth", "SELECT 1");
     let dir = Scratch::new("fleethealth");
     let prefix = format!("test-health-{}-{}", std::process::id(), line!());
-    fleet_profile(&dir, &prefix);
+    fleet_profile(dir.path(), &prefix);
     let key = db.host_key();
     let runtime = rt();
     // This test process is the other worker: its `db` calls fail until the fleet's
@@ -136,7 +136,7 @@ fn sync_with_a_store_takes_its_tokens_from_redis_and_reports_as_a_worker() {
     );
     let dir = Scratch::new("fleetsync");
     let prefix = format!("test-sync-{}-{}", std::process::id(), line!());
-    fleet_profile(&dir, &prefix);
+    fleet_profile(dir.path(), &prefix);
     std::fs::write(dir.path().join("p.toml"), db.full_pipeline("items")).unwrap();
     let out = common::sync_in(dir.path(), &["--policy-dir", ".", "--profile", "fleet"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out).1);
@@ -147,16 +147,4 @@ fn sync_with_a_store_takes_its_tokens_from_redis_and_reports_as_a_worker() {
     );
     let workers = redis_cli(&["zcard", &format!("{prefix}:workers")]);
     assert_eq!(workers.trim(), "1", "the sync reported as one worker");
-}
-
-/// Writes the `fleet` profile: the test Redis as the store, under `prefix`.
-fn fleet_profile(dir: &Scratch, prefix: &str) {
-    std::fs::write(
-        dir.path().join("fleet.toml"),
-        format!(
-            "[store]\nbackend = \"redis\"\nurl = \"{}\"\nprefix = \"{prefix}\"\n",
-            test_support::redis::url()
-        ),
-    )
-    .unwrap();
 }

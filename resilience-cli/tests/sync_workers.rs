@@ -32,14 +32,7 @@ fn setup(tag: &str) -> TestDb {
 /// The profile naming the shared store, and the pipeline: three incremental sources with
 /// small parts and a full one, the state in Redis with a 2 s lease.
 fn write_files(dir: &Scratch, db: &TestDb, prefix: &str) {
-    std::fs::write(
-        dir.path().join("fleet.toml"),
-        format!(
-            "[store]\nbackend = \"redis\"\nurl = \"{}\"\nprefix = \"{prefix}\"\n",
-            test_support::redis::url()
-        ),
-    )
-    .unwrap();
+    common::fleet_profile(dir.path(), prefix);
     // A lease of 6 s, renewed every 2 s: short enough for quick takeovers, long enough
     // that a loaded machine's late renewal does not hand a live worker's source away.
     let mut pipeline = format!(

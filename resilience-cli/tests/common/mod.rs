@@ -114,6 +114,19 @@ impl Scratch {
     }
 }
 
+/// Writes the `fleet` profile into `dir`: the test Redis as the shared store, under
+/// `prefix`.
+pub fn fleet_profile(dir: &Path, prefix: &str) {
+    std::fs::write(
+        dir.join("fleet.toml"),
+        format!(
+            "[store]\nbackend = \"redis\"\nurl = \"{}\"\nprefix = \"{prefix}\"\n",
+            test_support::redis::url()
+        ),
+    )
+    .unwrap();
+}
+
 /// A runtime for the async database helpers.
 pub fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()

@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::{Run, Spans};
-use crate::breaker::{Permit, Transition};
+use crate::breaker::Permit;
 use crate::error::ResilientError;
 use crate::events::EventKind;
 use crate::failure::Stop;
@@ -76,20 +76,9 @@ fn acquire_locked(
 ) -> Result<Permit, Stop> {
     let (taken, transition) = slot.breaker.acquire(now);
     if let Some(t) = transition {
-        transition_cold(slot, t, operation, recovery);
+        slot.on_transition(t, Some(operation), recovery);
     }
     taken.map_err(|retry_in| rejected(slot, operation, retry_in))
-}
-
-#[cold]
-#[inline(never)]
-fn transition_cold(
-    slot: &Arc<Slot>,
-    transition: Transition,
-    operation: &'static str,
-    recovery: Option<&Arc<dyn Recovery>>,
-) {
-    slot.on_transition(transition, Some(operation), recovery);
 }
 
 #[cold]
@@ -187,7 +176,8 @@ impl Run<'_> {
         if first {
             // Written only when there are spans (the first attempt has none yet), so that
             // a call without them does not drop the empty value it replaces.
-            if let Some(spans) = start(slot, now, ticks, self.operation, deposit) {
+            let deposit_at = ticks.filter(|_| deposit).map(|ticks| ticks.budget);
+            if let Some(spans) = start(slot, deposit_at, self.operation) {
                 self.spans.get_or_insert(spans);
             }
             self.started = Some(now);
@@ -264,22 +254,13 @@ pub(super) enum Begin<T, E> {
     End(Result<T, E>),
 }
 
-/// Starts a call at `now`: counts it, deposits it in the retry budget (an outermost
-/// call only) and returns its spans, when a subscriber wants them.
+/// Starts a call: counts it, makes its deposit in the retry budget at `deposit_at` (its
+/// clock, for an outermost call only) and returns its spans, when a subscriber wants them.
 #[inline]
-fn start(
-    slot: &Slot,
-    now: Instant,
-    ticks: Option<Ticks>,
-    operation: &'static str,
-    outermost: bool,
-) -> Option<Box<Spans>> {
+fn start(slot: &Slot, deposit_at: Option<u64>, operation: &'static str) -> Option<Box<Spans>> {
     slot.meters.calls.increment(1);
-    if outermost {
-        match ticks {
-            Some(ticks) => slot.budget.deposit_at(ticks.budget),
-            None => slot.budget.deposit(now),
-        }
+    if let Some(nanos) = deposit_at {
+        slot.budget.deposit_at(nanos);
     }
     // Checked first, so that a call makes no span at all (not even a disabled one to
     // drop) unless some subscriber wants `debug`.

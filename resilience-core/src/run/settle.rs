@@ -55,7 +55,8 @@ impl Run<'_> {
                 if let Some(permit) = permit
                     && !slot.breaker.success_changes_nothing(&permit)
                 {
-                    let at = *now.get_or_insert_with(Instant::now);
+                    let at = Instant::now();
+                    now = Some(at);
                     if let Some(t) = slot.breaker.record(permit, Outcome::Success, at) {
                         self.transition(slot, t);
                     }
