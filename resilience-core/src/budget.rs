@@ -13,20 +13,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::policy::BudgetPolicy;
-use crate::sharded::ShardedCounter;
+use crate::sharded::PerThread;
 
 const SLOTS: usize = 10;
-
-/// One tenth of the window: which period it counts, and its counts. Deposits are made
-/// by every call on every worker thread, so they are sharded; a retry sums them.
-#[derive(Debug, Default)]
-struct Slot {
-    period: AtomicU64,
-    deposits: ShardedCounter,
-    /// The period the withdrawals were counted in (high 40 bits) and their count (low 24
-    /// bits), in one word: a count can never be credited to another period.
-    withdrawals: AtomicU64,
-}
 
 const COUNT_BITS: u32 = 24;
 const COUNT_MASK: u64 = (1 << COUNT_BITS) - 1;
@@ -46,20 +35,63 @@ fn count_for(word: u64, period: u64) -> u64 {
     }
 }
 
+/// The ring's word for `period`.
+#[inline]
+fn ring(period: u64) -> usize {
+    (period % SLOTS as u64) as usize
+}
+
+/// A deposit word: the period it counts (low 32 bits of it, high half) and the deposits
+/// one thread made in it (low half, saturating). A line untouched for exactly a multiple
+/// of 2³² periods (136 years of the default 1 s periods, 49 days of the shortest, 1 ms)
+/// would be taken for the current period's.
+const DEPOSIT_BITS: u32 = 32;
+const DEPOSIT_MASK: u64 = (1 << DEPOSIT_BITS) - 1;
+
+/// `period`'s stamp in a deposit word.
+#[inline]
+fn deposit_stamp(period: u64) -> u64 {
+    period & DEPOSIT_MASK
+}
+
+/// `word` with one deposit more for `period`: the first of the period when the word
+/// counted another one.
+#[inline]
+fn deposited(word: u64, period: u64) -> u64 {
+    if word >> DEPOSIT_BITS == deposit_stamp(period) {
+        word + u64::from(word & DEPOSIT_MASK != DEPOSIT_MASK)
+    } else {
+        (deposit_stamp(period) << DEPOSIT_BITS) | 1
+    }
+}
+
+/// The deposits counted in `word` for `period` (0 when counted for another).
+#[inline]
+fn deposits_for(word: u64, period: u64) -> u64 {
+    if word >> DEPOSIT_BITS == deposit_stamp(period) {
+        word & DEPOSIT_MASK
+    } else {
+        0
+    }
+}
+
 /// Counts calls and retries over a sliding window and says whether one more retry fits.
 ///
-/// The window is a ring of ten slots, each stamped with the period it counts; a slot found
-/// holding an old period is cleared by whoever finds it. Counting a call is an atomic add,
-/// with no lock; under a race at a slot's turnover a call counted just before the clearing
-/// can be lost, which makes the budget slightly stricter for that instant. Retries are
-/// counted in one word with their period, so none is ever lost: concurrent callers cannot
-/// overdraw the budget.
+/// The window is a ring of ten periods. Every count is stamped with the period it was
+/// made in, in the same word, so a count can never be credited to another period and
+/// nothing has to be cleared when a period begins. Calls are counted by every worker
+/// thread, each in its own line (a plain store, no atomic add: see [`PerThread`]), and a
+/// retry sums the lines. Retries are counted in one word per period, changed atomically,
+/// so none is ever lost: concurrent callers cannot overdraw the budget.
 #[derive(Debug)]
 pub struct RetryBudget {
     settings: Settings,
     origin: Instant,
-    /// On the heap: ten sharded counters make ten kilobytes.
-    slots: Box<[Slot; SLOTS]>,
+    /// Each thread's deposits, one word per period of the ring (on the heap: 2 kB).
+    deposits: Box<PerThread<SLOTS>>,
+    /// The withdrawals, one word per period of the ring: the period they were counted in
+    /// (high 40 bits) and their count (low 24 bits).
+    withdrawals: [AtomicU64; SLOTS],
 }
 
 /// The policy, in atomics so that a reload can change it under running calls. A reload
@@ -110,7 +142,8 @@ impl RetryBudget {
         RetryBudget {
             settings: Settings::new(policy),
             origin: Instant::now(),
-            slots: Default::default(),
+            deposits: Box::default(),
+            withdrawals: Default::default(),
         }
     }
 
@@ -132,26 +165,10 @@ impl RetryBudget {
         since.as_secs() * 1_000_000_000 + u64::from(since.subsec_nanos())
     }
 
-    /// The current period (1-based, so a fresh slot's 0 never matches) and its slot.
-    fn slot(&self, now: Instant) -> (u64, &Slot) {
-        self.slot_at(self.since_origin(now))
-    }
-
-    /// [`slot`](Self::slot) at `nanos` since the origin.
+    /// The current period (1-based, so a fresh word's stamp 0 never matches).
     #[inline]
-    fn slot_at(&self, nanos: u64) -> (u64, &Slot) {
-        let period = self.period_at(nanos) + 1;
-        let slot = &self.slots[(period % SLOTS as u64) as usize];
-        let seen = slot.period.load(Ordering::Acquire);
-        if seen != period
-            && slot
-                .period
-                .compare_exchange(seen, period, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-        {
-            slot.deposits.reset();
-        }
-        (period, slot)
+    fn period(&self, now: Instant) -> u64 {
+        self.period_at(self.since_origin(now)) + 1
     }
 
     /// `nanos / slot_len`, exactly, by a multiplication by the slot length's inverse: the
@@ -180,10 +197,12 @@ impl RetryBudget {
     }
 
     /// [`deposit`](Self::deposit) at `nanos` since the [`origin`](Self::origin).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn deposit_at(&self, nanos: u64) {
         if self.settings.enabled.load(Ordering::Relaxed) {
-            self.slot_at(nanos).1.deposits.bump();
+            let period = self.period_at(nanos) + 1;
+            self.deposits
+                .update(ring(period), |word| deposited(word, period));
         }
     }
 
@@ -192,37 +211,24 @@ impl RetryBudget {
         if !self.settings.enabled.load(Ordering::Relaxed) {
             return true;
         }
-        let (period, current) = self.slot(now);
+        let period = self.period(now);
+        let current = &self.withdrawals[ring(period)];
         // Take the retry first, then sum the window: a caller sees its own withdrawal and
         // every one made before it, so concurrent callers cannot overdraw the budget
         // (at worst a race refuses one retry too many).
-        let _ = current
-            .withdrawals
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |word| {
-                let count = count_for(word, period).saturating_add(1).min(COUNT_MASK);
-                Some((stamp(period) << COUNT_BITS) | count)
-            });
+        let _ = current.fetch_update(Ordering::AcqRel, Ordering::Acquire, |word| {
+            let count = count_for(word, period).saturating_add(1).min(COUNT_MASK);
+            Some((stamp(period) << COUNT_BITS) | count)
+        });
         let oldest = period.saturating_sub(SLOTS as u64 - 1);
-        let (deposits, withdrawals) = self
-            .slots
-            .iter()
-            .map(|s| (s.period.load(Ordering::Acquire), s))
-            .fold((0u64, 0u64), |(d, w), (slot_period, s)| {
-                let deposits = if (oldest..=period).contains(&slot_period) {
-                    s.deposits.get()
-                } else {
-                    0
-                };
-                // Periods fit in the stamp for 34 years of 1 ms periods: no wrap to mind.
-                let word = s.withdrawals.load(Ordering::Acquire);
-                let withdrawals = if (stamp(oldest)..=stamp(period)).contains(&(word >> COUNT_BITS))
-                {
-                    word & COUNT_MASK
-                } else {
-                    0
-                };
-                (d + deposits, w + withdrawals)
-            });
+        let (deposits, withdrawals) = (oldest..=period).fold((0u64, 0u64), |(d, w), period| {
+            let deposits = self
+                .deposits
+                .sum(ring(period), |word| deposits_for(word, period));
+            // Periods fit in the stamp for 34 years of 1 ms periods: no wrap to mind.
+            let word = self.withdrawals[ring(period)].load(Ordering::Acquire);
+            (d + deposits, w + count_for(word, period))
+        });
         let reserve = f64::from_bits(self.settings.reserve.load(Ordering::Relaxed));
         let ratio = f64::from_bits(self.settings.ratio.load(Ordering::Relaxed));
         let balance = reserve + ratio * deposits as f64 - withdrawals as f64;
@@ -230,12 +236,10 @@ impl RetryBudget {
             true
         } else {
             // Give the retry back, unless its period is over (then it counts no more).
-            let _ = current
-                .withdrawals
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |word| {
-                    let count = count_for(word, period);
-                    (count > 0).then(|| (stamp(period) << COUNT_BITS) | (count - 1))
-                });
+            let _ = current.fetch_update(Ordering::AcqRel, Ordering::Acquire, |word| {
+                let count = count_for(word, period);
+                (count > 0).then(|| (stamp(period) << COUNT_BITS) | (count - 1))
+            });
             false
         }
     }
@@ -307,6 +311,59 @@ mod tests {
         assert_eq!(allowed, 5);
         tokio::time::advance(Duration::from_secs(11)).await;
         assert!(!b.try_withdraw(Instant::now()), "old calls left the window");
+    }
+
+    /// A period's deposits share their word with those of the period one window earlier
+    /// (the ring's same word): the stamp keeps the old ones out.
+    #[tokio::test(start_paused = true)]
+    async fn deposits_a_window_ago_do_not_count_in_their_word() {
+        let b = budget(1.0, 0);
+        for _ in 0..10 {
+            b.deposit(Instant::now());
+        }
+        let period = b.period(Instant::now());
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(ring(b.period(Instant::now())), ring(period));
+        b.deposit(Instant::now());
+        b.deposit(Instant::now());
+        let allowed = (0..20).filter(|_| b.try_withdraw(Instant::now())).count();
+        assert_eq!(allowed, 2);
+    }
+
+    #[test]
+    fn deposits_from_many_threads_all_count() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        let _guard = runtime.enter();
+        let b = std::sync::Arc::new(budget(1.0, 0));
+        let now = Instant::now();
+        let threads: Vec<_> = (0..24)
+            .map(|_| {
+                let b = b.clone();
+                std::thread::spawn(move || (0..100).for_each(|_| b.deposit(now)))
+            })
+            .collect();
+        threads.into_iter().for_each(|t| t.join().unwrap());
+        let allowed = (0..3000).filter(|_| b.try_withdraw(now)).count();
+        assert_eq!(allowed, 2400);
+    }
+
+    #[test]
+    fn a_deposit_word_counts_its_period_only_and_saturates() {
+        let word = deposited(deposited(0, 7), 7);
+        assert_eq!((deposits_for(word, 7), deposits_for(word, 8)), (2, 0));
+        assert_eq!(
+            deposits_for(word, 7 + (1 << DEPOSIT_BITS)),
+            2,
+            "the stamp wraps"
+        );
+        let word = deposited(word, 8);
+        assert_eq!((deposits_for(word, 7), deposits_for(word, 8)), (0, 1));
+        let full = (deposit_stamp(8) << DEPOSIT_BITS) | DEPOSIT_MASK;
+        assert_eq!(deposited(full, 8), full);
     }
 
     #[test]

@@ -59,7 +59,7 @@ impl HourWindow {
 }
 
 /// One operation's counters. Calls are counted on every call, by every worker thread,
-/// so they are sharded (on the heap: a kilobyte each, for the operations used only);
+/// so they are kept per thread (on the heap: 2 kB each, for the operations used only);
 /// failures are rarer and stay one atomic.
 #[derive(Debug)]
 struct OpCounters {

@@ -256,7 +256,7 @@ pub(super) enum Begin<T, E> {
 
 /// Starts a call: counts it, makes its deposit in the retry budget at `deposit_at` (its
 /// clock, for an outermost call only) and returns its spans, when a subscriber wants them.
-#[inline]
+#[inline(always)]
 fn start(slot: &Slot, deposit_at: Option<u64>, operation: &'static str) -> Option<Box<Spans>> {
     slot.meters.calls.increment(1);
     if let Some(nanos) = deposit_at {

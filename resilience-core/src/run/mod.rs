@@ -240,7 +240,7 @@ impl<'a> Run<'a> {
 
     /// Counts the end of the call at `now` (read here when not given, and only if the
     /// call's duration is recorded).
-    #[inline]
+    #[inline(always)]
     fn finish(&self, slot: &Slot, ok: bool, now: Option<Instant>) {
         slot.stats.finish(self.operation, ok);
         if !ok {
