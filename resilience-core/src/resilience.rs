@@ -127,7 +127,18 @@ impl Resilience {
     }
 
     /// The runtime state of the default policy and key, resolved once.
+    #[inline]
     pub(crate) fn default_slot(&self) -> Option<&Arc<Slot>> {
+        match self.inner.slot.get() {
+            Some(slot) => slot.as_ref(),
+            None => self.resolve_slot(),
+        }
+    }
+
+    /// [`default_slot`](Self::default_slot) the first time: resolved once.
+    #[cold]
+    #[inline(never)]
+    fn resolve_slot(&self) -> Option<&Arc<Slot>> {
         self.inner
             .slot
             .get_or_init(|| {

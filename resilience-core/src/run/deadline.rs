@@ -10,7 +10,7 @@
 //! cooperative budget when the attempt used it up). A timer registers with the runtime
 //! only when first polled in either case, so paused-clock tests see no difference.
 
-use std::future::{Future, poll_fn};
+use std::future::Future;
 use std::pin::{Pin, pin};
 use std::task::{Context, Poll};
 
@@ -30,8 +30,43 @@ pub(super) async fn within<F: Future>(
 ) -> Option<F::Output> {
     let mut fut = pin!(Some(fut));
     let mut scoped = Scoped::new(fut.as_mut(), info);
-    let mut timer = pin!(None::<Sleep>);
-    poll_fn(move |cx| poll_within(&mut scoped, timer.as_mut(), deadline, cx)).await
+    let timer = pin!(None::<Sleep>);
+    Within::new(&mut scoped, timer, deadline).await
+}
+
+/// The future of an attempt under its deadline: [`poll_within`] at each poll. A type of
+/// its own rather than `poll_fn`, so that its poll is always inlined where it is awaited
+/// (the `poll_fn` one was left out of line in a build without link-time optimisation).
+pub(super) struct Within<'s, 'a, F> {
+    scoped: &'s mut Scoped<'a, F>,
+    timer: Pin<&'s mut Option<Sleep>>,
+    deadline: Instant,
+}
+
+impl<'s, 'a, F: Future> Within<'s, 'a, F> {
+    #[inline(always)]
+    pub(super) fn new(
+        scoped: &'s mut Scoped<'a, F>,
+        timer: Pin<&'s mut Option<Sleep>>,
+        deadline: Instant,
+    ) -> Self {
+        Within {
+            scoped,
+            timer,
+            deadline,
+        }
+    }
+}
+
+impl<F: Future> Future for Within<'_, '_, F> {
+    type Output = Option<F::Output>;
+
+    #[inline(always)]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // Only references: the future is `Unpin`.
+        let this = self.get_mut();
+        poll_within(this.scoped, this.timer.as_mut(), this.deadline, cx)
+    }
 }
 
 /// One poll of an attempt under its deadline (see [`within`]): the attempt first, then the

@@ -10,13 +10,13 @@
 //! The order of everything (permits, clock reads, the attempt's polls and drop, counts,
 //! events) is the steps' order.
 
-use std::future::{Future, poll_fn};
+use std::future::Future;
 use std::pin::pin;
 
 use tokio::time::Sleep;
 
 use super::admit::Begin;
-use super::deadline::poll_within;
+use super::deadline::Within;
 use super::{Attempted, ResultLike, Run};
 use crate::attempt::Scoped;
 use crate::error::ResilientError;
@@ -66,9 +66,8 @@ impl Run<'_> {
                     let (info, deadline, total) = self.attempt_info(slot, admitted);
                     let mut fut = pin!(Some(make()));
                     let mut scoped = Scoped::new(fut.as_mut(), info);
-                    let mut timer = pin!(None::<Sleep>);
-                    match poll_fn(|cx| poll_within(&mut scoped, timer.as_mut(), deadline, cx)).await
-                    {
+                    let timer = pin!(None::<Sleep>);
+                    match Within::new(&mut scoped, timer, deadline).await {
                         Some(result) => Attempted::Done(result.into_result()),
                         None => Attempted::TimedOut { total },
                     }
