@@ -75,8 +75,8 @@ impl Drop for Release {
 #[inline(never)]
 fn claim() -> usize {
     let line = claim_line();
-    // The release is registered first: a thread that cannot register it (it is exiting)
-    // keeps the shared line.
+    // The release must be registered with the claim: a thread that cannot register it
+    // (it is exiting) gives the line back at once and keeps the shared one.
     let line = if line < OWNED && RELEASE.try_with(|_| ()).is_err() {
         CLAIMED.fetch_and(!(1 << line), Ordering::Release);
         OWNED
