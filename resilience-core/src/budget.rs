@@ -95,8 +95,10 @@ pub struct RetryBudget {
 }
 
 /// The policy, in atomics so that a reload can change it under running calls. A reload
-/// that changes `ttl` changes the slots' length: slots stamped on the old scale are then
-/// cleared as they are reached again, so the window restarts.
+/// that changes `ttl` changes the periods' length: counts stamped with periods of the old
+/// length are counted only where a new period happens to bear the same number (the
+/// numbers restart at a different pace), and are overwritten as the new ones are made, so
+/// the window restarts.
 #[derive(Debug)]
 struct Settings {
     enabled: AtomicBool,
