@@ -223,7 +223,10 @@ impl Registry {
                 .or_insert_with(|| Arc::new(TokenBucket::new(&settings.rate_limit))),
         );
         let shared = self.policies().is_shared(policy);
+        // Numbered and put in the arena under the write lock, before any call can find it.
+        let number = self.arena.next_number();
         let mut slot = Slot::new(
+            number,
             policy_name,
             Arc::clone(&key),
             settings,
@@ -231,9 +234,6 @@ impl Registry {
             Arc::clone(&self.hub),
         );
         slot.shared = self.store.clone().filter(|_| shared);
-        // Numbered and put in the arena under the write lock, before any call can find it.
-        slot.number = self.arena.next_number();
-        let number = slot.number;
         let slot = Arc::new(slot);
         by_key.insert(key, Arc::clone(&slot));
         self.arena.put(number, slot);

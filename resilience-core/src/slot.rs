@@ -152,6 +152,7 @@ pub(crate) struct Slot {
 
 impl Slot {
     pub(crate) fn new(
+        number: usize,
         policy_name: Arc<str>,
         key: Arc<str>,
         policy: Arc<Policy>,
@@ -164,7 +165,7 @@ impl Slot {
             (bucket.origin() <= budget.origin()).then(|| bucket.nanos(budget.origin()));
         Slot {
             serial: SERIAL.fetch_add(1, Ordering::Relaxed).max(1),
-            number: usize::MAX,
+            number,
             breaker: CircuitBreaker::new(&policy.circuit_breaker),
             budget,
             bucket_lead,

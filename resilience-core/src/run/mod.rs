@@ -126,28 +126,23 @@ impl<'a> Run<'a> {
     /// A run of `call` on `engine`.
     #[inline]
     pub(crate) fn new(engine: &'a Engine, call: Call<'a>) -> Self {
-        let key = call.key.unwrap_or(call.policy);
-        let slot = engine.slot(call.policy, key);
-        Run::with_slot(engine, call, slot)
+        Run::resolved_or_new(engine, call, None)
     }
 
     /// A run on `slot` when given (already resolved for the call's policy and key), or
-    /// on the slot looked up for this call.
-    #[inline]
+    /// on the slot looked up for this call. Always inlined: it is on every call's path,
+    /// and left to the inliner's judgment it came out of line after unrelated edits.
+    #[inline(always)]
     pub(crate) fn resolved_or_new(
         engine: &'a Engine,
         call: Call<'a>,
         slot: Option<&'a Arc<Slot>>,
     ) -> Self {
+        // A `match`, not `Option::or_else`: the closure's call was left out of line.
         let slot = match slot {
             Some(slot) => Some(slot),
             None => engine.slot(call.policy, call.key.unwrap_or(call.policy)),
         };
-        Run::with_slot(engine, call, slot)
-    }
-
-    #[inline]
-    fn with_slot(engine: &'a Engine, call: Call<'a>, slot: Option<&'a Arc<Slot>>) -> Self {
         let enclosing = attempt::current_chain();
         let joined = match (&slot, enclosing) {
             (Some(slot), Some(chain)) => chain.contains(slot_id(slot)),
